@@ -1,0 +1,1 @@
+"""pytest plugin for benchmarking compressed LVLMs (registered as ``lvlmbench``)."""

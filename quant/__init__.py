@@ -1,0 +1,13 @@
+"""Compression library for LVLMs: affine quantization, bit-packing, quantized weights and KV caches."""
+
+from .affine import QParams, block_size_for, choose_qparams, dequantize, quantize
+from .memory import nbytes
+from .packing import PackedCodes, pack, unpack
+from .spec import KVQuantSpec, WeightQuantSpec
+from .weights import QuantizationSummary, QuantizedLinear, quantize_model
+
+__all__ = [
+    "KVQuantSpec", "WeightQuantSpec", "QParams", "block_size_for", "choose_qparams", "quantize",
+    "dequantize", "PackedCodes", "pack", "unpack", "nbytes", "QuantizedLinear", "QuantizationSummary",
+    "quantize_model",
+]

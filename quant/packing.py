@@ -1,0 +1,77 @@
+"""Bit-packing of integer codes along the last dimension.
+
+2-, 4- and 8-bit codes pack 4, 2 and 1 to a byte; 3-bit codes pack 8 to 3 bytes (24 bits),
+so no bits are wasted beyond padding the last group of a row. A row of ``n`` codes takes
+``ceil(n * bits / 8)`` bytes (3-bit: rounded up to whole 3-byte groups). Keeping the
+leading dims lets callers concatenate packed rows (tokens of a KV cache, output channels
+of a weight) without repacking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .affine import QUANT_BITS
+
+_CODES_PER_GROUP = {2: 4, 3: 8, 4: 2, 8: 1}  # codes per packing group
+_BYTES_PER_GROUP = {2: 1, 3: 3, 4: 1, 8: 1}
+
+
+@dataclass(frozen=True)
+class PackedCodes:
+    """Packed codes (uint8) and what is needed to unpack them."""
+
+    data: torch.Tensor
+    bits: int
+    length: int  # codes per row before padding
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*self.data.shape[:-1], self.length)
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.numel() * self.data.element_size()
+
+
+def packed_row_bytes(length: int, bits: int) -> int:
+    """Bytes one packed row of ``length`` codes occupies."""
+    if bits not in QUANT_BITS:
+        raise ValueError(f"invalid bits={bits!r}: allowed packing bits are {QUANT_BITS}")
+    groups = -(-length // _CODES_PER_GROUP[bits])
+    return groups * _BYTES_PER_GROUP[bits]
+
+
+def pack(codes: torch.Tensor, bits: int) -> PackedCodes:
+    """Pack uint8 codes (each < 2**bits) along the last dim."""
+    if codes.dtype != torch.uint8:
+        raise ValueError(f"invalid codes dtype={codes.dtype}: pack takes uint8 codes")
+    if codes.dim() == 0:
+        raise ValueError("pack needs at least one dimension")
+    length = codes.shape[-1]
+    packed_row_bytes(length, bits)  # validates bits
+    per_group = _CODES_PER_GROUP[bits]
+    pad = (-length) % per_group
+    if pad:
+        codes = torch.nn.functional.pad(codes, (0, pad))
+    groups = codes.reshape(*codes.shape[:-1], codes.shape[-1] // per_group, per_group).to(torch.int32)
+    shifts = torch.arange(per_group, dtype=torch.int32, device=codes.device) * bits
+    words = (groups << shifts).sum(dim=-1, dtype=torch.int32)  # one integer per group
+    n_bytes = _BYTES_PER_GROUP[bits]
+    byte_shifts = torch.arange(n_bytes, dtype=torch.int32, device=codes.device) * 8
+    data = ((words.unsqueeze(-1) >> byte_shifts) & 0xFF).to(torch.uint8)
+    return PackedCodes(data.flatten(-2), bits, length)
+
+
+def unpack(packed: PackedCodes) -> torch.Tensor:
+    """Inverse of :func:`pack`: uint8 codes of the original shape."""
+    bits, data = packed.bits, packed.data
+    per_group, n_bytes = _CODES_PER_GROUP[bits], _BYTES_PER_GROUP[bits]
+    byte_shifts = torch.arange(n_bytes, dtype=torch.int32, device=data.device) * 8
+    words = (data.unflatten(-1, (data.shape[-1] // n_bytes, n_bytes)).to(torch.int32) << byte_shifts).sum(
+        dim=-1, dtype=torch.int32)
+    shifts = torch.arange(per_group, dtype=torch.int32, device=data.device) * bits
+    codes = (words.unsqueeze(-1) >> shifts) & (2 ** bits - 1)
+    return codes.flatten(-2)[..., :packed.length].to(torch.uint8)

@@ -1,0 +1,260 @@
+"""Compression specs: what to quantize, how, and a short canonical id for reports.
+
+A spec is a frozen, validated value. Its ``id`` is what test ids, cache keys and
+report columns show; ``from_id`` parses it back to an equal spec, so an id read from
+a report or typed on the command line means exactly one configuration.
+
+Ids (fields that a method does not use are absent; method defaults are filled in):
+
+    fp16                      no quantization (bits=16)
+    kv4-uniform               GEAR uniform, one scale/zero per quantized block (tensor)
+    kv4-uniform-token         ... one scale/zero per token row
+    kv2-group-g32-r128        KIVI: group size 32, 128 recent tokens in full precision
+    kv2-outlier-s2-lr4        GEAR: 2% outliers kept sparse, rank-4 low-rank residual
+    w8-rtn                    round-to-nearest, one scale/zero per output channel
+    w4-group-g128             groups of 128 input channels
+    w4-awq-g128               activation-aware scaling (AWQ) then group quantization
+
+Optional suffixes, in this order: ``-r{R}`` (residual window, when not implied),
+``-sym`` (symmetric), ``-c{ratio}`` (clip ratio below 1), ``-fpprefill`` (KV only:
+full-precision prefill attention, KIVI's deployment semantics).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+ALLOWED_BITS = (2, 3, 4, 8, 16)
+FLOAT_BITS = 16
+KV_METHODS = ("uniform", "group", "outlier")
+WEIGHT_METHODS = ("rtn", "group", "awq")
+KV_GRANULARITIES = ("tensor", "token")
+
+_TOKEN_PATTERNS = {
+    "group_size": re.compile(r"g(\d+)"),
+    "residual_length": re.compile(r"r(\d+)"),
+    "outlier_percent": re.compile(r"s(\d+(?:\.\d+)?)"),
+    "rank": re.compile(r"lr(\d+)"),
+    "clip_ratio": re.compile(r"c(0?\.\d+)"),
+}
+
+
+def _bad(field: str, value: object, allowed: str) -> ValueError:
+    return ValueError(f"invalid {field}={value!r}: {allowed}")
+
+
+def _format_number(x: float) -> str:
+    """Short text for a percent or ratio; specs keep these to 6 decimals, so it parses back."""
+    return f"{round(x, 4):g}"
+
+
+def _validate_common(spec: KVQuantSpec | WeightQuantSpec, methods: tuple[str, ...]) -> None:
+    if spec.bits not in ALLOWED_BITS:
+        raise _bad("bits", spec.bits, f"allowed bits are {ALLOWED_BITS} (16 = no quantization)")
+    if spec.bits != FLOAT_BITS and spec.method not in methods:
+        raise _bad("method", spec.method, f"allowed methods are {methods}")
+    if spec.group_size is not None and (not isinstance(spec.group_size, int) or spec.group_size < 1):
+        raise _bad("group_size", spec.group_size, "must be a positive integer")
+    if not 0.0 < spec.clip_ratio <= 1.0:
+        raise _bad("clip_ratio", spec.clip_ratio, "must be in (0, 1]")
+    object.__setattr__(spec, "clip_ratio", round(float(spec.clip_ratio), 4))
+
+
+def _reject_unused(spec: object, defaults: dict[str, object], method: str) -> None:
+    """A field the method does not use must stay unset, so an id never hides a setting."""
+    for name, unset in defaults.items():
+        if getattr(spec, name) != unset:
+            raise _bad(name, getattr(spec, name), f"method {method!r} does not use {name}")
+
+
+def _split_id(text: str, prefix: str) -> tuple[int, str, list[str]]:
+    head = re.fullmatch(rf"{prefix}(\d+)-([a-z]+)((?:-[a-z0-9.]+)*)", text)
+    if head is None:
+        raise _bad("id", text, f"expected 'fp16' or '{prefix}<bits>-<method>[-option...]'")
+    tokens = [t for t in head.group(3).split("-") if t]
+    return int(head.group(1)), head.group(2), tokens
+
+
+def _parse_tokens(text: str, tokens: list[str], flags: tuple[str, ...]) -> dict[str, object]:
+    """Turn option tokens (g32, r128, s2, lr4, c0.9, sym, token, fpprefill) into fields."""
+    values: dict[str, object] = {}
+    for token in tokens:
+        if token in flags:
+            values[token] = True
+            continue
+        for name, pattern in _TOKEN_PATTERNS.items():
+            match = pattern.fullmatch(token)
+            if match:
+                raw = match.group(1)
+                values[name] = float(raw) if name in ("outlier_percent", "clip_ratio") else int(raw)
+                break
+        else:
+            raise _bad("id", text, f"unknown option {token!r}")
+    return values
+
+
+@dataclass(frozen=True)
+class KVQuantSpec:
+    """How the KV cache is compressed.
+
+    method: ``uniform`` (GEAR's uniform, arXiv 2403.05527), ``group`` (KIVI, arXiv 2402.02750:
+    keys per-channel, values per-token, groups of ``group_size``) or ``outlier`` (GEAR's
+    outlier-reduced: ``outlier_ratio`` of entries kept sparse in full precision, optional
+    rank-``rank`` low-rank residual). ``bits=16`` means no quantization (method ``none``).
+    ``residual_length`` recent tokens stay in full precision. ``quantize_prefill`` (default)
+    lets the prefill attention see the compressed prompt, as the study does; ``False`` is
+    KIVI's deployment semantics, under which a one-token answer cannot change.
+    """
+
+    method: str = "none"
+    bits: int = FLOAT_BITS
+    group_size: int | None = None
+    residual_length: int | None = None
+    outlier_ratio: float | None = None
+    rank: int | None = None
+    granularity: str | None = None
+    symmetric: bool = False
+    clip_ratio: float = 1.0
+    quantize_prefill: bool = True
+
+    DEFAULTS: ClassVar[dict[str, dict[str, object]]] = {
+        "uniform": {"granularity": "tensor", "residual_length": 0},
+        "group": {"group_size": 32, "residual_length": 128},
+        "outlier": {"outlier_ratio": 0.02, "rank": 0, "residual_length": 0},
+    }
+
+    def __post_init__(self) -> None:
+        if self.bits == FLOAT_BITS:
+            # No quantization: method options mean nothing, so normalise them away.
+            for f in fields(self):
+                object.__setattr__(self, f.name, f.default)
+            return
+        _validate_common(self, KV_METHODS)
+        defaults = self.DEFAULTS[self.method]
+        unused = {f.name: None for f in fields(self) if f.name in
+                  ("group_size", "residual_length", "outlier_ratio", "rank", "granularity")
+                  and f.name not in defaults}
+        _reject_unused(self, unused, self.method)
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.residual_length < 0:
+            raise _bad("residual_length", self.residual_length, "must be >= 0")
+        if self.method == "group" and self.residual_length % self.group_size:
+            raise _bad("residual_length", self.residual_length,
+                       f"must be a multiple of group_size={self.group_size} (KIVI flushes whole groups)")
+        if self.method == "uniform" and self.granularity not in KV_GRANULARITIES:
+            raise _bad("granularity", self.granularity, f"allowed granularities are {KV_GRANULARITIES}")
+        if self.method == "outlier":
+            object.__setattr__(self, "outlier_ratio", round(self.outlier_ratio, 6))
+            if not 0.0 <= self.outlier_ratio < 1.0:
+                raise _bad("outlier_ratio", self.outlier_ratio, "must be in [0, 1)")
+            if self.rank < 0:
+                raise _bad("rank", self.rank, "must be >= 0")
+
+    @property
+    def is_float(self) -> bool:
+        return self.bits == FLOAT_BITS
+
+    @property
+    def id(self) -> str:
+        if self.is_float:
+            return "fp16"
+        parts = [f"kv{self.bits}", self.method]
+        if self.method == "uniform" and self.granularity != "tensor":
+            parts.append(self.granularity)
+        if self.method == "group":
+            parts += [f"g{self.group_size}", f"r{self.residual_length}"]
+        if self.method == "outlier":
+            parts.append(f"s{_format_number(self.outlier_ratio * 100)}")
+            if self.rank:
+                parts.append(f"lr{self.rank}")
+        if self.method != "group" and self.residual_length:
+            parts.append(f"r{self.residual_length}")
+        parts += _common_suffix(self)
+        if not self.quantize_prefill:
+            parts.append("fpprefill")
+        return "-".join(parts)
+
+    @classmethod
+    def from_id(cls, text: str) -> KVQuantSpec:
+        if text == "fp16":
+            return cls()
+        bits, method, tokens = _split_id(text, "kv")
+        values = _parse_tokens(text, tokens, ("sym", "fpprefill", "token", "tensor"))
+        kwargs: dict[str, object] = {"method": method, "bits": bits,
+                                     "symmetric": values.pop("sym", False),
+                                     "quantize_prefill": not values.pop("fpprefill", False)}
+        for granularity in KV_GRANULARITIES:
+            if values.pop(granularity, False):
+                kwargs["granularity"] = granularity
+        if "outlier_percent" in values:
+            kwargs["outlier_ratio"] = values.pop("outlier_percent") / 100
+        kwargs.update(values)
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class WeightQuantSpec:
+    """How linear weights are compressed.
+
+    method: ``rtn`` (round-to-nearest, one scale/zero per output channel), ``group``
+    (groups of ``group_size`` input channels, default 128) or ``awq`` (per-input-channel
+    scales from activations, AWQ arXiv 2306.00978, then group quantization).
+    ``bits=16`` means no quantization.
+    """
+
+    method: str = "none"
+    bits: int = FLOAT_BITS
+    group_size: int | None = None
+    symmetric: bool = False
+    clip_ratio: float = 1.0
+
+    DEFAULT_GROUP_SIZE: ClassVar[int] = 128
+
+    def __post_init__(self) -> None:
+        if self.bits == FLOAT_BITS:
+            for f in fields(self):
+                object.__setattr__(self, f.name, f.default)
+            return
+        _validate_common(self, WEIGHT_METHODS)
+        if self.method == "rtn":
+            _reject_unused(self, {"group_size": None}, self.method)
+        elif self.group_size is None:
+            object.__setattr__(self, "group_size", self.DEFAULT_GROUP_SIZE)
+
+    @property
+    def is_float(self) -> bool:
+        return self.bits == FLOAT_BITS
+
+    @property
+    def id(self) -> str:
+        if self.is_float:
+            return "fp16"
+        parts = [f"w{self.bits}", self.method]
+        if self.group_size is not None:
+            parts.append(f"g{self.group_size}")
+        return "-".join(parts + _common_suffix(self))
+
+    @classmethod
+    def from_id(cls, text: str) -> WeightQuantSpec:
+        if text == "fp16":
+            return cls()
+        bits, method, tokens = _split_id(text, "w")
+        values = _parse_tokens(text, tokens, ("sym",))
+        unknown = set(values) - {"group_size", "clip_ratio", "sym"}
+        if unknown:
+            raise _bad("id", text, f"weight specs take only g, sym and c options, not {sorted(unknown)}")
+        return cls(method=method, bits=bits, group_size=values.get("group_size"),
+                   symmetric=bool(values.get("sym", False)), clip_ratio=values.get("clip_ratio", 1.0))
+
+
+def _common_suffix(spec: KVQuantSpec | WeightQuantSpec) -> list[str]:
+    parts = []
+    if spec.symmetric:
+        parts.append("sym")
+    if spec.clip_ratio != 1.0:
+        parts.append(f"c{_format_number(spec.clip_ratio)}")
+    return parts
