@@ -4,6 +4,7 @@ from torch import nn
 
 from quant import QuantizedLinear, WeightQuantSpec, nbytes, quantize_model
 from quant.weights import awq_input_scale, fake_quantize_weight
+from tiny_models import llama_config
 
 
 def output_mse(linear: nn.Linear, quantized: QuantizedLinear, x: torch.Tensor) -> float:
@@ -89,12 +90,10 @@ def test_4096_square_layer_storage_vs_fp16(spec_id, limit):
 
 
 def tiny_llama(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=128, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-    return LlamaForCausalLM(config).eval()
+    return LlamaForCausalLM(llama_config()).eval()
 
 
 def relative_logit_change(spec: WeightQuantSpec, ids: torch.Tensor) -> tuple[float, torch.Tensor]:
@@ -137,21 +136,7 @@ def test_summary_reports_bytes_before_and_after(prompt):
     assert summary.bytes_after == sum(nbytes(model.get_submodule(n)) for n in summary.layers)
 
 
-def tiny_llava():
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
-
-    torch.manual_seed(0)
-    config = LlavaConfig(
-        vision_config=CLIPVisionConfig(image_size=32, patch_size=16, hidden_size=64, intermediate_size=128,
-                                       num_hidden_layers=1, num_attention_heads=2),
-        text_config=LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                num_attention_heads=2),
-        image_token_index=63, image_seq_length=4, vision_feature_layer=-1,
-        vision_feature_select_strategy="default")
-    return LlavaForConditionalGeneration(config).eval()
-
-
-def test_llava_vision_tower_and_projector_stay_float_unless_asked():
+def test_llava_vision_tower_and_projector_stay_float_unless_asked(tiny_llava):
     model = tiny_llava()
     summary = quantize_model(model, WeightQuantSpec("rtn", 4))
     assert summary.layers and all(".language_model." in name for name in summary.layers)

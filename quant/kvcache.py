@@ -1,0 +1,373 @@
+"""A quantized KV cache on transformers' cache API, with packed storage.
+
+Tensors are ``[batch, heads, tokens, head_dim]``; keys and values are compressed separately.
+Methods (see ``KVQuantSpec``):
+
+- ``uniform`` — GEAR's uniform quantization (Kang et al., arXiv 2403.05527; github
+  opengear-project/GEAR ``fake_uniformquantization``): asymmetric min-max, one scale/zero per
+  quantized block (granularity ``tensor``), or one per token row of ``head_dim`` (``token``).
+- ``group`` — KIVI (Liu et al., arXiv 2402.02750): keys per-channel in groups of G tokens,
+  values per-token in groups of G channels.
+- ``outlier`` — GEAR's outlier-reduced quantization (``fake_dense_sparse_uniformquantization``):
+  the largest and smallest ``s/2`` fraction of entries are kept exactly as a sparse part, the
+  rest is quantized uniformly with its own range; with ``rank > 0`` the quantization residual is
+  approximated at rank r by power iteration with QR (GEAR's ``fake_poweriteration``), so
+  ``X ≈ dequant(Q(X − S)) + L + S``. ``s = 0`` keeps no outliers (GEAR's slicing ``[k:-k]`` with
+  k = 0 would quantize nothing). The rank-r term is stored only for blocks where it is smaller
+  than the values it corrects (``r·(T + H·D) < T·H·D``); for a single decode token it would be
+  an exact copy larger than the token itself.
+
+Deviation from GEAR, on purpose: "tensor" blocks, outliers and the low-rank term are taken per
+sequence (batch element), not over the whole batch, so a sample's result does not depend on
+what it is batched with. Left-padding tokens do take part in their sequence's ranges.
+
+Streaming (KIVI §3.3, shared by every method): with residual length R > 0 the newest
+``l mod R`` tokens stay in full precision; when that window reaches R tokens they are compressed
+as one block and appended to packed storage. History is never re-quantized. With R = 0 every
+token is compressed on arrival (KIVI keys: whole groups of G; the < G leftover waits).
+
+Prefill: by default the prefill attention already sees the compressed prompt (the study's and
+GEAR's simulated semantics), so a one-token answer can change. ``quantize_prefill=False``
+(id suffix ``-fpprefill``) is KIVI's deployment semantics: prefill attention uses the float
+prompt and only later steps read the compressed cache — a one-token answer cannot change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer, get_layer_types_and_kwargs
+
+from .affine import QParams, choose_qparams, dequantize, quantize
+from .packing import PackedCodes, pack, unpack
+from .spec import KVQuantSpec
+
+POWER_ITERATIONS = 3  # GEAR's default `loop`
+LOW_RANK_SEED = 0
+
+
+@dataclass(frozen=True)
+class KVCodec:
+    """How one of keys/values is compressed: bits, block layout, outliers, low rank."""
+
+    bits: int
+    block: str  # "tensor" (per sequence), "token" (per head-token row), "channel_group", "token_group"
+    group_size: int = 0
+    symmetric: bool = False
+    clip_ratio: float = 1.0
+    outlier_ratio: float = 0.0
+    rank: int = 0
+
+    def block_size(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        _, heads, tokens, dim = shape
+        if self.block == "tensor":
+            return (1, heads, tokens, dim)
+        if self.block == "token":
+            return (1, 1, 1, dim)
+        if self.block == "channel_group":  # KIVI keys: per channel, G consecutive tokens
+            return (1, 1, self.group_size, 1)
+        return (1, 1, 1, self.group_size)  # KIVI values: per token, G consecutive channels
+
+    @property
+    def token_multiple(self) -> int:
+        """Blocks handed to compress() must hold a multiple of this many tokens."""
+        return self.group_size if self.block == "channel_group" else 1
+
+
+def codecs_for(spec: KVQuantSpec) -> tuple[KVCodec, KVCodec]:
+    """(key codec, value codec) of a quantizing spec."""
+    common = dict(bits=spec.bits, symmetric=spec.symmetric, clip_ratio=spec.clip_ratio)
+    if spec.method == "group":
+        return (KVCodec(block="channel_group", group_size=spec.group_size, **common),
+                KVCodec(block="token_group", group_size=spec.group_size, **common))
+    if spec.method == "uniform":
+        codec = KVCodec(block=spec.granularity, **common)
+    else:
+        codec = KVCodec(block="tensor", outlier_ratio=spec.outlier_ratio, rank=spec.rank, **common)
+    return codec, codec
+
+
+@dataclass
+class Segment:
+    """Compressed tokens: packed codes + per-block params, optional sparse outliers and low-rank factors.
+
+    Outlier indices are flat positions in the token-major layout ``[tokens, heads, head_dim]`` of
+    each sequence, so segments concatenate along tokens by offsetting them.
+    """
+
+    codes: PackedCodes
+    qparams: QParams
+    outlier_values: torch.Tensor | None = None   # [batch, n_outliers], storage dtype
+    outlier_index: torch.Tensor | None = None    # [batch, n_outliers], int32
+    low_rank: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (first token, Q, P)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.codes.shape
+
+    @property
+    def tokens(self) -> int:
+        return self.codes.shape[2]
+
+    def can_merge(self, other: Segment) -> bool:
+        """Same block layout along tokens: concatenating codes and params stays one valid tensor."""
+        return self.qparams.block_size == other.qparams.block_size and self.shape[:2] == other.shape[:2]
+
+    def merge(self, other: Segment) -> Segment:
+        qp, oq = self.qparams, other.qparams
+        zero = None if qp.zero is None else torch.cat([qp.zero, oq.zero], dim=2)
+        values = index = None
+        if self.outlier_values is not None:
+            offset = self.tokens * self.shape[1] * self.shape[3]
+            values = torch.cat([self.outlier_values, other.outlier_values], dim=1)
+            index = torch.cat([self.outlier_index, other.outlier_index + offset], dim=1)
+        return Segment(
+            PackedCodes(torch.cat([self.codes.data, other.codes.data], dim=2), qp.bits, self.codes.length),
+            QParams(torch.cat([qp.scale, oq.scale], dim=2), zero, qp.bits, qp.block_size),
+            values, index,
+            self.low_rank + [(start + self.tokens, q, p) for start, q, p in other.low_rank])
+
+    def dequantize(self, dtype: torch.dtype) -> torch.Tensor:
+        x = dequantize(unpack(self.codes), self.qparams, torch.float32)
+        batch, heads, tokens, dim = x.shape
+        if self.low_rank or self.outlier_values is not None:
+            flat = x.transpose(1, 2).reshape(batch, tokens, heads * dim)
+            for start, q, p in self.low_rank:
+                flat[:, start:start + q.shape[1]] += q.float() @ p.float().transpose(1, 2)
+            if self.outlier_values is not None:
+                flat = flat.reshape(batch, -1).scatter(1, self.outlier_index.long(), self.outlier_values.float())
+            x = flat.reshape(batch, tokens, heads, dim).transpose(1, 2)
+        return x.to(dtype)
+
+    def nbytes_by_part(self) -> dict[str, int]:
+        sparse = 0 if self.outlier_values is None else (
+            _tensor_bytes(self.outlier_values) + _tensor_bytes(self.outlier_index))
+        return {"codes": self.codes.nbytes, "scale_zero": self.qparams.nbytes, "sparse": sparse,
+                "low_rank": sum(_tensor_bytes(q) + _tensor_bytes(p) for _, q, p in self.low_rank)}
+
+    def select_batch(self, index: torch.Tensor) -> Segment:
+        """Rows of the batch in ``index`` order (beam search reorder, contrastive search)."""
+        qp = self.qparams
+        pick = lambda t: None if t is None else t.index_select(0, index.to(t.device))  # noqa: E731
+        return Segment(PackedCodes(pick(self.codes.data), qp.bits, self.codes.length),
+                       QParams(pick(qp.scale), pick(qp.zero), qp.bits, qp.block_size),
+                       pick(self.outlier_values), pick(self.outlier_index),
+                       [(start, pick(q), pick(p)) for start, q, p in self.low_rank])
+
+
+def _tensor_bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def split_outliers(x: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GEAR's sparse part, per sequence: the ``ratio/2`` largest and smallest entries.
+
+    ``x`` is token-major ``[batch, n]``. Returns the outlier values, their int32 positions, and
+    ``x`` with those positions set to the largest remaining value, so they neither widen the
+    quantization range nor cost precision.
+    """
+    k = int(x.shape[1] * ratio / 2)
+    top = torch.topk(x, k + 1, dim=1)
+    bottom = torch.topk(x, k, dim=1, largest=False)
+    index = torch.cat([top.indices[:, :k], bottom.indices], dim=1)
+    values = torch.cat([top.values[:, :k], bottom.values], dim=1)
+    filled = x.scatter(1, index, top.values[:, k:].expand(-1, index.shape[1]))
+    return values, index.to(torch.int32), filled
+
+
+def low_rank_approximation(matrix: torch.Tensor, rank: int, iterations: int = POWER_ITERATIONS
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank-r factors ``Q [batch, m, r]`` (orthonormal), ``P [batch, n, r]`` with ``matrix ≈ Q P^T``.
+
+    Subspace power iteration with QR on the last round, as GEAR's ``fake_poweriteration``, from
+    a fixed-seed start so the result is deterministic.
+    """
+    batch, m, n = matrix.shape
+    rank = min(rank, m, n)
+    gen = torch.Generator(device="cpu").manual_seed(LOW_RANK_SEED)
+    p = torch.rand(n, rank, generator=gen).to(matrix).expand(batch, n, rank)
+    q = matrix @ p
+    for step in range(iterations):
+        last = step == iterations - 1
+        if last:
+            p = torch.linalg.qr(p).Q
+        q = matrix @ p
+        if last:
+            q = torch.linalg.qr(q).Q
+        p = matrix.transpose(1, 2) @ q
+    return q, p
+
+
+def compress(x: torch.Tensor, codec: KVCodec) -> Segment:
+    """Compress a block of tokens ``[batch, heads, tokens, head_dim]`` into a Segment."""
+    batch, heads, tokens, dim = x.shape
+    x32 = x.float()
+    values = index = None
+    if codec.outlier_ratio > 0:
+        flat = x32.transpose(1, 2).reshape(batch, -1)
+        values, index, filled = split_outliers(flat, codec.outlier_ratio)
+        x32 = filled.reshape(batch, tokens, heads, dim).transpose(1, 2)
+        values = values.to(x.dtype)
+    block = codec.block_size(x.shape)
+    qparams = choose_qparams(x32, codec.bits, block, symmetric=codec.symmetric, clip_ratio=codec.clip_ratio,
+                             param_dtype=x.dtype)
+    codes = quantize(x32, qparams)
+    low_rank = []
+    if codec.rank > 0 and codec.rank * (tokens + heads * dim) < tokens * heads * dim:
+        residual = (x32 - dequantize(codes, qparams, torch.float32)).transpose(1, 2).reshape(batch, tokens, -1)
+        if index is not None:
+            residual = residual.reshape(batch, -1).scatter(1, index.long(), 0.0).reshape(batch, tokens, -1)
+        q, p = low_rank_approximation(residual, codec.rank)
+        low_rank = [(0, q.to(x.dtype), p.to(x.dtype))]
+    return Segment(pack(codes, codec.bits), qparams, values, index, low_rank)
+
+
+class QuantizedStream:
+    """Compressed tokens of one of keys/values: segments that merge whenever their layouts match."""
+
+    def __init__(self, codec: KVCodec) -> None:
+        self.codec = codec
+        self.segments: list[Segment] = []
+
+    def append(self, x: torch.Tensor) -> None:
+        segment = compress(x, self.codec)
+        if self.segments and self.segments[-1].can_merge(segment):
+            self.segments[-1] = self.segments[-1].merge(segment)
+        else:
+            self.segments.append(segment)
+
+    def dequantize(self, dtype: torch.dtype) -> list[torch.Tensor]:
+        return [segment.dequantize(dtype) for segment in self.segments]
+
+    def nbytes_by_part(self) -> dict[str, int]:
+        total: dict[str, int] = {"codes": 0, "scale_zero": 0, "sparse": 0, "low_rank": 0}
+        for segment in self.segments:
+            for part, size in segment.nbytes_by_part().items():
+                total[part] += size
+        return total
+
+    def select_batch(self, index: torch.Tensor) -> None:
+        self.segments = [segment.select_batch(index) for segment in self.segments]
+
+
+class QuantizedKVLayer(DynamicLayer):
+    """One attention layer's cache: packed compressed history + a full-precision recent window.
+
+    ``self.keys``/``self.values`` (DynamicLayer's tensors) hold only the full-precision window.
+    """
+
+    is_croppable = False
+
+    def __init__(self, spec: KVQuantSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.cumulative_length = 0
+        self.key_stream: QuantizedStream | None = None
+        self.value_stream: QuantizedStream | None = None
+        if not spec.is_float:
+            key_codec, value_codec = codecs_for(spec)
+            self.key_stream, self.value_stream = QuantizedStream(key_codec), QuantizedStream(value_codec)
+
+    def _tokens_to_flush(self, window: int) -> int:
+        """KIVI's rule: compress whole multiples of R (or of the codec's token block when R = 0)."""
+        if self.key_stream is None:
+            return 0
+        unit = self.spec.residual_length or self.key_stream.codec.token_multiple
+        return window // unit * unit
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        first_call = not self.is_initialized
+        if first_call:
+            self.lazy_initialization(key_states, value_states)
+        self.cumulative_length += key_states.shape[-2]
+        self.keys = torch.cat([self.keys, key_states], dim=-2)
+        self.values = torch.cat([self.values, value_states], dim=-2)
+        flush = self._tokens_to_flush(self.keys.shape[-2])
+        if flush:
+            self.key_stream.append(self.keys[:, :, :flush])
+            self.value_stream.append(self.values[:, :, :flush])
+            self.keys, self.values = self.keys[:, :, flush:], self.values[:, :, flush:]
+        if first_call and not self.spec.quantize_prefill:
+            return key_states, value_states
+        if self.key_stream is None:
+            return self.keys, self.values
+        dtype = key_states.dtype
+        keys = torch.cat([*self.key_stream.dequantize(dtype), self.keys], dim=-2)
+        values = torch.cat([*self.value_stream.dequantize(dtype), self.values], dim=-2)
+        return keys, values
+
+    def get_seq_length(self) -> int:
+        return self.cumulative_length
+
+    def reset(self) -> None:
+        super().reset()
+        self.cumulative_length = 0
+        for stream in (self.key_stream, self.value_stream):
+            if stream is not None:
+                stream.segments = []
+
+    def _select_batch(self, index: torch.Tensor) -> None:
+        if not self.is_initialized:
+            return
+        self.keys = self.keys.index_select(0, index.to(self.keys.device))
+        self.values = self.values.index_select(0, index.to(self.values.device))
+        for stream in (self.key_stream, self.value_stream):
+            if stream is not None:
+                stream.select_batch(index)
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self._select_batch(beam_idx)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._select_batch(torch.as_tensor(indices, device=self.device))
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.is_initialized:
+            batch = self.keys.shape[0]
+            self._select_batch(torch.arange(batch, device=self.device).repeat_interleave(repeats))
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise ValueError(f"the quantized KV cache ({self.spec.id}) cannot drop tokens; assisted and "
+                         "speculative decoding are not supported with it")
+
+    def nbytes_by_part(self) -> dict[str, int]:
+        parts = {"codes": 0, "scale_zero": 0, "sparse": 0, "low_rank": 0}
+        for stream in (self.key_stream, self.value_stream):
+            if stream is not None:
+                for part, size in stream.nbytes_by_part().items():
+                    parts[part] += size
+        window = 0 if not self.is_initialized else _tensor_bytes(self.keys) + _tensor_bytes(self.values)
+        return {**parts, "residual": window}
+
+
+class QuantizedKVCache(Cache):
+    """transformers ``Cache`` of QuantizedKVLayers, one per decoder layer of ``config``.
+
+    ``model.generate(..., cache=QuantizedKVCache(spec, model.config))`` (``past_key_values=`` in
+    older transformers). Invalid combinations fail here, not mid-generation.
+    """
+
+    def __init__(self, spec: KVQuantSpec, config) -> None:
+        text_config = config.get_text_config(decoder=True)
+        layer_types, _ = get_layer_types_and_kwargs(text_config)
+        unsupported = set(layer_types) - {"full_attention"}
+        if unsupported:
+            raise ValueError(f"QuantizedKVCache supports only full-attention layers; this model has {sorted(unsupported)}")
+        head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+        if spec.method == "group" and head_dim % spec.group_size:
+            raise ValueError(f"invalid group_size={spec.group_size} for {spec.id}: must divide the model's "
+                             f"head_dim={head_dim} (KIVI groups value channels)")
+        self.spec = spec
+        super().__init__(layers=[QuantizedKVLayer(spec) for _ in range(text_config.num_hidden_layers)])
+
+    def nbytes_by_part(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for layer in self.layers:
+            for part, size in layer.nbytes_by_part().items():
+                total[part] = total.get(part, 0) + size
+        return total
+
+    def nbytes(self) -> int:
+        return sum(self.nbytes_by_part().values())
