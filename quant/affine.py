@@ -67,22 +67,36 @@ def block_size_for(shape: torch.Size | tuple[int, ...], dim: int | None = None,
     return tuple(size if i == dim else 1 for i in range(len(shape)))
 
 
-def _blocked_view(shape: tuple[int, ...], block_size: tuple[int, ...]) -> tuple[list[int], list[int]]:
-    """Split each dim n into (n // b, b); return the view shape and the within-block dims."""
+@dataclass(frozen=True)
+class _BlockedView:
+    """The input reshaped so each block is a set of dims: ``view`` for the data, ``param_view``
+    for parameters broadcast against it, ``reduce_dims`` the within-block dims. Dims whose
+    block is 1 or the whole dim are not split, keeping the view short (faster broadcasting)."""
+
+    view: list[int]
+    param_view: list[int]
+    reduce_dims: list[int]
+
+
+def _blocked_view(shape: tuple[int, ...], block_size: tuple[int, ...]) -> _BlockedView:
     if len(block_size) != len(shape):
         raise ValueError(f"invalid block_size={block_size!r}: needs one entry per dim of shape {shape}")
-    view, reduce_dims = [], []
+    view, param_view, reduce_dims = [], [], []
     for i, (n, b) in enumerate(zip(shape, block_size)):
         if b < 1 or n % b:
             raise ValueError(f"invalid block_size={block_size!r}: entry {b} must divide dim {i} of size {n}")
-        view += [n // b, b]
-        reduce_dims.append(2 * i + 1)
-    return view, reduce_dims
-
-
-def _expand(params: torch.Tensor, view: list[int]) -> torch.Tensor:
-    """Reshape compact per-block params so they broadcast against the blocked view."""
-    return params.reshape([d if i % 2 == 0 else 1 for i, d in enumerate(view)])
+        if b == 1:
+            view.append(n)
+            param_view.append(n)
+        elif b == n:
+            reduce_dims.append(len(view))
+            view.append(n)
+            param_view.append(1)
+        else:
+            view += [n // b, b]
+            param_view += [n // b, 1]
+            reduce_dims.append(len(view) - 1)
+    return _BlockedView(view, param_view, reduce_dims)
 
 
 def choose_qparams(x: torch.Tensor, bits: int, block_size: tuple[int, ...], *,
@@ -97,8 +111,9 @@ def choose_qparams(x: torch.Tensor, bits: int, block_size: tuple[int, ...], *,
     _check_bits(bits)
     if not 0.0 < clip_ratio <= 1.0:
         raise ValueError(f"invalid clip_ratio={clip_ratio!r}: must be in (0, 1]")
-    view, reduce_dims = _blocked_view(tuple(x.shape), tuple(block_size))
-    blocks = x.detach().reshape(view).float()
+    blocked = _blocked_view(tuple(x.shape), tuple(block_size))
+    blocks = x.detach().reshape(blocked.view).float()
+    reduce_dims = blocked.reduce_dims
     compact = [n // b for n, b in zip(x.shape, block_size)]
     dtype = param_dtype or x.dtype
     levels = 2 ** bits - 1
@@ -114,29 +129,46 @@ def choose_qparams(x: torch.Tensor, bits: int, block_size: tuple[int, ...], *,
 
 def quantize(x: torch.Tensor, qparams: QParams) -> torch.Tensor:
     """Integer codes in ``[0, 2^bits - 1]`` as uint8, same shape as ``x``."""
-    view, _ = _blocked_view(tuple(x.shape), qparams.block_size)
-    blocks = x.detach().reshape(view).float()
-    scale = _expand(qparams.scale.float(), view)
+    blocked = _blocked_view(tuple(x.shape), qparams.block_size)
+    blocks = x.detach().reshape(blocked.view).float()
+    scale = qparams.scale.float().reshape(blocked.param_view)
     safe = torch.where(scale == 0, torch.ones_like(scale), scale)
     levels = 2 ** qparams.bits - 1
     if qparams.zero is None:
         half = 2 ** (qparams.bits - 1)
         q = torch.round(blocks / safe).clamp(-half, half - 1) + half
     else:
-        q = torch.round((blocks - _expand(qparams.zero.float(), view)) / safe).clamp(0, levels)
+        q = torch.round((blocks - qparams.zero.float().reshape(blocked.param_view)) / safe).clamp(0, levels)
     return q.to(torch.uint8).reshape(x.shape)
 
 
-def dequantize(codes: torch.Tensor, qparams: QParams, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Float values of ``codes`` (in ``dtype``, default the parameters' dtype)."""
-    view, _ = _blocked_view(tuple(codes.shape), qparams.block_size)
-    q = codes.reshape(view).float()
-    scale = _expand(qparams.scale.float(), view)
-    if qparams.zero is None:
-        x = (q - 2 ** (qparams.bits - 1)) * scale
+def dequantize(codes: torch.Tensor, qparams: QParams, dtype: torch.dtype | None = None, *,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+    """Float values of ``codes`` (in ``dtype``, default the parameters' dtype).
+
+    ``out`` (same shape as ``codes``; may be a slice of a larger tensor) receives the result
+    without an intermediate copy when it is float32.
+    """
+    blocked = _blocked_view(tuple(codes.shape), qparams.block_size)
+    q = codes.reshape(blocked.view)
+    scale = qparams.scale.float().reshape(blocked.param_view)
+    zero = None if qparams.zero is None else qparams.zero.float().reshape(blocked.param_view)
+    if out is not None and out.dtype == torch.float32:
+        # uint8 codes are read and promoted inside the kernel: no float temporary.
+        target = out.view(blocked.view)
+        if zero is None:
+            torch.mul(q, scale, out=target).sub_(scale * 2 ** (qparams.bits - 1))
+        else:
+            torch.addcmul(zero, q, scale, out=target)
+        return out
+    if zero is None:
+        x = (q.float() - 2 ** (qparams.bits - 1)) * scale
     else:
-        x = q * scale + _expand(qparams.zero.float(), view)
-    return x.reshape(codes.shape).to(dtype or qparams.scale.dtype)
+        x = torch.addcmul(zero, q.float(), scale)
+    x = x.reshape(codes.shape)
+    if out is None:
+        return x.to(dtype or qparams.scale.dtype)
+    return out.copy_(x)
 
 
 __all__ = ["QParams", "QUANT_BITS", "block_size_for", "choose_qparams", "quantize", "dequantize"]

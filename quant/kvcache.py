@@ -128,17 +128,19 @@ class Segment:
             values, index,
             self.low_rank + [(start + self.tokens, q, p) for start, q, p in other.low_rank])
 
-    def dequantize(self, dtype: torch.dtype) -> torch.Tensor:
+    def dequantize_into(self, out: torch.Tensor) -> None:
+        """Write the reconstructed tokens into ``out`` ([batch, heads, tokens, head_dim], may be a slice)."""
+        if not self.low_rank and self.outlier_values is None:
+            dequantize(unpack(self.codes), self.qparams, out=out)
+            return
         x = dequantize(unpack(self.codes), self.qparams, torch.float32)
         batch, heads, tokens, dim = x.shape
-        if self.low_rank or self.outlier_values is not None:
-            flat = x.transpose(1, 2).reshape(batch, tokens, heads * dim)
-            for start, q, p in self.low_rank:
-                flat[:, start:start + q.shape[1]] += q.float() @ p.float().transpose(1, 2)
-            if self.outlier_values is not None:
-                flat = flat.reshape(batch, -1).scatter(1, self.outlier_index.long(), self.outlier_values.float())
-            x = flat.reshape(batch, tokens, heads, dim).transpose(1, 2)
-        return x.to(dtype)
+        flat = x.transpose(1, 2).reshape(batch, tokens, heads * dim)
+        for start, q, p in self.low_rank:
+            flat[:, start:start + q.shape[1]] += q.float() @ p.float().transpose(1, 2)
+        if self.outlier_values is not None:
+            flat = flat.reshape(batch, -1).scatter(1, self.outlier_index.long(), self.outlier_values.float())
+        out.copy_(flat.reshape(batch, tokens, heads, dim).transpose(1, 2))
 
     def nbytes_by_part(self) -> dict[str, int]:
         sparse = 0 if self.outlier_values is None else (
@@ -237,8 +239,17 @@ class QuantizedStream:
         else:
             self.segments.append(segment)
 
-    def dequantize(self, dtype: torch.dtype) -> list[torch.Tensor]:
-        return [segment.dequantize(dtype) for segment in self.segments]
+    def read(self, window: torch.Tensor) -> torch.Tensor:
+        """All tokens: the reconstructed segments followed by the full-precision ``window``."""
+        compressed = sum(segment.tokens for segment in self.segments)
+        batch, heads, recent, dim = window.shape
+        out = torch.empty(batch, heads, compressed + recent, dim, dtype=window.dtype, device=window.device)
+        start = 0
+        for segment in self.segments:
+            segment.dequantize_into(out[:, :, start:start + segment.tokens])
+            start += segment.tokens
+        out[:, :, compressed:] = window
+        return out
 
     def nbytes_by_part(self) -> dict[str, int]:
         total: dict[str, int] = {"codes": 0, "scale_zero": 0, "sparse": 0, "low_rank": 0}
@@ -293,10 +304,7 @@ class QuantizedKVLayer(DynamicLayer):
             return key_states, value_states
         if self.key_stream is None:
             return self.keys, self.values
-        dtype = key_states.dtype
-        keys = torch.cat([*self.key_stream.dequantize(dtype), self.keys], dim=-2)
-        values = torch.cat([*self.value_stream.dequantize(dtype), self.values], dim=-2)
-        return keys, values
+        return self.key_stream.read(self.keys), self.value_stream.read(self.values)
 
     def get_seq_length(self) -> int:
         return self.cumulative_length

@@ -69,6 +69,12 @@ def unpack(packed: PackedCodes) -> torch.Tensor:
     """Inverse of :func:`pack`: uint8 codes of the original shape."""
     bits, data = packed.bits, packed.data
     per_group, n_bytes = _CODES_PER_GROUP[bits], _BYTES_PER_GROUP[bits]
+    if n_bytes == 1:  # 2/4/8 bits: shift whole bytes, staying in uint8 (the decode hot path)
+        if per_group == 1:
+            return data[..., :packed.length]
+        mask = 2 ** bits - 1
+        codes = torch.stack([(data >> shift) & mask for shift in range(0, 8, bits)], dim=-1)
+        return codes.flatten(-2)[..., :packed.length]
     byte_shifts = torch.arange(n_bytes, dtype=torch.int32, device=data.device) * 8
     words = (data.unflatten(-1, (data.shape[-1] // n_bytes, n_bytes)).to(torch.int32) << byte_shifts).sum(
         dim=-1, dtype=torch.int32)
