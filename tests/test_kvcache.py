@@ -329,3 +329,37 @@ def test_assisted_decoding_crop_is_a_clear_error():
     layer = QuantizedKVLayer(KVQuantSpec("uniform", 4))
     with pytest.raises(ValueError, match="cannot drop tokens"):
         layer.crop(-1)
+
+
+def test_constant_and_zero_activations_do_not_produce_nan():
+    for spec_id in ("kv2-uniform", "kv2-uniform-token", "kv2-group-g16-r0", "kv2-outlier-s2-lr2"):
+        layer = QuantizedKVLayer(KVQuantSpec.from_id(spec_id))
+        constant = torch.full((1, 2, 32, 32), 0.25)
+        keys, values = layer.update(constant, torch.zeros_like(constant))
+        assert torch.equal(keys, constant) and torch.equal(values, torch.zeros_like(constant)), spec_id
+
+
+def test_batch_repeat_and_select_keep_each_sequence_intact():
+    layer = QuantizedKVLayer(KVQuantSpec("group", 4, group_size=16, residual_length=16))
+    x = activations(shape=(2, 2, 40, 32), seed=11)
+    keys, _ = layer.update(x, x)
+    layer.batch_repeat_interleave(2)
+    new = activations(shape=(4, 2, 1, 32), seed=12)
+    repeated, _ = layer.update(new, new)
+    assert torch.equal(repeated[:, :, :40], keys.repeat_interleave(2, dim=0))
+    layer.batch_select_indices(torch.tensor([3, 0]))
+    selected, _ = layer.update(new[:2], new[:2])
+    assert torch.equal(selected[:, :, :41], repeated[[3, 0]])
+
+
+def test_mistral_generates_with_the_quantized_cache():
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    config = MistralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                           num_key_value_heads=1, vocab_size=64, sliding_window=None)
+    model = MistralForCausalLM(config).eval()
+    prompts = torch.randint(1, 64, (2, 10), generator=torch.Generator().manual_seed(0))
+    reference = generate(model, prompts, DynamicCache(config=config), 8)
+    assert torch.equal(generate(model, prompts, QuantizedKVCache(KVQuantSpec(), config), 8), reference)
+    assert generate(model, prompts, QuantizedKVCache(KVQuantSpec("outlier", 4), config), 8).shape == reference.shape
