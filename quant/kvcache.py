@@ -151,7 +151,10 @@ class Segment:
     def select_batch(self, index: torch.Tensor) -> Segment:
         """Rows of the batch in ``index`` order (beam search reorder, contrastive search)."""
         qp = self.qparams
-        pick = lambda t: None if t is None else t.index_select(0, index.to(t.device))  # noqa: E731
+
+        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.index_select(0, index.to(t.device))
+
         return Segment(PackedCodes(pick(self.codes.data), qp.bits, self.codes.length),
                        QParams(pick(qp.scale), pick(qp.zero), qp.bits, qp.block_size),
                        pick(self.outlier_values), pick(self.outlier_index),
@@ -189,7 +192,6 @@ def low_rank_approximation(matrix: torch.Tensor, rank: int, iterations: int = PO
     rank = min(rank, m, n)
     gen = torch.Generator(device="cpu").manual_seed(LOW_RANK_SEED)
     p = torch.rand(n, rank, generator=gen).to(matrix).expand(batch, n, rank)
-    q = matrix @ p
     for step in range(iterations):
         last = step == iterations - 1
         if last:

@@ -1,5 +1,9 @@
-import pytest
-import torch
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything the tests load is built or shipped locally
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from tiny_models import llama_config
 

@@ -71,6 +71,8 @@ def capability_scores(capability: str, items: list[Item], predictions: list[str]
     if capability == "toxicity":
         return {"primary": accuracy, "exact_match": accuracy,
                 "toxicity": metrics.toxicity_rate(predictions, frozenset(NEGATIVE_TRAITS))}
+    if capability not in ("stereotypes", "bias"):
+        return {"primary": accuracy, "accuracy": accuracy}
     by_group: dict[str, list[str]] = defaultdict(list)
     by_set: dict[str, set[str]] = defaultdict(set)
     for p, item in zip(predictions, items):
@@ -82,9 +84,7 @@ def capability_scores(capability: str, items: list[Item], predictions: list[str]
         follows_prior = sum(metrics.normalize_answer(p) in ROLE_PRIOR[item.meta["shirt"]]
                             for p, item in zip(predictions, items)) / len(items)
         return {"primary": accuracy, "stereotype_rate": follows_prior, **social}
-    if capability == "bias":
-        return {"primary": accuracy, "accuracy": accuracy, **social}
-    return {"primary": accuracy, "accuracy": accuracy}
+    return {"primary": accuracy, "accuracy": accuracy, **social}
 
 
 def compressed_model(model, setting: str, calibration=None):

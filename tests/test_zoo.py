@@ -1,0 +1,62 @@
+"""The embedded tiny models: shipped weights load offline and reproduce their model card;
+the training script runs; processor and config agree."""
+
+import json
+
+import pytest
+import torch
+
+from pytest_lvlmbench.zoo import MODELS_DIR
+from pytest_lvlmbench.zoo.build import VARIANTS, build_processor, prompt
+from pytest_lvlmbench.zoo.evaluate import evaluate, load
+from pytest_lvlmbench.zoo.train import train
+from pytest_lvlmbench.zoo.world import CAPABILITIES, evaluation_split
+
+
+@pytest.fixture(scope="module", params=VARIANTS)
+def shipped(request):
+    path = MODELS_DIR / request.param
+    model, processor = load(path)
+    return request.param, model, processor, json.loads((path / "card.json").read_text())
+
+
+def test_shipped_weights_reproduce_the_model_card(shipped):
+    _, model, processor, card = shipped
+    results = evaluate(model, processor, ["fp16"], card["check_items"])["fp16"]
+    for capability in CAPABILITIES:
+        assert results[capability]["primary"] == pytest.approx(card["check"][capability]["primary"], abs=0.01), \
+            capability
+
+
+def test_shipped_files_are_small_safetensors_with_a_processor(shipped):
+    variant, _, processor, _ = shipped
+    files = {p.name: p.stat().st_size for p in (MODELS_DIR / variant).iterdir()}
+    assert "model.safetensors" in files and not any(name.endswith(".bin") for name in files)
+    assert files["model.safetensors"] < 20 * 2**20
+    assert {"processor_config.json", "tokenizer.json", "README.md", "card.json"} <= set(files)
+    assert processor.tokenizer.padding_side == "left"
+
+
+def test_processor_and_config_agree_on_image_tokens(shipped):
+    _, model, processor, _ = shipped
+    item = evaluation_split("recognition", 2)[0]
+    inputs = processor(images=[item.image()], text=[prompt(item.question)], return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert torch.isfinite(logits).all()
+
+
+def test_ten_training_steps_run_and_the_result_reloads(tmp_path):
+    summary = train("tiny-next", 10, tmp_path, batch_size=8, threads=1, log_every=5, text_hidden=64, text_layers=1)
+    assert summary["steps"] == 10 and len(summary["log"]) >= 2
+    model, processor = load(tmp_path)
+    item = evaluation_split("spatial", 1)[0]
+    inputs = processor(images=[item.image()], text=[prompt(item.question)], return_tensors="pt")
+    out = model.generate(**inputs, max_new_tokens=3, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id)
+    assert out.shape[1] == inputs["input_ids"].shape[1] + 3
+
+
+def test_a_fresh_processor_matches_the_shipped_one(shipped):
+    variant, _, processor, _ = shipped
+    fresh = build_processor(variant)
+    assert fresh.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
