@@ -95,8 +95,26 @@ def _parse_tokens(text: str, tokens: list[str], flags: tuple[str, ...]) -> dict[
     return values
 
 
+class _SpecBase:
+    """What KV and weight specs share: 16 bits means "no quantization"."""
+
+    bits: int
+
+    @property
+    def is_float(self) -> bool:
+        return self.bits == FLOAT_BITS
+
+    def _normalise_float(self) -> bool:
+        """At 16 bits, reset every option to its default (they mean nothing); True if so."""
+        if not self.is_float:
+            return False
+        for f in fields(self):
+            object.__setattr__(self, f.name, f.default)
+        return True
+
+
 @dataclass(frozen=True)
-class KVQuantSpec:
+class KVQuantSpec(_SpecBase):
     """How the KV cache is compressed.
 
     method: ``uniform`` (GEAR's uniform, arXiv 2403.05527), ``group`` (KIVI, arXiv 2402.02750:
@@ -126,10 +144,7 @@ class KVQuantSpec:
     }
 
     def __post_init__(self) -> None:
-        if self.bits == FLOAT_BITS:
-            # No quantization: method options mean nothing, so normalise them away.
-            for f in fields(self):
-                object.__setattr__(self, f.name, f.default)
+        if self._normalise_float():
             return
         _validate_common(self, KV_METHODS)
         defaults = self.DEFAULTS[self.method]
@@ -153,10 +168,6 @@ class KVQuantSpec:
                 raise _bad("outlier_ratio", self.outlier_ratio, "must be in [0, 1)")
             if self.rank < 0:
                 raise _bad("rank", self.rank, "must be >= 0")
-
-    @property
-    def is_float(self) -> bool:
-        return self.bits == FLOAT_BITS
 
     @property
     def id(self) -> str:
@@ -197,7 +208,7 @@ class KVQuantSpec:
 
 
 @dataclass(frozen=True)
-class WeightQuantSpec:
+class WeightQuantSpec(_SpecBase):
     """How linear weights are compressed.
 
     method: ``rtn`` (round-to-nearest, one scale/zero per output channel), ``group``
@@ -215,19 +226,13 @@ class WeightQuantSpec:
     DEFAULT_GROUP_SIZE: ClassVar[int] = 128
 
     def __post_init__(self) -> None:
-        if self.bits == FLOAT_BITS:
-            for f in fields(self):
-                object.__setattr__(self, f.name, f.default)
+        if self._normalise_float():
             return
         _validate_common(self, WEIGHT_METHODS)
         if self.method == "rtn":
             _reject_unused(self, {"group_size": None}, self.method)
         elif self.group_size is None:
             object.__setattr__(self, "group_size", self.DEFAULT_GROUP_SIZE)
-
-    @property
-    def is_float(self) -> bool:
-        return self.bits == FLOAT_BITS
 
     @property
     def id(self) -> str:
