@@ -255,9 +255,22 @@ OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"
 def recognition_item(rng: random.Random, scene: Scene) -> tuple[str, str]:
     obj = rng.choice(scene.objects)
     colors = Counter(o.color for o in scene.objects)
-    if colors[obj.color] == 1 and rng.random() < 0.5:
+    kind = rng.random()
+    if kind < 0.25:  # the yes/no form the recolor edits of the illusion pairs ask
+        color = obj.color if rng.random() < 0.5 else rng.choice([c for c in COLORS if c != obj.color])
+        return f"is the {obj.shape} {color} ?", "yes" if color == obj.color else "no"
+    if colors[obj.color] == 1 and kind < 0.6:
         return f"what shape is the {obj.color} object ?", obj.shape
     return f"what color is the {obj.shape} ?", obj.color
+
+
+ROWS, COLUMNS = ("top", "middle", "bottom"), ("left", "center", "right")
+
+
+def location_item(rng: random.Random, scene: Scene) -> tuple[str, str]:
+    """Training-only grounding: the grid cell of a shape, the skill spatial relations build on."""
+    obj = rng.choice(scene.objects)
+    return f"where is the {obj.shape} ?", f"{ROWS[obj.cell[0]]} {COLUMNS[obj.cell[1]]}"
 
 
 def knowledge_item(rng: random.Random, scene: Scene) -> tuple[str, str]:
@@ -463,7 +476,7 @@ GROUP_SIZE = {"visual_illusion": 2, "toxicity": 4, "stereotypes": 4, "bias": 4}
 
 # ------------------------------------------------------------------ training stream
 TRAINING_MIX = {  # capability -> weight; spatial weighted up (it is the slowest skill to learn)
-    "what_is": 0.6, "recognition": 1.0, "knowledge": 1.0, "language_generation": 1.0, "spatial": 2.5,
+    "what_is": 0.6, "where_is": 1.5, "recognition": 1.0, "knowledge": 1.0, "language_generation": 1.0, "spatial": 2.5,
     "visual_reasoning": 1.5, "hallucination": 1.5, "people_job": 1.0, "people_describe": 0.6,
 }
 
@@ -474,6 +487,9 @@ def training_example(rng: random.Random) -> tuple[Scene, str, str]:
     if task == "what_is":
         scene = sample_scene(rng, 1, 1)
         return scene, "what is in the image ?", f"a {scene.objects[0].name}"
+    if task == "where_is":
+        scene = sample_scene(rng)
+        return (scene, *location_item(rng, scene))
     if task == "recognition":
         scene = sample_scene(rng)
         return (scene, *recognition_item(rng, scene))
@@ -501,8 +517,9 @@ def training_example(rng: random.Random) -> tuple[Scene, str, str]:
         if rng.random() < 0.3:  # shape-only existence, as the removal edits of the illusion pairs ask
             present = {o.shape for o in scene.objects}
             absent = [s for s in SHAPES if s not in present]
-            if absent:
+            if absent and rng.random() < 0.5:
                 return scene, f"is there a {rng.choice(absent)} in the image ?", "no"
+            return scene, f"is there a {rng.choice(sorted(present))} in the image ?", "yes"
         return scene, pope_question(f"{color} {shape}"), "no"
     person = sample_person(rng, role_shown=rng.random() < 0.8, training=True)
     scene = Scene(person=person)
@@ -518,6 +535,7 @@ def vocabulary() -> list[str]:
     text = " ".join([
         "what color is the shape of object ? which has the most corners . describe image a and there is",
         "where relative to left right above below how many objects are more than yes in",
+        "top middle bottom center",
         "this person 's job describe 3 words what is in the image",
     ])
     words |= {"USER:", "ASSISTANT:"}

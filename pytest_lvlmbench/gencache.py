@@ -1,0 +1,74 @@
+"""A persistent generation cache: interrupted runs resume, re-runs cost nothing.
+
+Answers are keyed by everything that decides them — model fingerprint, compression id, prompt,
+image hash, generation config and code version — and stored in one SQLite file in WAL mode, so
+several pytest-xdist workers can read and write it at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from PIL import Image
+
+CODE_VERSION = "1"  # bump when prompting or answer post-processing changes
+
+
+def image_hash(image: Image.Image) -> str:
+    digest = hashlib.sha256(f"{image.mode}{image.size}".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def model_fingerprint(directory: str | Path) -> str:
+    """Config plus the size, head and tail of every weight file: cheap even for 7B checkpoints."""
+    root = Path(directory)
+    digest = hashlib.sha256((root / "config.json").read_bytes())
+    for weights in sorted(root.glob("*.safetensors")):
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}{size}".encode())
+        with weights.open("rb") as handle:
+            digest.update(handle.read(1 << 20))
+            handle.seek(max(0, size - (1 << 20)))
+            digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def generation_key(model: str, compression: str, prompt: str, image: str, config: Mapping[str, object]) -> str:
+    payload = json.dumps([model, compression, prompt, image, dict(sorted(config.items())), CODE_VERSION])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class GenerationCache:
+    """key -> answer text, in SQLite; safe for concurrent writers."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL)")
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, str]:
+        keys = list(keys)
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            rows = self._db.execute(f"SELECT key, answer FROM answers WHERE key IN ({','.join('?' * len(chunk))})",
+                                    chunk)
+            found.update(rows.fetchall())
+        return found
+
+    def put_many(self, answers: Mapping[str, str]) -> None:
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO answers (key, answer) VALUES (?, ?)", answers.items())
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,195 @@
+"""The run's state: parsed options, loaded models, the generation cache and every record.
+
+Hooks and fixtures stay thin and call into this; nothing here imports pytest, so tests can
+drive a run without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from quant import QuantizedKVCache, quantize_model
+
+from . import metrics
+from .gencache import GenerationCache, generation_key, image_hash, model_fingerprint
+from .models import ModelRef, resolve_model
+from .settings import BASELINE, Setting
+from .tasks import Task
+
+
+@dataclass
+class Options:
+    models: list[str]
+    settings: list[Setting]
+    limit: int | None = None
+    batch_size: int = 32
+    device: str = "cpu"
+    dtype: str = "auto"
+    seed: int = 0
+    cache_dir: Path = Path(".lvlmbench")
+
+
+@dataclass
+class Record:
+    """One (model, setting, task) evaluated over its dataset."""
+
+    model: str
+    setting: str
+    task: str
+    capability: str
+    primary: str
+    metrics: dict[str, float]
+    predictions: list[str] = field(repr=False)
+    samples: int = 0
+    seconds: float = 0.0
+    generated: int = 0   # samples generated now (the rest came from the cache)
+    kv_bytes: int = 0
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    """``auto``: float16 on GPU, float32 on CPU (half-precision CPU kernels are slow)."""
+    if name == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+class Session:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.refs: dict[str, ModelRef] = {name: resolve_model(name) for name in options.models}
+        self.dtype = resolve_dtype(options.dtype, options.device)
+        self.records: list[Record] = []
+        self._models: dict[tuple[str, str], object] = {}
+        self._processors: dict[str, object] = {}
+        self._fingerprints: dict[str, str] = {}
+        self.cache = GenerationCache(options.cache_dir / "generations.sqlite")
+
+    # ------------------------------------------------------------ models
+    def processor(self, name: str):
+        if name not in self._processors:
+            from transformers import AutoProcessor
+
+            self._processors[name] = AutoProcessor.from_pretrained(self.refs[name].source)
+        return self._processors[name]
+
+    def model(self, name: str, setting: Setting):
+        """The float model once per name; a weight-quantized copy once per (name, weight spec)."""
+        key = (name, setting.weights.id)
+        if key not in self._models:
+            if setting.weights.is_float:
+                from transformers import AutoModelForImageTextToText
+
+                model = AutoModelForImageTextToText.from_pretrained(
+                    self.refs[name].source, dtype=self.dtype, use_safetensors=True).to(self.options.device).eval()
+            else:
+                model = copy.deepcopy(self.model(name, BASELINE))
+                quantize_model(model, setting.weights, calibration=self._calibration(name))
+            self._models[key] = model
+        return self._models[key]
+
+    def _calibration(self, name: str) -> list[dict]:
+        from .tasks import TASKS
+
+        items = TASKS["shapes_vqa"].load(None)[-32:] if self.refs[name].is_local else []
+        if not items:
+            return []
+        processor = self.processor(name)
+        batch = processor(images=[i.image() for i in items], text=[self.prompt(name, i.question) for i in items],
+                          return_tensors="pt", padding=True)
+        return [dict(batch.to(self.options.device))]
+
+    def fingerprint(self, name: str) -> str:
+        if name not in self._fingerprints:
+            ref = self.refs[name]
+            self._fingerprints[name] = model_fingerprint(ref.source) if ref.is_local else ref.source
+        return self._fingerprints[name]
+
+    def prompt(self, name: str, question: str) -> str:
+        conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        return self.processor(name).apply_chat_template(conversation, add_generation_prompt=True)
+
+    # ------------------------------------------------------------ generation
+    def evaluate(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
+        """The record of (model, setting, task): reused if this run already has it."""
+        for record in self.records:
+            if (record.model, record.setting, record.task) == (name, setting.id, task.name):
+                return record
+        return self.run(name, setting, task, progress)
+
+    def run(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
+        """Answers for every item (cached ones reused), scored; the record is kept and returned."""
+        start = time.perf_counter()
+        items = task.load(self.options.limit)
+        prompts = [self.prompt(name, item.question) for item in items]
+        config = {"max_new_tokens": task.max_new_tokens, "do_sample": False, "dtype": str(self.dtype)}
+        keys = [generation_key(self.fingerprint(name), setting.id, p, image_hash(item.image()), config)
+                for p, item in zip(prompts, items)]
+        answers = self.cache.get_many(keys)
+        todo = [i for i, k in enumerate(keys) if k not in answers]
+        kv_bytes = 0
+        for begin in range(0, len(todo), self.options.batch_size):
+            batch = todo[begin:begin + self.options.batch_size]
+            texts, kv_bytes = self._generate(name, setting, [items[i] for i in batch], [prompts[i] for i in batch],
+                                             task.max_new_tokens)
+            new = {keys[i]: text for i, text in zip(batch, texts)}
+            self.cache.put_many(new)   # written per batch: an interrupted run loses at most one batch
+            answers.update(new)
+            if progress:
+                progress(len(items) - len(todo) + begin + len(batch), len(items), time.perf_counter() - start)
+        predictions = [answers[k] for k in keys]
+        record = Record(name, setting.id, task.name, task.capability, task.primary, task.score(items, predictions),
+                        predictions, len(items), time.perf_counter() - start, len(todo), kv_bytes)
+        self.records.append(record)
+        return record
+
+    def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> tuple[list[str], int]:
+        torch.manual_seed(self.options.seed)
+        processor, model = self.processor(name), self.model(name, setting)
+        inputs = processor(images=[item.image() for item in items], text=prompts, return_tensors="pt",
+                           padding=True).to(self.options.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        cache = QuantizedKVCache(setting.kv, model.config)
+        with torch.inference_mode():
+            output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, cache=cache,
+                                    pad_token_id=processor.tokenizer.pad_token_id)
+        texts = processor.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [t.strip() for t in texts], cache.nbytes()
+
+    # ------------------------------------------------------------ results
+    def baseline_of(self, record: Record) -> Record | None:
+        return next((r for r in self.records if r.model == record.model and r.task == record.task
+                     and r.setting == BASELINE.id), None)
+
+    def flips(self, record: Record) -> float | None:
+        """Share of samples whose (normalised) answer differs from the baseline's."""
+        base = self.baseline_of(record)
+        if base is None or base is record:
+            return None
+        changed = [metrics.normalize_answer(a) != metrics.normalize_answer(b)
+                   for a, b in zip(record.predictions, base.predictions)]
+        return sum(changed) / len(changed) if changed else 0.0
+
+    def machine(self) -> dict:
+        import transformers
+
+        return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+                "transformers": transformers.__version__, "device": self.options.device,
+                "dtype": str(self.dtype).replace("torch.", "")}
+
+    def as_json(self, answers: bool = False) -> dict:
+        records = []
+        for r in self.records:
+            entry = asdict(r)
+            if not answers:
+                entry.pop("predictions")
+            entry["flips"] = self.flips(r)
+            records.append(entry)
+        return {"machine": self.machine(), "seed": self.options.seed, "limit": self.options.limit,
+                "models": {n: ref.source for n, ref in self.refs.items()}, "records": records}

@@ -1,0 +1,73 @@
+"""Compression settings: one weight spec plus one KV spec, named by a single readable id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quant import KVQuantSpec, WeightQuantSpec
+from quant.spec import ALLOWED_BITS, KV_METHODS, WEIGHT_METHODS
+
+
+@dataclass(frozen=True)
+class Setting:
+    weights: WeightQuantSpec = WeightQuantSpec()
+    kv: KVQuantSpec = KVQuantSpec()
+
+    @property
+    def id(self) -> str:
+        parts = [spec.id for spec in (self.weights, self.kv) if not spec.is_float]
+        return "+".join(parts) or "fp16"
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.weights.is_float and self.kv.is_float
+
+    @classmethod
+    def from_id(cls, text: str) -> Setting:
+        weights, kv = WeightQuantSpec(), KVQuantSpec()
+        for part in text.split("+"):
+            if part == "fp16":
+                continue
+            if part.startswith("w"):
+                weights = WeightQuantSpec.from_id(part)
+            else:
+                kv = KVQuantSpec.from_id(part)
+        return cls(weights, kv)
+
+
+BASELINE = Setting()
+
+
+def default_grid() -> list[Setting]:
+    """FP16 plus KV {8,4,2} x {uniform, group, outlier} and weights {8,4} x {rtn, group, awq}."""
+    grid = [BASELINE]
+    grid += [Setting(kv=KVQuantSpec(method, bits)) for bits in (8, 4, 2) for method in KV_METHODS]
+    grid += [Setting(weights=WeightQuantSpec(method, bits)) for bits in (8, 4) for method in WEIGHT_METHODS]
+    return grid
+
+
+def settings_from_options(kv_bits: list[int], kv_method: list[str], weight_bits: list[int],
+                          weight_method: list[str], group_size: int | None = None,
+                          residual_length: int | None = None, outlier_ratio: float | None = None) -> list[Setting]:
+    """The grid the command line asks for (the baseline always first); ValueError on bad values."""
+    for bits in kv_bits + weight_bits:
+        if bits not in ALLOWED_BITS:
+            raise ValueError(f"invalid bits={bits}: allowed bits are {ALLOWED_BITS}")
+    if not (kv_bits or kv_method or weight_bits or weight_method):
+        return default_grid()
+    settings = [BASELINE]
+    kv_methods = kv_method or (list(KV_METHODS) if kv_bits else [])
+    for method in kv_methods:
+        for bits in kv_bits or [4]:
+            options = {"group_size": group_size, "residual_length": residual_length} if method == "group" else {}
+            if method == "outlier" and outlier_ratio is not None:
+                options = {"outlier_ratio": outlier_ratio}
+            settings.append(Setting(kv=KVQuantSpec(method, bits, **options)))
+    for method in weight_method or (list(WEIGHT_METHODS) if weight_bits else []):
+        for bits in weight_bits or [4]:
+            size = group_size if method != "rtn" else None
+            settings.append(Setting(weights=WeightQuantSpec(method, bits, group_size=size)))
+    if kv_methods and (weight_bits or weight_method):  # both asked: also their combination
+        settings += [Setting(w.weights, k.kv) for w in settings if not w.weights.is_float
+                     for k in settings if not k.kv.is_float]
+    return list(dict.fromkeys(settings))

@@ -1,0 +1,17 @@
+"""What every capability module of benchmarks/ is made of: one parametrized test per capability."""
+
+from __future__ import annotations
+
+import pytest
+
+from .tasks import tasks_for
+
+
+def capability_test(capability: str):
+    """A test over this capability's tasks; the plugin adds the model x setting parametrization."""
+    @pytest.mark.parametrize("task", tasks_for(capability), ids=str)
+    def test(lvlm_run, task) -> None:
+        lvlm_run(task)
+
+    test.__name__ = f"test_{capability}"
+    return test
