@@ -56,7 +56,7 @@ def tables(session: Session) -> list[str]:
             rows.append(flips)
         out.append(f"lvlmbench: {model} ({session.machine()['dtype']} baseline on {session.options.device}); "
                    "* primary metric, ▲ better / ▼ worse than fp16\n"
-                   + tabulate(rows, headers=["capability", "dataset", "metric", *settings]))
+                   + tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True))
     return out
 
 
