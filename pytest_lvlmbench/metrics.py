@@ -562,6 +562,9 @@ for _name, _higher, _kind in (
     ("cider", True, "score"),
     ("max_skew", False, "score"),
     ("toxicity", False, "accuracy"),
+    ("exact_match", True, "accuracy"),
+    ("consistency", True, "score"),       # share of counterfactual sets answered identically
+    ("stereotype_rate", False, "accuracy"),  # share of answers equal to the group's training prior
 ):
     register_metric(MetricInfo(_name, _higher, _kind))
 del _name, _higher, _kind

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from quant import QuantizedKVCache, quantize_model
+from quant import quantize_model
 
 from . import metrics
 from .gencache import GenerationCache, generation_key, image_hash, model_fingerprint
+from .generation import generate_batch
 from .models import ModelRef, resolve_model
 from .settings import BASELINE, Setting
 from .tasks import Task
@@ -150,17 +151,8 @@ class Session:
 
     def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> tuple[list[str], int]:
         torch.manual_seed(self.options.seed)
-        processor, model = self.processor(name), self.model(name, setting)
-        inputs = processor(images=[item.image() for item in items], text=prompts, return_tensors="pt",
-                           padding=True).to(self.options.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        cache = QuantizedKVCache(setting.kv, model.config)
-        with torch.inference_mode():
-            output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, cache=cache,
-                                    pad_token_id=processor.tokenizer.pad_token_id)
-        texts = processor.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        return [t.strip() for t in texts], cache.nbytes()
+        return generate_batch(self.model(name, setting), self.processor(name), [item.image() for item in items],
+                              prompts, setting.kv, max_new_tokens, self.options.device, self.dtype)
 
     # ------------------------------------------------------------ results
     def baseline_of(self, record: Record) -> Record | None:

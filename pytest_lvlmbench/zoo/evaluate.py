@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from quant import KVQuantSpec, QuantizedKVCache, WeightQuantSpec, quantize_model
+from quant import KVQuantSpec, WeightQuantSpec, quantize_model
 
 from .. import metrics
+from ..generation import generate_batch
 from .build import prompt
 from .world import CAPABILITIES, NEGATIVE_TRAITS, ROLE_PRIOR, Item, evaluation_split
 
@@ -39,14 +40,10 @@ def generate_answers(model, processor, items: list[Item], kv_spec: KVQuantSpec =
     answers: list[str] = []
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
-        inputs = processor(images=[item.image() for item in chunk], text=[prompt(item.question) for item in chunk],
-                           return_tensors="pt", padding=True)
-        with torch.inference_mode():
-            output = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                                    cache=QuantizedKVCache(kv_spec, model.config),
-                                    pad_token_id=processor.tokenizer.pad_token_id)
-        answers += processor.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [answer.strip() for answer in answers]
+        texts, _ = generate_batch(model, processor, [item.image() for item in chunk],
+                                  [prompt(item.question) for item in chunk], kv_spec, MAX_NEW_TOKENS)
+        answers += texts
+    return answers
 
 
 def _exact(prediction: str, item: Item) -> float:
