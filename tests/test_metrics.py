@@ -363,8 +363,11 @@ def test_paired_bootstrap_p():
 
 def test_metric_registry():
     expected = {"accuracy", "precision", "recall", "f1", "yes_ratio", "acc", "acc_plus",
-                "score", "aAcc", "fAcc", "qAcc", "bleu", "cider", "max_skew", "toxicity"}
+                "score", "aAcc", "fAcc", "qAcc", "bleu", "cider", "max_skew", "toxicity",
+                "exact_match", "consistency", "stereotype_rate"}
     assert set(METRICS) == expected
+    assert METRICS["consistency"].higher_is_better is True
+    assert METRICS["stereotype_rate"].higher_is_better is False
     assert METRICS["yes_ratio"].higher_is_better is None
     assert METRICS["max_skew"].higher_is_better is False
     assert METRICS["toxicity"].higher_is_better is False
