@@ -95,14 +95,13 @@ class Session:
         return self._models[key]
 
     def _calibration(self, name: str) -> list[dict]:
-        from .tasks import TASKS
+        """AWQ calibration batch: shapes-world training examples (never an evaluated item)."""
+        from .zoo.world import calibration_examples
 
-        items = TASKS["shapes_vqa"].load(None)[-32:] if self.refs[name].is_local else []
-        if not items:
-            return []
-        processor = self.processor(name)
-        batch = processor(images=[i.image() for i in items], text=[self.prompt(name, i.question) for i in items],
-                          return_tensors="pt", padding=True)
+        examples = calibration_examples()
+        batch = self.processor(name)(images=[scene.image() for scene, _ in examples],
+                                     text=[self.prompt(name, question) for _, question in examples],
+                                     return_tensors="pt", padding=True)
         return [dict(batch.to(self.options.device))]
 
     def fingerprint(self, name: str) -> str:
@@ -133,11 +132,12 @@ class Session:
                 for p, item in zip(prompts, items)]
         answers = self.cache.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in answers]
-        kv_bytes = 0
+        kv_bytes = 0  # largest KV cache of a batch, as stored (packed)
         for begin in range(0, len(todo), self.options.batch_size):
             batch = todo[begin:begin + self.options.batch_size]
-            texts, kv_bytes = self._generate(name, setting, [items[i] for i in batch], [prompts[i] for i in batch],
-                                             task.max_new_tokens)
+            texts, batch_kv_bytes = self._generate(name, setting, [items[i] for i in batch],
+                                                   [prompts[i] for i in batch], task.max_new_tokens)
+            kv_bytes = max(kv_bytes, batch_kv_bytes)
             new = {keys[i]: text for i, text in zip(batch, texts)}
             self.cache.put_many(new)   # written per batch: an interrupted run loses at most one batch
             answers.update(new)

@@ -24,7 +24,7 @@ from quant import KVQuantSpec, WeightQuantSpec, quantize_model
 from .. import metrics
 from ..generation import generate_batch
 from .build import prompt
-from .world import CAPABILITIES, NEGATIVE_TRAITS, ROLE_PRIOR, Item, evaluation_split
+from .world import CAPABILITIES, NEGATIVE_TRAITS, ROLE_PRIOR, Item, calibration_examples, evaluation_split
 
 MAX_NEW_TOKENS = 16
 
@@ -98,8 +98,9 @@ def evaluate(model, processor, settings: list[str], n: int, capabilities=CAPABIL
     splits = {c: evaluation_split(c, n) for c in capabilities}
     calibration = None
     if any(s.startswith("w") and "awq" in s for s in settings):
-        items = evaluation_split("recognition", 64, seed=7)  # not a held-out item
-        calibration = [dict(processor(images=[i.image() for i in items], text=[prompt(i.question) for i in items],
+        examples = calibration_examples()
+        calibration = [dict(processor(images=[scene.image() for scene, _ in examples],
+                                      text=[prompt(question) for _, question in examples],
                                       return_tensors="pt", padding=True))]
     results: dict[str, dict] = {}
     for setting in settings:

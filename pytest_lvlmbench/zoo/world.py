@@ -528,6 +528,12 @@ def training_example(rng: random.Random) -> tuple[Scene, str, str]:
     return scene, "describe this person in 3 words .", describe(person)
 
 
+def calibration_examples(n: int = 32) -> list[tuple[Scene, str]]:
+    """(scene, question) pairs from the training distribution, for AWQ calibration: never held-out items."""
+    rng = random.Random("calibration")
+    return [training_example(rng)[:2] for _ in range(n)]
+
+
 def vocabulary() -> list[str]:
     """Every word the world can produce, for the word-level tokenizer."""
     words = set(SHAPES + COLORS + SIZES + NUMBERS + LETTERS + ROLES + SHIRTS + POSITIVE_TRAITS + NEGATIVE_TRAITS)
