@@ -115,12 +115,12 @@ class Session:
         return self.processor(name).apply_chat_template(conversation, add_generation_prompt=True)
 
     # ------------------------------------------------------------ generation
+    def find(self, name: str, setting_id: str, task: str) -> Record | None:
+        return next((r for r in self.records if (r.model, r.setting, r.task) == (name, setting_id, task)), None)
+
     def evaluate(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
         """The record of (model, setting, task): reused if this run already has it."""
-        for record in self.records:
-            if (record.model, record.setting, record.task) == (name, setting.id, task.name):
-                return record
-        return self.run(name, setting, task, progress)
+        return self.find(name, setting.id, task.name) or self.run(name, setting, task, progress)
 
     def run(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
         """Answers for every item (cached ones reused), scored; the record is kept and returned."""
@@ -155,13 +155,9 @@ class Session:
                               prompts, setting.kv, max_new_tokens, self.options.device, self.dtype)
 
     # ------------------------------------------------------------ results
-    def baseline_of(self, record: Record) -> Record | None:
-        return next((r for r in self.records if r.model == record.model and r.task == record.task
-                     and r.setting == BASELINE.id), None)
-
     def flips(self, record: Record) -> float | None:
         """Share of samples whose (normalised) answer differs from the baseline's."""
-        base = self.baseline_of(record)
+        base = self.find(record.model, BASELINE.id, record.task)
         if base is None or base is record:
             return None
         changed = [metrics.normalize_answer(a) != metrics.normalize_answer(b)
