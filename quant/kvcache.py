@@ -161,6 +161,18 @@ class Segment:
                        [(start, pick(q), pick(p)) for start, q, p in self.low_rank])
 
 
+STORED_PARTS = ("codes", "scale_zero", "sparse", "low_rank")
+
+
+def _sum_parts(breakdowns) -> dict[str, int]:
+    """Add byte breakdowns part by part; the compressed parts are always listed, even at 0."""
+    total = dict.fromkeys(STORED_PARTS, 0)
+    for breakdown in breakdowns:
+        for part, size in breakdown.items():
+            total[part] = total.get(part, 0) + size
+    return total
+
+
 def _tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
@@ -254,11 +266,7 @@ class QuantizedStream:
         return out
 
     def nbytes_by_part(self) -> dict[str, int]:
-        total: dict[str, int] = {"codes": 0, "scale_zero": 0, "sparse": 0, "low_rank": 0}
-        for segment in self.segments:
-            for part, size in segment.nbytes_by_part().items():
-                total[part] += size
-        return total
+        return _sum_parts(segment.nbytes_by_part() for segment in self.segments)
 
     def select_batch(self, index: torch.Tensor) -> None:
         self.segments = [segment.select_batch(index) for segment in self.segments]
@@ -343,11 +351,8 @@ class QuantizedKVLayer(DynamicLayer):
                          "speculative decoding are not supported with it")
 
     def nbytes_by_part(self) -> dict[str, int]:
-        parts = {"codes": 0, "scale_zero": 0, "sparse": 0, "low_rank": 0}
-        for stream in (self.key_stream, self.value_stream):
-            if stream is not None:
-                for part, size in stream.nbytes_by_part().items():
-                    parts[part] += size
+        parts = _sum_parts(stream.nbytes_by_part() for stream in (self.key_stream, self.value_stream)
+                           if stream is not None)
         window = 0 if not self.is_initialized else _tensor_bytes(self.keys) + _tensor_bytes(self.values)
         return {**parts, "residual": window}
 
@@ -373,11 +378,7 @@ class QuantizedKVCache(Cache):
         super().__init__(layers=[QuantizedKVLayer(spec) for _ in range(text_config.num_hidden_layers)])
 
     def nbytes_by_part(self) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for layer in self.layers:
-            for part, size in layer.nbytes_by_part().items():
-                total[part] = total.get(part, 0) + size
-        return total
+        return _sum_parts(layer.nbytes_by_part() for layer in self.layers)
 
     def nbytes(self) -> int:
         return sum(self.nbytes_by_part().values())
