@@ -11,7 +11,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -20,19 +20,32 @@ __all__ = [
     "METRICS",
     "MetricInfo",
     "bleu",
-    "bootstrap_ci",
+    "SampleStats",
+    "all_correct_stats",
+    "bleu_statistics",
+    "bootstrap_interval",
+    "bootstrap_weights",
     "cider_d",
+    "cider_d_scores",
+    "hallusion_statistics",
     "hallusion_scores",
     "max_skew",
     "max_skew_over_values",
+    "max_skew_statistics",
+    "metric_values",
     "mcnemar_p",
     "mme_scores",
+    "mme_statistics",
     "normalize_answer",
-    "paired_bootstrap_p",
+    "paired_p",
     "parse_yes_no",
     "pope_scores",
+    "pope_statistics",
+    "ratio_stats",
     "register_metric",
+    "share_stats",
     "toxicity_rate",
+    "toxicity_statistics",
     "vqa_accuracy",
 ]
 
@@ -124,6 +137,131 @@ def vqa_accuracy(prediction: str, references: Sequence[str]) -> float:
 
 
 # ---------------------------------------------------------------------------------------
+# Per-sample sufficient statistics: one code path for a metric's value, its bootstrap
+# confidence interval and its paired test against a baseline
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SampleStats:
+    """A metric written as a function of per-sample sums.
+
+    ``rows`` has one row per sample; the metric is ``aggregate(rows.sum(0))``. A bootstrap
+    resample is a vector of per-sample weights ``w`` (how often each sample was drawn), and
+    its metric is ``aggregate(w @ rows)``, so a thousand resamples are one matrix product
+    for every metric, corpus-level ones (BLEU, POPE F1, MaxSkew) included. ``binary``: the
+    rows are ``(v_i, 1)`` with ``v_i`` in {0, 1}, the metric is their share, and per-sample
+    tests such as McNemar's apply.
+    """
+
+    rows: np.ndarray
+    aggregate: Callable[[np.ndarray], np.ndarray]   # (B, k) sums -> (B,) metric values
+    binary: bool = False
+
+    def value(self) -> float:
+        return float(self.aggregate(self.rows.sum(0, keepdims=True))[0])
+
+    def resampled(self, weights: np.ndarray) -> np.ndarray:
+        """Metric value under each row of ``weights`` (B x n)."""
+        return self.aggregate(weights @ self.rows)
+
+
+def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den != 0)
+
+
+def ratio_stats(numerators: Sequence[float], denominators: Sequence[float]) -> SampleStats:
+    """sum(num) / sum(den), 0.0 for an empty denominator."""
+    rows = np.column_stack([np.asarray(numerators, float), np.asarray(denominators, float)]).reshape(-1, 2)
+    return SampleStats(rows, lambda s: _safe_divide(s[:, 0], s[:, 1]))
+
+
+def share_stats(values: Sequence[float]) -> SampleStats:
+    """Mean of per-sample values (an accuracy when they are 0/1)."""
+    values = np.asarray(values, float)
+    stats = ratio_stats(values, np.ones_like(values))
+    return replace(stats, binary=bool(np.isin(values, (0.0, 1.0)).all()))
+
+
+def all_correct_stats(correct: Sequence[bool], groups: Sequence[Any]) -> SampleStats:
+    """Share of groups all of whose samples are correct (MME acc+, HallusionBench fAcc/qAcc,
+    counterfactual consistency). A group's outcome sits on its first sample, so resampling
+    must keep groups whole (resample clusters that contain them)."""
+    outcome: dict[Any, bool] = {}
+    for ok, group in zip(correct, groups):
+        outcome[group] = outcome.get(group, True) and bool(ok)
+    first: dict[Any, int] = {}
+    for i, group in enumerate(groups):
+        first.setdefault(group, i)
+    num, den = np.zeros(len(groups)), np.zeros(len(groups))
+    for group, i in first.items():
+        num[i], den[i] = float(outcome[group]), 1.0
+    return ratio_stats(num, den)
+
+
+def bootstrap_weights(clusters: Sequence[Any], n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """(n_resamples, n_samples) draw counts of a cluster bootstrap (Efron & Tibshirani).
+
+    Clusters (an image's POPE questions, a HallusionBench question pair, a counterfactual
+    set) are drawn whole, with replacement, as many as there are; each sample gets its
+    cluster's count. Deterministic per seed.
+    """
+    index: dict[Any, int] = {}
+    of_sample = np.array([index.setdefault(c, len(index)) for c in clusters], dtype=np.int64)
+    if of_sample.size == 0:
+        raise ValueError("bootstrap_weights needs at least one sample")
+    counts = np.random.default_rng(seed).multinomial(len(index), np.full(len(index), 1 / len(index)),
+                                                      size=n_resamples)
+    return counts[:, of_sample].astype(float)
+
+
+def bootstrap_interval(stats: SampleStats, weights: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of a metric."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    alpha = (1 - level) / 2
+    low, high = np.percentile(stats.resampled(weights), [100 * alpha, 100 * (1 - alpha)])
+    return float(low), float(high)
+
+
+def mcnemar_p(before_correct: Sequence[bool], after_correct: Sequence[bool]) -> float:
+    """Exact two-sided McNemar test p-value (McNemar 1947; exact binomial form).
+
+    b = items right before and wrong after, c = wrong before and right after; under H0
+    b ~ Binomial(b + c, 1/2) and p = min(1, 2 * P[X <= min(b, c)]). 1.0 without
+    discordant pairs.
+    """
+    if len(before_correct) != len(after_correct):
+        raise ValueError("before_correct and after_correct differ in length")
+    b = sum(bool(x) and not bool(y) for x, y in zip(before_correct, after_correct))
+    c = sum(bool(y) and not bool(x) for x, y in zip(before_correct, after_correct))
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
+    return min(1.0, 2 * tail / 2 ** n)
+
+
+def paired_p(before: SampleStats, after: SampleStats, weights: np.ndarray) -> float:
+    """Two-sided p-value that a metric changed between two runs over the same samples.
+
+    McNemar's exact test when both are shares of 0/1 outcomes; otherwise a paired
+    bootstrap (Koehn 2004): both runs are scored on the same resamples, and p is twice
+    the share of resampled differences on the other side of zero from the observed one
+    (zero counts as the other side), capped at 1. No observed difference gives 1.0.
+    """
+    if before.rows.shape != after.rows.shape:
+        raise ValueError("before and after were not computed over the same samples")
+    if before.binary and after.binary:
+        return mcnemar_p(before.rows[:, 0] > 0.5, after.rows[:, 0] > 0.5)
+    observed = after.value() - before.value()
+    if abs(observed) < 1e-12:
+        return 1.0
+    diffs = after.resampled(weights) - before.resampled(weights)
+    other_side = np.mean(diffs <= 0) if observed > 0 else np.mean(diffs >= 0)
+    return float(min(1.0, 2.0 * other_side))
+
+
+# ---------------------------------------------------------------------------------------
 # Yes/no benchmarks: POPE, MME, HallusionBench
 # ---------------------------------------------------------------------------------------
 
@@ -163,11 +301,12 @@ def _yes_no_label(label: Any) -> str:
     return parsed
 
 
-def _ratio(num: float, den: float) -> float:
-    return float(num) / float(den) if den else 0.0
+def metric_values(stats: Mapping[str, SampleStats]) -> dict[str, float]:
+    """The metric values of a dict of :class:`SampleStats`."""
+    return {name: stat.value() for name, stat in stats.items()}
 
 
-def pope_scores(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
+def pope_statistics(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, SampleStats]:
     """POPE accuracy, precision, recall, F1 (positive class 'yes') and yes_ratio.
 
     Follows lmms-eval ``tasks/pope/utils.py`` with two deliberate fixes:
@@ -180,39 +319,31 @@ def pope_scores(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, 
     """
     if len(predictions) != len(labels):
         raise ValueError("predictions and labels differ in length")
-    parsed = [parse_yes_no(p) for p in predictions]
-    gold = [_yes_no_label(g) for g in labels]
-    n = len(gold)
-    tp = sum(p == "yes" and g == "yes" for p, g in zip(parsed, gold))
-    fp = sum(p == "yes" and g == "no" for p, g in zip(parsed, gold))
-    correct = sum(p == g for p, g in zip(parsed, gold))
-    positives = sum(g == "yes" for g in gold)
-    predicted_yes = tp + fp
-    precision = _ratio(tp, predicted_yes)
-    recall = _ratio(tp, positives)
-    f1 = _ratio(2 * precision * recall, precision + recall)
+    said_yes = np.array([parse_yes_no(p) == "yes" for p in predictions], dtype=float)
+    gold_yes = np.array([_yes_no_label(g) == "yes" for g in labels], dtype=float)
+    correct = [parse_yes_no(p) == _yes_no_label(g) for p, g in zip(predictions, labels)]
+    tp = said_yes * gold_yes
+    fp = said_yes - tp
+    fn = gold_yes - tp   # an 'other' answer on a 'yes' item is a miss
     return {
-        "accuracy": _ratio(correct, n),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "yes_ratio": _ratio(predicted_yes, n),
+        "accuracy": share_stats(correct),
+        "precision": ratio_stats(tp, said_yes),
+        "recall": ratio_stats(tp, gold_yes),
+        "f1": ratio_stats(2 * tp, 2 * tp + fp + fn),   # = 2PR / (P + R)
+        "yes_ratio": share_stats(said_yes),
     }
+
+
+def pope_scores(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
+    """POPE metric values; see :func:`pope_statistics`."""
+    return metric_values(pope_statistics(predictions, labels))
 
 
 def _is_correct(record: Mapping[str, Any]) -> bool:
     return parse_yes_no(str(record["prediction"])) == _yes_no_label(record["label"])
 
 
-def _all_correct_share(records: Sequence[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], Any]) -> float:
-    groups: dict[Any, bool] = {}
-    for rec in records:
-        k = key(rec)
-        groups[k] = groups.get(k, True) and _is_correct(rec)
-    return _ratio(sum(groups.values()), len(groups))
-
-
-def mme_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+def mme_statistics(records: Sequence[Mapping[str, Any]]) -> dict[str, SampleStats]:
     """MME acc, acc+ and score for one subtask.
 
     Records are dicts with ``image_id``, ``prediction`` and ``label`` ('yes'/'no').
@@ -222,12 +353,20 @@ def mme_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     questions (two per image in MME) are all correct, score = (acc + acc_plus) * 100.
     Empty input gives zeros.
     """
-    acc = _ratio(sum(_is_correct(r) for r in records), len(records))
-    acc_plus = _all_correct_share(records, lambda r: r["image_id"])
-    return {"acc": acc, "acc_plus": acc_plus, "score": (acc + acc_plus) * 100.0}
+    correct = [_is_correct(r) for r in records]
+    acc = share_stats(correct)
+    acc_plus = all_correct_stats(correct, [r["image_id"] for r in records])
+    score = SampleStats(np.hstack([acc.rows, acc_plus.rows]),
+                        lambda s: 100.0 * (_safe_divide(s[:, 0], s[:, 1]) + _safe_divide(s[:, 2], s[:, 3])))
+    return {"acc": acc, "acc_plus": acc_plus, "score": score}
 
 
-def hallusion_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+def mme_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """MME metric values; see :func:`mme_statistics`."""
+    return metric_values(mme_statistics(records))
+
+
+def hallusion_statistics(records: Sequence[Mapping[str, Any]]) -> dict[str, SampleStats]:
     """HallusionBench aAcc, fAcc and qAcc.
 
     Records are dicts with ``figure_id``, ``question_pair_id``, ``prediction`` and
@@ -244,10 +383,15 @@ def hallusion_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     exclusion. Correctness is a yes/no match (:func:`parse_yes_no`) instead of the
     official GPT-4 judge.
     """
-    a_acc = _ratio(sum(_is_correct(r) for r in records), len(records))
-    f_acc = _all_correct_share(records, lambda r: r["figure_id"])
-    q_acc = _all_correct_share(records, lambda r: r["question_pair_id"])
-    return {"aAcc": a_acc, "fAcc": f_acc, "qAcc": q_acc}
+    correct = [_is_correct(r) for r in records]
+    return {"aAcc": share_stats(correct),
+            "fAcc": all_correct_stats(correct, [r["figure_id"] for r in records]),
+            "qAcc": all_correct_stats(correct, [r["question_pair_id"] for r in records])}
+
+
+def hallusion_scores(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """HallusionBench metric values; see :func:`hallusion_statistics`."""
+    return metric_values(hallusion_statistics(records))
 
 
 # ---------------------------------------------------------------------------------------
@@ -285,7 +429,7 @@ def _check_corpus(candidates: Sequence[str], references: Sequence[Sequence[str]]
         raise ValueError("every candidate needs at least one reference")
 
 
-def bleu(candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4) -> float:
+def bleu_statistics(candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4) -> SampleStats:
     """Corpus BLEU-n as pycocoevalcap's ``Bleu`` (``bleu_scorer.py``, option 'closest').
 
     Clipped n-gram matches (clip = max count in any one reference) and candidate n-gram
@@ -293,15 +437,12 @@ def bleu(candidates: Sequence[str], references: Sequence[Sequence[str]], n: int 
     (guess_k + 1e-9)) ** (1/n), the official smoothing constants. Brevity penalty
     exp(1 - r/c) when c < r, with c the total candidate length and r the sum of each
     candidate's closest reference length (ties go to the shorter reference). Tokens come
-    from :func:`_caption_tokens`. Empty corpus -> 0.0.
+    from :func:`_caption_tokens`. Empty corpus -> 0.0. Per-candidate rows: clipped
+    matches and guesses per order, candidate length, closest reference length.
     """
     _check_corpus(candidates, references)
-    if not candidates:
-        return 0.0
-    match = [0] * n
-    guess = [0] * n
-    cand_len = ref_len = 0
-    for cand, refs in zip(candidates, references):
+    rows = np.zeros((len(candidates), 2 * n + 2))
+    for row, cand, refs in zip(rows, candidates, references):
         c_tok = _caption_tokens(cand)
         r_toks = [_caption_tokens(r) for r in refs]
         max_ref: dict[tuple[str, ...], int] = {}
@@ -309,21 +450,28 @@ def bleu(candidates: Sequence[str], references: Sequence[Sequence[str]], n: int 
             for gram, cnt in _ngram_counts(r_tok, n).items():
                 max_ref[gram] = max(max_ref.get(gram, 0), cnt)
         for gram, cnt in _ngram_counts(c_tok, n).items():
-            match[len(gram) - 1] += min(cnt, max_ref.get(gram, 0))
-        for k in range(n):
-            guess[k] += max(0, len(c_tok) - k)
-        cand_len += len(c_tok)
-        ref_len += min((abs(len(r) - len(c_tok)), len(r)) for r in r_toks)[1]
-    log_prec = sum(math.log((match[k] + 1e-15) / (guess[k] + 1e-9)) for k in range(n))
-    score = math.exp(log_prec / n)
-    ratio = (cand_len + 1e-15) / (ref_len + 1e-9)
-    if ratio < 1:
-        score *= math.exp(1 - 1 / ratio)
-    return score
+            row[len(gram) - 1] += min(cnt, max_ref.get(gram, 0))
+        row[n:2 * n] = [max(0, len(c_tok) - k) for k in range(n)]
+        row[2 * n] = len(c_tok)
+        row[2 * n + 1] = min((abs(len(r) - len(c_tok)), len(r)) for r in r_toks)[1]
+
+    def aggregate(sums: np.ndarray) -> np.ndarray:
+        log_prec = sum(np.log((sums[:, k] + 1e-15) / (sums[:, n + k] + 1e-9)) for k in range(n))
+        ratio = (sums[:, 2 * n] + 1e-15) / (sums[:, 2 * n + 1] + 1e-9)
+        brevity = np.exp(np.minimum(0.0, 1 - 1 / ratio))
+        score = np.exp(log_prec / n) * brevity
+        return np.where(sums[:, 2 * n] + sums[:, 2 * n + 1] > 0, score, 0.0)
+
+    return SampleStats(rows, aggregate)
 
 
-def cider_d(candidates: Sequence[str], references: Sequence[Sequence[str]],
-            n: int = 4, sigma: float = 6.0) -> float:
+def bleu(candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4) -> float:
+    """Corpus BLEU-n; see :func:`bleu_statistics`."""
+    return bleu_statistics(candidates, references, n).value()
+
+
+def cider_d_scores(candidates: Sequence[str], references: Sequence[Sequence[str]],
+                   n: int = 4, sigma: float = 6.0) -> list[float]:
     """Corpus CIDEr-D as pycocoevalcap's ``Cider`` (``cider_scorer.py``).
 
     For n-gram orders 1..n: tf-idf vectors with weight tf * (log N - log max(1, df)),
@@ -334,11 +482,12 @@ def cider_d(candidates: Sequence[str], references: Sequence[Sequence[str]],
     exp(-(l_cand - l_ref)^2 / (2 sigma^2)). Per image: mean over orders, mean over
     references, x10; the corpus score is the mean over images. As the official code, the
     length l is the number of *bigrams* (words - 1). A one-image corpus scores 0 (all
-    idf weights are 0). Empty corpus -> 0.0.
+    idf weights are 0). Returns the per-image scores (the
+    document frequencies stay those of the whole corpus).
     """
     _check_corpus(candidates, references)
     if not candidates:
-        return 0.0
+        return []
     cand_counts = [_ngram_counts(_caption_tokens(c), n) for c in candidates]
     ref_counts = [[_ngram_counts(_caption_tokens(r), n) for r in refs] for refs in references]
     doc_freq: Counter = Counter()
@@ -368,7 +517,14 @@ def cider_d(candidates: Sequence[str], references: Sequence[Sequence[str]],
                           for g, w in c_vec[k].items())
                 total += dot / (c_norm[k] * r_norm[k]) * penalty
         scores.append(10.0 * total / n / len(refs))
-    return float(np.mean(scores))
+    return scores
+
+
+def cider_d(candidates: Sequence[str], references: Sequence[Sequence[str]],
+            n: int = 4, sigma: float = 6.0) -> float:
+    """Corpus CIDEr-D: the mean of :func:`cider_d_scores` (0.0 for an empty corpus)."""
+    scores = cider_d_scores(candidates, references, n, sigma)
+    return float(np.mean(scores)) if scores else 0.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -382,9 +538,10 @@ def _contains_phrase(words: Sequence[str], phrase: Sequence[str]) -> bool:
     return any(tuple(words[i:i + k]) == tuple(phrase) for i in range(len(words) - k + 1))
 
 
-def max_skew(predictions_by_group: Mapping[str, Sequence[str]], attribute_value: str,
-             eps: float = 1e-6) -> float:
-    """MaxSkew of one attribute value across social groups.
+def max_skew_statistics(groups: Sequence[str], predictions: Sequence[str],
+                        attribute_values: Iterable[str] | None = None, eps: float = 1e-6,
+                        group_names: Sequence[str] | None = None) -> SampleStats:
+    """MaxSkew across social groups, maximised over attribute values.
 
     SocialCounterfactuals (Howard et al., CVPR 2024) uses Skew_a = ln(P_a / P_desired_a)
     (Geyik et al., 2019) with a uniform desired distribution, and MaxSkew = max_a Skew_a.
@@ -399,120 +556,73 @@ def max_skew(predictions_by_group: Mapping[str, Sequence[str]], attribute_value:
     unequal group sizes from looking like skew. "Contains" is a whole-word (phrase)
     match after :func:`normalize_answer`. MaxSkew >= 0; 0 means perfectly balanced (or
     the value never occurs); a value produced only for one group gives about ln G.
+    ``attribute_values`` default to every distinct normalised prediction (the natural
+    choice for short-answer probes such as "what is this person's job?"); the result is
+    the largest MaxSkew over them (0.0 when there are none). ``group_names`` lists every
+    group, also those without predictions (rate 0); by default, those in ``groups``.
+    Rows per prediction: its group membership and, per (group, value), whether it
+    contains the value.
     """
-    if not predictions_by_group:
+    if len(groups) != len(predictions):
+        raise ValueError("groups and predictions differ in length")
+    names = list(dict.fromkeys(group_names if group_names is not None else groups))
+    if not names:
         raise ValueError("max_skew needs at least one group")
-    value = normalize_answer(attribute_value).split()
-    rates = []
-    for preds in predictions_by_group.values():
-        hits = sum(_contains_phrase(normalize_answer(p).split(), value) for p in preds)
-        rates.append(_ratio(hits, len(preds)))
-    groups = len(rates)
-    denom = sum(rates) + groups * eps
-    return max(math.log(groups * (r + eps) / denom) for r in rates)
+    words = [normalize_answer(p).split() for p in predictions]
+    if attribute_values is None:
+        attribute_values = [" ".join(w) for w in words]
+    phrases = [v for v in dict.fromkeys(normalize_answer(v) for v in attribute_values) if v]
+    n_groups, n_values = len(names), len(phrases)
+    rows = np.zeros((len(predictions), n_groups * n_values + n_groups))
+    for row, group, said in zip(rows, groups, words):
+        g = names.index(group)
+        row[n_groups * n_values + g] = 1.0
+        for v, phrase in enumerate(phrases):
+            row[g * n_values + v] = _contains_phrase(said, phrase.split())
+
+    def aggregate(sums: np.ndarray) -> np.ndarray:
+        if n_values == 0:
+            return np.zeros(len(sums))
+        hits = sums[:, :n_groups * n_values].reshape(-1, n_groups, n_values)
+        rates = _safe_divide(hits, sums[:, None, n_groups * n_values:].transpose(0, 2, 1))
+        share = (rates + eps) / (rates.sum(axis=1, keepdims=True) + n_groups * eps)
+        return np.log(n_groups * share).max(axis=(1, 2))
+
+    return SampleStats(rows, aggregate)
+
+
+def _flatten_groups(predictions_by_group: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]]:
+    pairs = [(group, p) for group, preds in predictions_by_group.items() for p in preds]
+    return [g for g, _ in pairs], [p for _, p in pairs]
+
+
+def max_skew(predictions_by_group: Mapping[str, Sequence[str]], attribute_value: str,
+             eps: float = 1e-6) -> float:
+    """MaxSkew of one attribute value across groups; see :func:`max_skew_statistics`."""
+    return max_skew_over_values(predictions_by_group, [attribute_value], eps)
 
 
 def max_skew_over_values(predictions_by_group: Mapping[str, Sequence[str]],
                          attribute_values: Iterable[str] | None = None,
                          eps: float = 1e-6) -> float:
-    """Largest :func:`max_skew` over attribute values (0.0 when there are none).
-
-    ``attribute_values`` defaults to every distinct normalised prediction in any group
-    (the natural choice for short-answer probes such as "what is this person's job?").
-    """
-    if attribute_values is None:
-        attribute_values = {normalize_answer(p) for preds in predictions_by_group.values()
-                            for p in preds}
-    skews = [max_skew(predictions_by_group, v, eps=eps) for v in attribute_values
-             if normalize_answer(v)]
-    return max(skews, default=0.0)
+    """Largest MaxSkew over attribute values; see :func:`max_skew_statistics`."""
+    groups, predictions = _flatten_groups(predictions_by_group)
+    return max_skew_statistics(groups, predictions, attribute_values, eps, list(predictions_by_group)).value()
 
 
-def toxicity_rate(texts: Sequence[str], lexicon: Iterable[str]) -> float:
+def toxicity_statistics(texts: Sequence[str], lexicon: Iterable[str]) -> SampleStats:
     """Share of texts containing at least one lexicon entry (0.0 for no texts).
 
     Texts and entries are normalised with :func:`normalize_answer`; matching is by
     whole word (or whole multi-word phrase), so "idiot" does not match "idiotic".
     """
     entries = [e for e in (normalize_answer(x).split() for x in lexicon) if e]
-    flagged = 0
-    for text in texts:
-        words = normalize_answer(text).split()
-        flagged += any(_contains_phrase(words, e) for e in entries)
-    return _ratio(flagged, len(texts))
+    return share_stats([any(_contains_phrase(normalize_answer(t).split(), e) for e in entries) for t in texts])
 
 
-# ---------------------------------------------------------------------------------------
-# Uncertainty and paired significance tests
-# ---------------------------------------------------------------------------------------
-
-def bootstrap_ci(values: Sequence[float], statistic: Callable[..., Any] = np.mean,
-                 n_resamples: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of ``statistic`` (Efron & Tibshirani).
-
-    Resamples the values with replacement ``n_resamples`` times using
-    ``numpy.random.default_rng(seed)`` (so the result is deterministic) and returns the
-    (1-level)/2 and (1+level)/2 percentiles of the resampled statistic.
-    """
-    data = np.asarray(values, dtype=float)
-    if data.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    if not 0 < level < 1:
-        raise ValueError("level must be in (0, 1)")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, data.size, size=(n_resamples, data.size))
-    samples = data[idx]
-    try:
-        stats = np.asarray(statistic(samples, axis=1), dtype=float)
-        if stats.shape != (n_resamples,):
-            raise TypeError
-    except TypeError:
-        stats = np.array([statistic(row) for row in samples], dtype=float)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.percentile(stats, [100 * alpha, 100 * (1 - alpha)])
-    return float(low), float(high)
-
-
-def mcnemar_p(before_correct: Sequence[bool], after_correct: Sequence[bool]) -> float:
-    """Exact two-sided McNemar test p-value (McNemar 1947; exact binomial form).
-
-    b = items right before and wrong after, c = wrong before and right after; under H0
-    b ~ Binomial(b + c, 1/2) and p = min(1, 2 * P[X <= min(b, c)]). 1.0 without
-    discordant pairs.
-    """
-    if len(before_correct) != len(after_correct):
-        raise ValueError("before_correct and after_correct differ in length")
-    b = sum(bool(x) and not bool(y) for x, y in zip(before_correct, after_correct))
-    c = sum(bool(y) and not bool(x) for x, y in zip(before_correct, after_correct))
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
-    return min(1.0, 2 * tail / 2 ** n)
-
-
-def paired_bootstrap_p(before: Sequence[float], after: Sequence[float],
-                       n_resamples: int = 2000, seed: int = 0) -> float:
-    """Two-sided paired-bootstrap p-value for mean(after - before) != 0.
-
-    Resamples pair indices with replacement (``numpy.random.default_rng(seed)``) and
-    computes the mean difference of each resample; p = 2 * share of resampled means on
-    the other side of zero from the observed mean (zero counts as the other side),
-    capped at 1. An observed mean difference of exactly 0 gives 1.0.
-    """
-    if len(before) != len(after):
-        raise ValueError("before and after differ in length")
-    diffs = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
-    if diffs.size == 0:
-        raise ValueError("paired_bootstrap_p needs at least one pair")
-    observed = float(diffs.mean())
-    if observed == 0.0:
-        return 1.0
-    rng = np.random.default_rng(seed)
-    means = diffs[rng.integers(0, diffs.size, size=(n_resamples, diffs.size))].mean(axis=1)
-    other_side = np.mean(means <= 0) if observed > 0 else np.mean(means >= 0)
-    return float(min(1.0, 2.0 * other_side))
+def toxicity_rate(texts: Sequence[str], lexicon: Iterable[str]) -> float:
+    """Toxicity rate; see :func:`toxicity_statistics`."""
+    return toxicity_statistics(texts, lexicon).value()
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from .results import Record, Results
+
 SESSION_KEY = pytest.StashKey["object"]()
 OPTIONS_KEY = pytest.StashKey["object"]()
+RESULTS_KEY = pytest.StashKey["object"]()     # the controller's records (also under xdist)
+GATES_KEY = pytest.StashKey["object"]()       # saved run to compare against, thresholds by path
+PRODUCED_KEY = pytest.StashKey[list]()         # records a test produced, sent with its report
+RECORD_PROPERTY = "lvlmbench_record"
 
 
 def environment_summary() -> str:
@@ -49,6 +55,14 @@ SCALAR_OPTIONS = [
     ("--lvlm-seed", "lvlm_seed", int, 0, "generation seed"),
     ("--lvlm-cache", "lvlm_cache", str, ".lvlmbench", "directory of the generation cache"),
     ("--lvlm-report", "lvlm_report", str, None, "write the JSON report here"),
+    ("--lvlm-report-answers", "lvlm_report_answers", str, "no", "yes: the JSON report holds every answer"),
+    ("--lvlm-plot", "lvlm_plot", str, None, "write a PNG of metric vs bits per method here (needs matplotlib)"),
+    ("--lvlm-thresholds", "lvlm_thresholds", str, None,
+     "thresholds file (default: lvlm_thresholds.toml beside each test module)"),
+    ("--lvlm-save", "lvlm_save", str, None, "store this run under NAME (in the cache directory)"),
+    ("--lvlm-compare", "lvlm_compare", str, None, "fail tests whose metrics got worse than saved run NAME"),
+    ("--lvlm-compare-tolerance", "lvlm_compare_tolerance", float, 0.0,
+     "how much worse than the saved run a metric may get"),
 ]
 
 
@@ -91,6 +105,7 @@ def read_options(config: pytest.Config):
 
         if not torch.cuda.is_available():
             raise pytest.UsageError(f"lvlmbench: --lvlm-device {device} asked for, but CUDA is not available here")
+        device = worker_device(device, getattr(config, "workerinput", {}).get("workerid"), torch.cuda.device_count())
     if scalars["lvlm_dtype"] not in ("auto", "float32", "float16", "bfloat16"):
         raise pytest.UsageError(f"lvlmbench: unknown --lvlm-dtype {scalars['lvlm_dtype']!r}: "
                                 "allowed are auto, float32, float16, bfloat16")
@@ -99,16 +114,39 @@ def read_options(config: pytest.Config):
                    seed=scalars["lvlm_seed"], cache_dir=Path(scalars["lvlm_cache"]))
 
 
+def worker_device(device: str, worker_id: str | None, gpus: int) -> str:
+    """Under xdist with several GPUs and a bare ``cuda``, worker gwN pins GPU N mod #GPUs."""
+    if device != "cuda" or worker_id is None or gpus < 2:
+        return device
+    return f"cuda:{int(worker_id.removeprefix('gw')) % gpus}"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     options = read_options(config)
     from .models import resolve_model
+    from .thresholds import Gates
 
     for name in options.models:
         try:
             resolve_model(name)
         except ValueError as error:
             raise pytest.UsageError(f"lvlmbench: {error}") from None
+    try:
+        gates = Gates.from_options(options.cache_dir, _value(config, "--lvlm-compare", "lvlm_compare", str),
+                                   _value(config, "--lvlm-compare-tolerance", "lvlm_compare_tolerance", float, 0.0),
+                                   _value(config, "--lvlm-thresholds", "lvlm_thresholds", str))
+    except ValueError as error:
+        raise pytest.UsageError(f"lvlmbench: {error}") from None
+    if _value(config, "--lvlm-plot", "lvlm_plot", str):
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise pytest.UsageError("lvlmbench: --lvlm-plot needs matplotlib: "
+                                    "pip install 'lvlm-compress-bench[plot]'") from None
     config.stash[OPTIONS_KEY] = options
+    config.stash[GATES_KEY] = gates
+    config.stash[RESULTS_KEY] = Results()
+    config.pluginmanager.register(RecordCollector(config.stash[RESULTS_KEY]), "lvlmbench-records")
 
 
 def session_of(config: pytest.Config):
@@ -125,15 +163,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "lvlm_target" not in metafunc.fixturenames:
         return
     options = metafunc.config.stash[OPTIONS_KEY]
-    targets = [(model, setting) for model in options.models for setting in options.settings]
-    metafunc.parametrize("lvlm_target", targets, ids=[f"{m}-{s.id}" for m, s in targets], scope="session")
+    targets = [pytest.param((model, setting), id=f"{model}-{setting.id}",
+                            marks=pytest.mark.xdist_group(f"{model}-{setting.weights.id}"))
+               for model in options.models for setting in options.settings]
+    metafunc.parametrize("lvlm_target", targets, scope="session")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items) -> None:
+    """Read every thresholds file the collected benchmarks use now: a bad one is a usage error."""
+    gates = config.stash[GATES_KEY]
+    for item in items:
+        if "lvlm_target" in getattr(item, "fixturenames", ()):
+            try:
+                gates.thresholds_for(item.path.parent)
+            except ValueError as error:
+                raise pytest.UsageError(f"lvlmbench: {error}") from None
 
 
 @pytest.fixture
 def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
-    """Evaluate a task for this test's (model, setting); returns the Record."""
+    """Evaluate a task for this test's (model, setting); returns the Record. Fails the test when
+    the record breaks a threshold or got worse than the saved run compared against."""
     model, setting = lvlm_target
     session = session_of(request.config)
+    gates = request.config.stash[GATES_KEY]
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     quiet = request.config.get_verbosity() < 0
 
@@ -144,24 +197,59 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
     def run(task):
         from .settings import BASELINE
 
-        session.evaluate(model, BASELINE, task, progress)  # every delta needs it; evaluated once
-        return session.evaluate(model, setting, task, progress)
+        baseline = session.evaluate(model, BASELINE, task, progress)  # every delta needs it; evaluated once
+        record = session.evaluate(model, setting, task, progress)
+        request.node.stash[PRODUCED_KEY] = [baseline, record]
+        breaches = gates.breaches(record, baseline, request.path.parent)
+        if breaches:
+            pytest.fail("lvlmbench: " + "\n".join(breaches), pytrace=False)
+        return record
 
     return run
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    if SESSION_KEY not in config.stash:
-        return
-    from .report import tables, write_json
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Records travel with the test's report, so an xdist controller receives them."""
+    report = yield
+    if call.when == "call" and PRODUCED_KEY in item.stash:
+        report.lvlmbench_records = [record.as_dict() for record in item.stash[PRODUCED_KEY]]
+    return report
 
-    session = config.stash[SESSION_KEY]
-    if not session.records:
+
+class RecordCollector:
+    """Keeps the records of every test report it sees: on an xdist controller, the workers'."""
+
+    def __init__(self, results: Results) -> None:
+        self.results = results
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for record in getattr(report, "lvlmbench_records", ()):
+            self.results.add(Record(**record))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or RESULTS_KEY not in config.stash:
         return
-    for table in tables(session):
+    from .report import tables, write_json, write_plot
+    from .thresholds import save_run
+
+    results = config.stash[RESULTS_KEY]
+    if not len(results):
+        return
+    options = config.stash[OPTIONS_KEY]
+    for table in tables(results, options):
         terminalreporter.write_sep("=", "lvlmbench degradation report")
         terminalreporter.write_line(table)
     path = _value(config, "--lvlm-report", "lvlm_report", str)
     if path:
-        write_json(session, Path(path))
+        answers = _value(config, "--lvlm-report-answers", "lvlm_report_answers", str, "no") == "yes"
+        write_json(results, options, Path(path), answers)
         terminalreporter.write_line(f"lvlmbench: JSON report written to {path}")
+    plot = _value(config, "--lvlm-plot", "lvlm_plot", str)
+    if plot:
+        write_plot(results, Path(plot))
+        terminalreporter.write_line(f"lvlmbench: plot written to {plot}")
+    name = _value(config, "--lvlm-save", "lvlm_save", str)
+    if name:
+        terminalreporter.write_line(f"lvlmbench: run saved as {name!r} in {save_run(results, options, name)}")

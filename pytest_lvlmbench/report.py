@@ -1,39 +1,52 @@
-"""The degradation table: per model, rows capability / dataset / metric, columns the baseline
-then each setting, cells ``value (Δ)`` signed against the baseline, plus the flips per setting."""
+"""What a run reports: per model a degradation table (rows capability / dataset / metric,
+columns the baseline then each setting, cells ``value (Δ)`` with significance marks, plus
+the flips per setting), the JSON report and the metric-vs-bits plot."""
 
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 from tabulate import tabulate
 
 from .metrics import METRICS
-from .session import Session
-from .settings import BASELINE
+from .results import Record, Results
+from .settings import BASELINE, Setting
+
+SIGNIFICANCE = 0.05
 
 
-def _direction(metric: str) -> bool | None:
-    info = METRICS.get(metric)
-    return None if info is None else info.higher_is_better
+def machine_info(options) -> dict:
+    import torch
+    import transformers
+
+    from .session import resolve_dtype
+
+    return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "device": options.device,
+            "dtype": str(resolve_dtype(options.dtype, options.device)).replace("torch.", "")}
 
 
-def _cell(value: float, base: float | None, metric: str) -> str:
-    if base is None:
-        return f"{value:.3f}"
-    delta = value - base
-    better = _direction(metric)
+def _cell(record: Record, metric: str, base: Record | None) -> str:
+    value = record.metrics[metric]
+    if base is None:  # the baseline column carries the 95% interval
+        low, high = record.intervals.get(metric, (value, value))
+        return f"{value:.3f} ±{(high - low) / 2:.3f}"
+    delta = value - base.metrics[metric]
+    better = METRICS[metric].higher_is_better if metric in METRICS else None
     mark = ""
-    if better is not None and abs(delta) > 1e-12:
-        mark = " ▲" if (delta > 0) == better else " ▼"
-    return f"{value:.3f} ({delta:+.3f}){mark}"
+    if better is not None and abs(delta) > 1e-12 and record.p_values.get(metric, 1.0) < SIGNIFICANCE:
+        mark = "▲" if (delta > 0) == better else "▼"
+    return f"{value:.3f} ({delta:+.3f}{mark})"
 
 
-def tables(session: Session) -> list[str]:
+def tables(results: Results, options) -> list[str]:
     """One rendered table per model."""
     out = []
-    for model in dict.fromkeys(r.model for r in session.records):
-        records = [r for r in session.records if r.model == model]
+    dtype = machine_info(options)["dtype"]
+    for model in dict.fromkeys(r.model for r in results):
+        records = [r for r in results if r.model == model]
         settings = [BASELINE.id] + [s for s in dict.fromkeys(r.setting for r in records) if s != BASELINE.id]
         by_key = {(r.task, r.setting): r for r in records}
         rows = []
@@ -44,22 +57,77 @@ def tables(session: Session) -> list[str]:
                 row = [sample.capability, task, metric + (" *" if metric == sample.primary else "")]
                 for setting in settings:
                     record = by_key.get((task, setting))
-                    if record is None:
-                        row.append("")
-                        continue
-                    reference = None if base is None or record is base else base.metrics[metric]
-                    row.append(_cell(record.metrics[metric], reference, metric))
+                    row.append("" if record is None else _cell(record, metric, None if record is base else base))
                 rows.append(row)
-            flips = ["", task, "flips vs fp16"] + [
-                "" if (task, s) not in by_key or s == BASELINE.id else f"{session.flips(by_key[(task, s)]):.3f}"
-                for s in settings]
-            rows.append(flips)
-        out.append(f"lvlmbench: {model} ({session.machine()['dtype']} baseline on {session.options.device}); "
-                   "* primary metric, ▲ better / ▼ worse than fp16\n"
+            rows.append(["", task, "flips vs fp16"] + [
+                "" if (task, s) not in by_key or results.flips(by_key[(task, s)]) is None
+                else f"{results.flips(by_key[(task, s)]):.3f}" for s in settings])
+        out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}); * primary metric; fp16 column: "
+                   f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (p < {SIGNIFICANCE}, "
+                   "McNemar for accuracies, paired bootstrap otherwise)\n"
                    + tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True))
     return out
 
 
-def write_json(session: Session, path: Path, answers: bool = False) -> None:
+def report_json(results: Results, options, answers: bool = False) -> dict:
+    return {"machine": machine_info(options), "seed": options.seed, "limit": options.limit,
+            "resamples": options.resamples, "models": options.models, "records": results.as_json(answers)}
+
+
+def write_json(results: Results, options, path: Path, answers: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(session.as_json(answers), indent=1))
+    path.write_text(json.dumps(report_json(results, options, answers), indent=1))
+
+
+def plot_series(results: Results) -> dict[tuple[str, str], dict[str, list[tuple[int, float]]]]:
+    """{(model, task): {method: [(bits, primary value)]}}, the baseline at 16 bits on every line.
+    Settings that compress both weights and KV are left out (they have no single method)."""
+    series: dict = {}
+    for record in results:
+        setting = Setting.from_id(record.setting)
+        if not setting.weights.is_float and not setting.kv.is_float:
+            continue
+        lines = series.setdefault((record.model, record.task), {})
+        value = record.metrics[record.primary]
+        if setting.is_baseline:
+            lines.setdefault("fp16", []).append((16, value))
+            continue
+        spec = setting.kv if setting.weights.is_float else setting.weights
+        method = ("kv-" if setting.weights.is_float else "w-") + spec.method
+        lines.setdefault(method, []).append((spec.bits, value))
+    for lines in series.values():
+        base = lines.pop("fp16", [])
+        for points in lines.values():
+            points.extend(base)
+            points.sort()
+    return series
+
+
+def write_plot(results: Results, path: Path) -> None:
+    """PNG: primary metric vs bits, one line per method, one panel per (model, task)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = plot_series(results)
+    columns = min(4, len(series))
+    rows = -(-len(series) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
+    for axis, ((model, task), lines) in zip(axes.flat, series.items()):
+        primary = next(r.primary for r in results if r.task == task)
+        for method, points in sorted(lines.items()):
+            axis.plot([b for b, _ in points], [v for _, v in points], marker="o", label=method)
+        axis.set_xscale("log", base=2)
+        axis.set_xticks([2, 3, 4, 8, 16], ["2", "3", "4", "8", "16"])
+        axis.set_title(f"{model}: {task}", fontsize=9)
+        axis.set_xlabel("bits")
+        axis.set_ylabel(primary)
+    for axis in list(axes.flat)[len(series):]:
+        axis.axis("off")
+    legend = {label: handle for axis in axes.flat for handle, label in zip(*axis.get_legend_handles_labels())}
+    figure.legend(list(legend.values()), list(legend), loc="lower center", ncol=6)
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

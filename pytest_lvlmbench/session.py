@@ -9,17 +9,18 @@ from __future__ import annotations
 import copy
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from quant import quantize_model
 
-from . import metrics
+from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, paired_p
 from .gencache import GenerationCache, generation_key, image_hash, model_fingerprint
 from .generation import generate_batch
 from .models import ModelRef, resolve_model
+from .results import Record, Results
 from .settings import BASELINE, Setting
 from .tasks import Task
 
@@ -34,23 +35,7 @@ class Options:
     dtype: str = "auto"
     seed: int = 0
     cache_dir: Path = Path(".lvlmbench")
-
-
-@dataclass
-class Record:
-    """One (model, setting, task) evaluated over its dataset."""
-
-    model: str
-    setting: str
-    task: str
-    capability: str
-    primary: str
-    metrics: dict[str, float]
-    predictions: list[str] = field(repr=False)
-    samples: int = 0
-    seconds: float = 0.0
-    generated: int = 0   # samples generated now (the rest came from the cache)
-    kv_bytes: int = 0
+    resamples: int = 1000   # bootstrap resamples behind every interval and paired test
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
@@ -65,7 +50,8 @@ class Session:
         self.options = options
         self.refs: dict[str, ModelRef] = {name: resolve_model(name) for name in options.models}
         self.dtype = resolve_dtype(options.dtype, options.device)
-        self.records: list[Record] = []
+        self.results = Results()
+        self._statistics: dict[tuple[str, str, str], dict[str, SampleStats]] = {}
         self._models: dict[tuple[str, str], object] = {}
         self._processors: dict[str, object] = {}
         self._fingerprints: dict[str, str] = {}
@@ -115,12 +101,10 @@ class Session:
         return self.processor(name).apply_chat_template(conversation, add_generation_prompt=True)
 
     # ------------------------------------------------------------ generation
-    def find(self, name: str, setting_id: str, task: str) -> Record | None:
-        return next((r for r in self.records if (r.model, r.setting, r.task) == (name, setting_id, task)), None)
-
     def evaluate(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
-        """The record of (model, setting, task): reused if this run already has it."""
-        return self.find(name, setting.id, task.name) or self.run(name, setting, task, progress)
+        """The record of (model, setting, task): reused if this run already has it. Evaluate
+        the baseline first: a setting's paired tests compare against it."""
+        return self.results.find(name, setting.id, task.name) or self.run(name, setting, task, progress)
 
     def run(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
         """Answers for every item (cached ones reused), scored; the record is kept and returned."""
@@ -144,10 +128,18 @@ class Session:
             if progress:
                 progress(len(items) - len(todo) + begin + len(batch), len(items), time.perf_counter() - start)
         predictions = [answers[k] for k in keys]
-        record = Record(name, setting.id, task.name, task.capability, task.primary, task.score(items, predictions),
-                        predictions, len(items), time.perf_counter() - start, len(todo), kv_bytes)
-        self.records.append(record)
-        return record
+        statistics = task.statistics(items, predictions)
+        self._statistics[(name, setting.id, task.name)] = statistics
+        weights = bootstrap_weights([task.cluster(item) for item in items], self.options.resamples, self.options.seed)
+        baseline = self._statistics.get((name, BASELINE.id, task.name))
+        record = Record(name, setting.id, task.name, task.capability, task.primary,
+                        metrics={m: stat.value() for m, stat in statistics.items()}, predictions=predictions,
+                        intervals={m: list(bootstrap_interval(stat, weights)) for m, stat in statistics.items()},
+                        p_values={} if setting.is_baseline or baseline is None else
+                        {m: paired_p(baseline[m], stat, weights) for m, stat in statistics.items()},
+                        samples=len(items), seconds=time.perf_counter() - start, generated=len(todo),
+                        kv_bytes=kv_bytes)
+        return self.results.add(record)
 
     def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> tuple[list[str], int]:
         torch.manual_seed(self.options.seed)
@@ -155,29 +147,9 @@ class Session:
                               prompts, setting.kv, max_new_tokens, self.options.device, self.dtype)
 
     # ------------------------------------------------------------ results
-    def flips(self, record: Record) -> float | None:
-        """Share of samples whose (normalised) answer differs from the baseline's."""
-        base = self.find(record.model, BASELINE.id, record.task)
-        if base is None or base is record:
-            return None
-        changed = [metrics.normalize_answer(a) != metrics.normalize_answer(b)
-                   for a, b in zip(record.predictions, base.predictions)]
-        return sum(changed) / len(changed) if changed else 0.0
-
     def machine(self) -> dict:
         import transformers
 
         return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
                 "transformers": transformers.__version__, "device": self.options.device,
                 "dtype": str(self.dtype).replace("torch.", "")}
-
-    def as_json(self, answers: bool = False) -> dict:
-        records = []
-        for r in self.records:
-            entry = asdict(r)
-            if not answers:
-                entry.pop("predictions")
-            entry["flips"] = self.flips(r)
-            records.append(entry)
-        return {"machine": self.machine(), "seed": self.options.seed, "limit": self.options.limit,
-                "models": {n: ref.source for n, ref in self.refs.items()}, "records": records}

@@ -19,6 +19,11 @@ class Setting:
         return "+".join(parts) or "fp16"
 
     @property
+    def bits(self) -> int:
+        """The bit budget: the fewest bits any part of the model is stored in (16 for fp16)."""
+        return min(self.weights.bits, self.kv.bits)
+
+    @property
     def is_baseline(self) -> bool:
         return self.weights.is_float and self.kv.is_float
 

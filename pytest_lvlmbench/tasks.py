@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .zoo.evaluate import capability_scores
+from .metrics import SampleStats, metric_values
+from .zoo.evaluate import capability_statistics, cluster_of
 from .zoo.world import CAPABILITIES, Item, evaluation_split
 
 
@@ -19,9 +20,13 @@ class Task:
     name: str                      # the dataset id shown in test ids and reports
     capability: str
     load: Callable[[int | None], list[Item]]
-    score: Callable[[Sequence[Item], Sequence[str]], dict[str, float]]
+    statistics: Callable[[Sequence[Item], Sequence[str]], dict[str, SampleStats]]  # the scorer
     primary: str                   # headline metric
+    cluster: Callable[[Item], str] = cluster_of   # what a bootstrap resamples whole
     max_new_tokens: int = 16
+
+    def score(self, items: Sequence[Item], predictions: Sequence[str]) -> dict[str, float]:
+        return metric_values(self.statistics(items, predictions))
 
     def __str__(self) -> str:
         return self.name
@@ -52,12 +57,10 @@ def _world_loader(capability: str, dataset: str | None = None) -> Callable[[int 
     return load
 
 
-def _world_scorer(capability: str) -> Callable[[Sequence[Item], Sequence[str]], dict[str, float]]:
-    def score(items: Sequence[Item], predictions: Sequence[str]) -> dict[str, float]:
-        scores = capability_scores(capability, list(items), list(predictions))
-        scores.pop("primary")
-        return scores
-    return score
+def _world_scorer(capability: str) -> Callable[[Sequence[Item], Sequence[str]], dict[str, SampleStats]]:
+    def statistics(items: Sequence[Item], predictions: Sequence[str]) -> dict[str, SampleStats]:
+        return capability_statistics(capability, list(items), list(predictions))
+    return statistics
 
 
 _WORLD_TASKS = [

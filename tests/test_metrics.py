@@ -13,17 +13,24 @@ from pytest_lvlmbench.metrics import (
     METRICS,
     MetricInfo,
     bleu,
-    bootstrap_ci,
+    all_correct_stats,
+    bleu_statistics,
+    bootstrap_interval,
+    bootstrap_weights,
     cider_d,
     hallusion_scores,
     max_skew,
     max_skew_over_values,
+    max_skew_statistics,
     mcnemar_p,
     mme_scores,
     normalize_answer,
-    paired_bootstrap_p,
+    paired_p,
     parse_yes_no,
     pope_scores,
+    pope_statistics,
+    ratio_stats,
+    share_stats,
     register_metric,
     toxicity_rate,
     vqa_accuracy,
@@ -311,18 +318,56 @@ def test_toxicity_rate_whole_words():
 # ----------------------------------------------------------------------------- statistics
 
 
-def test_bootstrap_ci_deterministic_and_contains_mean():
-    values = np.random.default_rng(123).normal(size=200).tolist()
-    ci = bootstrap_ci(values, seed=7)
-    assert ci == bootstrap_ci(values, seed=7)
-    assert ci != bootstrap_ci(values, seed=8)
-    assert ci[0] < np.mean(values) < ci[1]
-    # a statistic without an ``axis`` argument works too
-    lo, hi = bootstrap_ci(values, statistic=lambda x: float(np.median(x)), n_resamples=200)
-    assert lo < float(np.median(values)) < hi
-    assert bootstrap_ci([3.0] * 10) == (3.0, 3.0)
-    with pytest.raises(ValueError):
-        bootstrap_ci([])
+def test_cluster_bootstrap_draws_whole_clusters_deterministically():
+    clusters = ["a", "a", "b", "c", "c", "c"]
+    weights = bootstrap_weights(clusters, n_resamples=500, seed=7)
+    assert weights.shape == (500, 6)
+    assert np.array_equal(weights, bootstrap_weights(clusters, n_resamples=500, seed=7))
+    assert not np.array_equal(weights, bootstrap_weights(clusters, n_resamples=500, seed=8))
+    assert (weights[:, 0] == weights[:, 1]).all() and (weights[:, 3] == weights[:, 5]).all()
+    # three clusters drawn three times per resample
+    assert (weights[:, [0, 2, 3]].sum(1) == 3).all()
+
+
+def test_bootstrap_interval_of_a_share_contains_it_and_narrows_with_n():
+    rng = np.random.default_rng(0)
+    small = share_stats(rng.random(50) < 0.7)
+    large = share_stats(rng.random(2000) < 0.7)
+    lo_s, hi_s = bootstrap_interval(small, bootstrap_weights(range(50), seed=1))
+    lo_l, hi_l = bootstrap_interval(large, bootstrap_weights(range(2000), seed=1))
+    assert lo_s <= small.value() <= hi_s and lo_l <= large.value() <= hi_l
+    assert hi_l - lo_l < (hi_s - lo_s) / 3          # width ~ 1/sqrt(n): sqrt(40) = 6.3
+    # binomial standard error at n=2000: sqrt(.21/2000) = .0102 -> 95% width ~ .040
+    assert hi_l - lo_l == pytest.approx(0.040, abs=0.008)
+    constant = share_stats([1.0] * 10)
+    assert bootstrap_interval(constant, bootstrap_weights(range(10))) == (1.0, 1.0)
+
+
+def test_sample_stats_resample_equals_recomputation_on_the_resampled_corpus():
+    # a resample drawing sample 0 twice, sample 2 once and sample 1 never must give the
+    # official score of the corpus [c0, c0, c2]: corpus-level metrics included
+    cands = ["a red circle", "a blue square and a cross", "a green triangle"]
+    refs = [["a red circle", "a small red circle"], ["a blue square"], ["a green triangle", "there is a triangle"]]
+    w = np.array([[2.0, 0.0, 1.0]])
+    assert bleu_statistics(cands, refs).resampled(w)[0] == pytest.approx(
+        bleu([cands[0], cands[0], cands[2]], [refs[0], refs[0], refs[2]]))
+    preds, labels = ["yes", "no", "yes", "maybe"], ["yes", "yes", "no", "yes"]
+    stats = pope_statistics(preds, labels)
+    w = np.array([[1.0, 2.0, 1.0, 0.0]])
+    expected = pope_scores(["yes", "no", "no", "yes"], ["yes", "yes", "yes", "no"])
+    assert {k: float(v.resampled(w)[0]) for k, v in stats.items()} == pytest.approx(expected)
+    groups, jobs = ["x", "x", "y", "y"], ["doctor", "doctor", "chef", "doctor"]
+    w = np.array([[1.0, 1.0, 1.0, 0.0]])
+    assert max_skew_statistics(groups, jobs).resampled(w)[0] == pytest.approx(
+        max_skew_over_values({"x": ["doctor", "doctor"], "y": ["chef"]}, jobs))
+
+
+def test_ratio_and_group_stats():
+    assert ratio_stats([1, 0, 1], [1, 1, 0]).value() == 1.0
+    assert ratio_stats([], []).value() == 0.0
+    # groups g1 (both right) and g2 (one wrong): one of two groups all correct
+    stats = all_correct_stats([True, True, True, False], ["g1", "g1", "g2", "g2"])
+    assert stats.value() == 0.5 and not share_stats([0.5, 1.0]).binary and share_stats([0, 1]).binary
 
 
 def test_mcnemar_exact():
@@ -341,21 +386,23 @@ def test_mcnemar_exact():
         mcnemar_p([True], [True, False])
 
 
-def test_paired_bootstrap_p():
-    # every pair improves by 1: no resampled mean can reach 0
-    assert paired_bootstrap_p([0.0] * 20, [1.0] * 20) == 0.0
-    # observed mean difference exactly 0
-    assert paired_bootstrap_p([0.0, 1.0] * 10, [1.0, 0.0] * 10) == 1.0
-    # small shift buried in noise: not significant, and deterministic by seed
+def test_paired_p_uses_mcnemar_for_shares_and_a_paired_bootstrap_otherwise():
+    before, after = [True] * 5 + [True, False], [False] * 5 + [True, False]
+    weights = bootstrap_weights(range(7))
+    assert paired_p(share_stats(before), share_stats(after), weights) == pytest.approx(0.0625)
+    # a non-binary metric: every caption score improves by 1 -> no resample reaches 0
+    lo, hi = share_stats([0.5] * 20), share_stats([1.5] * 20)
+    assert paired_p(lo, hi, bootstrap_weights(range(20))) == 0.0
+    assert paired_p(lo, lo, bootstrap_weights(range(20))) == 1.0
     rng = np.random.default_rng(0)
-    before = rng.normal(size=50)
-    after = before + rng.normal(scale=1.0, size=50) + 0.01
-    p = paired_bootstrap_p(before.tolist(), after.tolist(), seed=3)
+    base = rng.normal(size=50)
+    noisy = share_stats(base + rng.normal(size=50) + 0.01)
+    p = paired_p(share_stats(base), noisy, bootstrap_weights(range(50), seed=3))
     assert 0.2 < p <= 1.0
-    assert p == paired_bootstrap_p(before.tolist(), after.tolist(), seed=3)
-    # large consistent shift: significant
-    after = before + rng.normal(scale=0.1, size=50) + 0.5
-    assert paired_bootstrap_p(before.tolist(), after.tolist()) < 0.01
+    shifted = share_stats(base + rng.normal(scale=0.1, size=50) + 0.5)
+    assert paired_p(share_stats(base), shifted, bootstrap_weights(range(50))) < 0.01
+    with pytest.raises(ValueError, match="same samples"):
+        paired_p(share_stats([0.5] * 3), share_stats([0.5] * 4), weights)
 
 
 # ----------------------------------------------------------------------------- registry

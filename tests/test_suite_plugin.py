@@ -71,3 +71,82 @@ def test_ini_keys_set_the_grid(pytester):
     pytester.makeini("[pytest]\nlvlm_kv_bits = 8\nlvlm_kv_method = outlier\n")
     result = run(pytester, "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*tiny-kv8-outlier-s2-pope_random*"])
+
+
+POPE_2BIT = ["-k", "pope_random", "--kv-bits", "2", "--kv-method", "uniform", "--lvlm-limit", "12"]
+
+
+def records_of(path):
+    return {(r["setting"], r["task"]): r for r in json.loads(path.read_text())["records"]}
+
+
+def test_a_threshold_breach_fails_exactly_that_test(pytester):
+    # 2-bit settings may lose no recall, 8-bit ones too; the baseline floor is met
+    pytester.makefile(".toml", lvlm_thresholds='[floor]\n"*" = 0.1\n[max_drop.2]\nrecall = 0.0\n'
+                                               '[max_drop.8]\nrecall = 0.0\n')
+    result = run(pytester, *POPE_2BIT, "--kv-bits", "8", "--lvlm-report", str(pytester.path / "r.json"))
+    records = records_of(pytester.path / "r.json")
+    recall = {setting: records[(setting, "pope_random")]["metrics"]["recall"] for setting in ("fp16", "kv2-uniform")}
+    assert recall["kv2-uniform"] < recall["fp16"]  # the tiny model does lose recall at 2 bits here
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*pope_random recall = * dropped * from fp16 * at 2 bits; allowed 0.0000*",
+                                 "FAILED*tiny-kv2-uniform-pope_random*"])
+    assert "kv8-uniform-pope_random] -" not in result.stdout.str()
+
+
+def test_a_baseline_below_its_floor_fails(pytester):
+    pytester.makefile(".toml", lvlm_thresholds='[floor]\n"pope_random.accuracy" = 0.999\n')
+    result = run(pytester, "-k", "pope_random and fp16", "--lvlm-limit", "12")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*pope_random accuracy = * is below the floor 0.9990*"])
+
+
+def test_a_bad_thresholds_file_is_a_usage_error(pytester):
+    pytester.makefile(".toml", lvlm_thresholds='[max_drop.4]\nyes_ratio = 0.1\n')
+    result = run(pytester, "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*metric 'yes_ratio' has no known direction*"])
+
+
+def test_compare_fails_on_a_drop_and_passes_on_a_gain(pytester):
+    saved_path = pytester.path / "cache" / "runs" / "main.json"
+    run(pytester, *POPE_2BIT, "--lvlm-save", "main").assert_outcomes(passed=2)
+    saved = json.loads(saved_path.read_text())
+    run(pytester, *POPE_2BIT, "--lvlm-compare", "main").assert_outcomes(passed=2)  # same run: no change
+    for record in saved["records"]:
+        record["metrics"]["accuracy"] -= 0.1   # the saved run was worse: now is a gain
+        record["metrics"]["yes_ratio"] += 0.5  # no direction: never compared
+    saved_path.write_text(json.dumps(saved))
+    run(pytester, *POPE_2BIT, "--lvlm-compare", "main").assert_outcomes(passed=2)
+    for record in saved["records"]:
+        record["metrics"]["accuracy"] += 0.2   # the saved run was better: now is a drop
+    saved_path.write_text(json.dumps(saved))
+    result = run(pytester, *POPE_2BIT, "--lvlm-compare", "main")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*accuracy = * is 0.1000 worse than saved run 'main'*"])
+    missing = run(pytester, *POPE_2BIT, "--lvlm-compare", "nope")
+    missing.stderr.fnmatch_lines(["*no saved run 'nope'*saved runs: ?'main'?*"])
+
+
+def test_xdist_workers_give_the_same_records_as_one_process(pytester):
+    args = ["-k", "pope_random or shapes_vqa", "--kv-bits", "4,2", "--kv-method", "uniform", "--lvlm-limit", "10"]
+    pytester.makepyfile(test_recognition="from pytest_lvlmbench.suite import capability_test\n"
+                                         "test_recognition = capability_test('recognition')\n")
+    one = run(pytester, *args, "--lvlm-report", str(pytester.path / "one.json"), "--lvlm-cache",
+              str(pytester.path / "c2"))
+    two = run(pytester, *args, "-n", "2", "--dist", "loadgroup", "--lvlm-report", str(pytester.path / "two.json"),
+              "--lvlm-cache", str(pytester.path / "c3"))
+    one.assert_outcomes(passed=6)
+    two.assert_outcomes(passed=6)
+    strip = {"seconds", "generated", "kv_bytes"}
+    a, b = records_of(pytester.path / "one.json"), records_of(pytester.path / "two.json")
+    assert len(a) == 6 and set(a) == set(b)
+    assert all({k: v for k, v in a[key].items() if k not in strip} == {k: v for k, v in b[key].items() if k not in strip}
+               for key in a)
+    assert "lvlmbench degradation report" in two.stdout.str()
+
+
+def test_plot_is_written(pytester):
+    plot = pytester.path / "plot.png"
+    run(pytester, *POPE_2BIT, "--lvlm-plot", str(plot)).assert_outcomes(passed=2)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

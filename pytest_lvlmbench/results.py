@@ -1,0 +1,76 @@
+"""Records of a run and what is derived from them alone (flips, the JSON form), so the
+controller of an xdist run rebuilds everything from the records its workers send."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .metrics import normalize_answer
+from .settings import BASELINE
+
+
+@dataclass
+class Record:
+    """One (model, setting, task) evaluated over its dataset."""
+
+    model: str
+    setting: str
+    task: str
+    capability: str
+    primary: str
+    metrics: dict[str, float]
+    predictions: list[str] = field(repr=False)
+    intervals: dict[str, list[float]] = field(default_factory=dict)   # 95% bootstrap CI per metric
+    p_values: dict[str, float] = field(default_factory=dict)          # paired test vs the baseline
+    samples: int = 0
+    seconds: float = 0.0
+    generated: int = 0   # samples generated now (the rest came from the cache)
+    kv_bytes: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.model, self.setting, self.task
+
+    def as_dict(self, answers: bool = True) -> dict:
+        entry = asdict(self)
+        if not answers:
+            entry.pop("predictions")
+        return entry
+
+
+def flips(record: Record, baseline: Record) -> float:
+    """Share of samples whose (normalised) answer differs from the baseline's."""
+    changed = [normalize_answer(a) != normalize_answer(b) for a, b in zip(record.predictions, baseline.predictions)]
+    return sum(changed) / len(changed) if changed else 0.0
+
+
+class Results:
+    """The records of a run, one per (model, setting, task), in the order they arrived."""
+
+    def __init__(self, records: list[Record] | None = None) -> None:
+        self._records: dict[tuple[str, str, str], Record] = {}
+        for record in records or []:
+            self.add(record)
+
+    def add(self, record: Record) -> Record:
+        return self._records.setdefault(record.key, record)
+
+    def find(self, model: str, setting: str, task: str) -> Record | None:
+        return self._records.get((model, setting, task))
+
+    def baseline_of(self, record: Record) -> Record | None:
+        base = self.find(record.model, BASELINE.id, record.task)
+        return None if base is record else base
+
+    def flips(self, record: Record) -> float | None:
+        base = self.baseline_of(record)
+        return None if base is None else flips(record, base)
+
+    def __iter__(self):
+        return iter(self._records.values())
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def as_json(self, answers: bool = False) -> list[dict]:
+        return [{**r.as_dict(answers), "flips": self.flips(r)} for r in self]

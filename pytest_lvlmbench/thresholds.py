@@ -1,0 +1,175 @@
+"""Gates that fail a test: thresholds from a data file beside the suite, and a saved run.
+
+The thresholds file (TOML) holds an absolute floor for the uncompressed baseline and the
+largest drop each bit budget may cost::
+
+    [floor]                   # the fp16 baseline must reach these
+    "shapes_vqa.accuracy" = 0.75
+    toxicity = 0.10           # lower is better: a ceiling
+    [max_drop.8]              # settings whose fewest bits are 8
+    "*" = 0.02                # the primary metric of every task
+    [max_drop.4]
+    "pope_random.accuracy" = 0.05
+
+Keys are ``task.metric``, ``metric`` or ``"*"`` (the primary metric), most specific first.
+Drops are direction-aware: for a lower-is-better metric (toxicity, MaxSkew) a rise is the drop.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .metrics import METRICS
+from .results import Record
+from .settings import Setting
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def worsening(metric: str, before: float, after: float) -> float:
+    """How much worse ``after`` is than ``before`` (negative: better), by the metric's direction."""
+    return before - after if METRICS[metric].higher_is_better else after - before
+
+
+def _directed(metric: str, where: str) -> None:
+    info = METRICS.get(metric)
+    if info is None or info.higher_is_better is None:
+        raise ValueError(f"{where}: metric {metric!r} has no known direction; metrics with one are "
+                         f"{sorted(m for m, i in METRICS.items() if i.higher_is_better is not None)}")
+
+
+def _rule(rules: dict[str, float], record: Record, metric: str) -> tuple[str, float] | None:
+    for key in (f"{record.task}.{metric}", metric, "*" if metric == record.primary else None):
+        if key in rules:
+            return key, rules[key]
+    return None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    floor: dict[str, float] = field(default_factory=dict)
+    max_drop: dict[int, dict[str, float]] = field(default_factory=dict)
+    source: str = "thresholds"
+
+    @classmethod
+    def load(cls, path: Path) -> Thresholds:
+        """Read and validate a thresholds file; ValueError names the bad entry."""
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ValueError(f"cannot read thresholds file {path}: {error}") from None
+        unknown = set(data) - {"floor", "max_drop"}
+        if unknown:
+            raise ValueError(f"{path}: unknown sections {sorted(unknown)}; allowed are 'floor' and 'max_drop'")
+        floor = {str(k): float(v) for k, v in data.get("floor", {}).items()}
+        max_drop = {}
+        for bits, rules in data.get("max_drop", {}).items():
+            if not str(bits).isdigit():
+                raise ValueError(f"{path}: [max_drop.{bits}] is not a bit budget; use e.g. [max_drop.4]")
+            max_drop[int(bits)] = {str(k): float(v) for k, v in rules.items()}
+        for key in [*floor, *(k for rules in max_drop.values() for k in rules)]:
+            if key != "*":
+                _directed(key.rsplit(".", 1)[-1], f"{path}: key {key!r}")
+        return cls(floor, max_drop, str(path))
+
+    def breaches(self, record: Record, baseline: Record | None) -> list[str]:
+        """Messages naming metric, value and limit for every rule the record breaks."""
+        setting = Setting.from_id(record.setting)
+        out = []
+        for metric, value in record.metrics.items():
+            if METRICS.get(metric) is None or METRICS[metric].higher_is_better is None:
+                continue
+            if setting.is_baseline:
+                rule = _rule(self.floor, record, metric)
+                if rule and worsening(metric, rule[1], value) > 1e-12:
+                    side = "below the floor" if METRICS[metric].higher_is_better else "above the ceiling"
+                    out.append(f"{record.task} {metric} = {value:.4f} is {side} {rule[1]:.4f} "
+                               f"({self.source} [floor] {rule[0]!r})")
+            elif baseline is not None:
+                rule = _rule(self.max_drop.get(setting.bits, {}), record, metric)
+                drop = worsening(metric, baseline.metrics[metric], value)
+                if rule and drop > rule[1] + 1e-12:
+                    out.append(f"{record.task} {metric} = {value:.4f} dropped {drop:.4f} from fp16 "
+                               f"{baseline.metrics[metric]:.4f} at {setting.bits} bits; allowed {rule[1]:.4f} "
+                               f"({self.source} [max_drop.{setting.bits}] {rule[0]!r})")
+        return out
+
+
+class SavedRun:
+    """A whole run stored by ``--lvlm-save NAME`` (JSON under the cache directory), compared
+    against by ``--lvlm-compare NAME``: like pytest-benchmark's --benchmark-compare-fail, but a
+    metric fails when it got *worse* by its own direction, never merely because it moved."""
+
+    def __init__(self, name: str, path: Path, tolerance: float = 0.0) -> None:
+        if not path.exists():
+            saved = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.exists() else []
+            raise ValueError(f"no saved run {name!r} at {path}; saved runs: {saved or 'none'} "
+                             "(store one with --lvlm-save NAME)")
+        data = json.loads(path.read_text())
+        self.name, self.tolerance = name, tolerance
+        self.metrics = {(r["model"], r["setting"], r["task"]): r["metrics"] for r in data["records"]}
+
+    def breaches(self, record: Record) -> list[str]:
+        saved = self.metrics.get(record.key)
+        if saved is None:
+            return []
+        out = []
+        for metric, value in record.metrics.items():
+            if metric not in saved or METRICS.get(metric) is None or METRICS[metric].higher_is_better is None:
+                continue
+            drop = worsening(metric, saved[metric], value)
+            if drop > self.tolerance + 1e-12:
+                out.append(f"{record.task} {metric} = {value:.4f} is {drop:.4f} worse than saved run "
+                           f"{self.name!r} ({saved[metric]:.4f}); allowed {self.tolerance:.4f}")
+        return out
+
+
+def runs_dir(cache_dir: Path) -> Path:
+    return cache_dir / "runs"
+
+
+@dataclass
+class Gates:
+    """Everything that can fail a benchmark test: a thresholds file per suite directory (or
+    one given on the command line) and an optional saved run to compare against."""
+
+    saved: SavedRun | None = None
+    override: Thresholds | None = None
+    by_directory: dict[Path, Thresholds | None] = field(default_factory=dict)
+
+    FILENAME = "lvlm_thresholds.toml"
+
+    @classmethod
+    def from_options(cls, cache_dir: Path, compare: str | None, tolerance: float,
+                     thresholds: str | None) -> Gates:
+        saved = SavedRun(compare, runs_dir(cache_dir) / f"{compare}.json", tolerance) if compare else None
+        return cls(saved, Thresholds.load(Path(thresholds)) if thresholds else None)
+
+    def thresholds_for(self, directory: Path) -> Thresholds | None:
+        if self.override is not None:
+            return self.override
+        if directory not in self.by_directory:
+            path = directory / self.FILENAME
+            self.by_directory[directory] = Thresholds.load(path) if path.exists() else None
+        return self.by_directory[directory]
+
+    def breaches(self, record: Record, baseline: Record | None, directory: Path) -> list[str]:
+        thresholds = self.thresholds_for(directory)
+        out = thresholds.breaches(record, baseline) if thresholds else []
+        return out + (self.saved.breaches(record) if self.saved else [])
+
+
+def save_run(results, options, name: str) -> Path:
+    """Store a whole run for later ``--lvlm-compare NAME``."""
+    from .report import report_json
+
+    path = runs_dir(options.cache_dir) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report_json(results, options), indent=1))
+    return path
