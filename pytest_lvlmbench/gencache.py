@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from PIL import Image
 
@@ -43,32 +44,43 @@ def generation_key(model: str, compression: str, prompt: str, image: str, config
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+class Generated(NamedTuple):
+    """An answer and the KV cache of the batch that produced it: bytes as stored, and the
+    bytes the same tokens take in the model's float dtype (their ratio is what the setting saved)."""
+
+    answer: str
+    kv_bytes: int = 0
+    kv_float_bytes: int = 0
+
+
 class GenerationCache:
-    """key -> answer text, in SQLite; safe for concurrent writers."""
+    """key -> Generated, in SQLite; safe for concurrent writers."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=120, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, answer TEXT NOT NULL, "
+                         "kv_bytes INTEGER NOT NULL, kv_float_bytes INTEGER NOT NULL)")
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, str]:
+    def get_many(self, keys: Iterable[str]) -> dict[str, Generated]:
         keys = list(keys)
-        found: dict[str, str] = {}
+        found: dict[str, Generated] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
-            rows = self._db.execute(f"SELECT key, answer FROM answers WHERE key IN ({','.join('?' * len(chunk))})",
-                                    chunk)
-            found.update(rows.fetchall())
+            rows = self._db.execute("SELECT key, answer, kv_bytes, kv_float_bytes FROM generations "
+                                    f"WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((key, Generated(*rest)) for key, *rest in rows.fetchall())
         return found
 
-    def put_many(self, answers: Mapping[str, str]) -> None:
+    def put_many(self, answers: Mapping[str, Generated]) -> None:
         with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO answers (key, answer) VALUES (?, ?)", answers.items())
+            self._db.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?)",
+                                 [(key, *value) for key, value in answers.items()])
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()

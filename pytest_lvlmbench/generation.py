@@ -6,11 +6,21 @@ import torch
 
 from quant import KVQuantSpec, QuantizedKVCache
 
+from .gencache import Generated
+
+
+def float_cache_bytes(config, batch: int, tokens: int, dtype: torch.dtype) -> int:
+    """Bytes a float cache in ``dtype`` takes for ``tokens`` positions of ``batch`` sequences."""
+    text = config.get_text_config(decoder=True)
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
+    return 2 * text.num_hidden_layers * batch * tokens * kv_heads * head_dim * dtype.itemsize
+
 
 def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuantSpec, max_new_tokens: int,
-                   device: str = "cpu", dtype: torch.dtype | None = None) -> tuple[list[str], int]:
-    """Greedy answers for one left-padded batch, the KV spec applied through the quantized cache;
-    also returns the cache's stored bytes."""
+                   device: str = "cpu", dtype: torch.dtype | None = None) -> list[Generated]:
+    """Greedy answers for one left-padded batch, the KV spec applied through the quantized cache,
+    each with the cache's stored and float-equivalent bytes."""
     inputs = processor(images=images, text=prompts, return_tensors="pt", padding=True).to(device)
     if dtype is not None and "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
@@ -19,4 +29,5 @@ def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuan
         output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, cache=cache,
                                 pad_token_id=processor.tokenizer.pad_token_id)
     texts = processor.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    return [text.strip() for text in texts], cache.nbytes()
+    float_bytes = float_cache_bytes(model.config, output.shape[0], cache.get_seq_length(), model.dtype)
+    return [Generated(text.strip(), cache.nbytes(), float_bytes) for text in texts]

@@ -62,6 +62,9 @@ def tables(results: Results, options) -> list[str]:
             rows.append(["", task, "flips vs fp16"] + [
                 "" if (task, s) not in by_key or results.flips(by_key[(task, s)]) is None
                 else f"{results.flips(by_key[(task, s)]):.3f}" for s in settings])
+            rows.append(["", task, "KV bytes / float"] + [
+                "" if (task, s) not in by_key or by_key[(task, s)].kv_ratio is None
+                else f"{by_key[(task, s)].kv_ratio:.3f}" for s in settings])
         out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}); * primary metric; fp16 column: "
                    f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (p < {SIGNIFICANCE}, "
                    "McNemar for accuracies, paired bootstrap otherwise)\n"

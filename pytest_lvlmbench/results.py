@@ -25,7 +25,9 @@ class Record:
     samples: int = 0
     seconds: float = 0.0
     generated: int = 0   # samples generated now (the rest came from the cache)
-    kv_bytes: int = 0
+    kv_bytes: int = 0    # KV cache of the largest batch, as stored (packed)
+    kv_ratio: float | None = None    # ... over the same tokens in the float dtype: what the setting saved
+    peak_memory_bytes: int = 0
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -7,7 +7,7 @@ drive a run without it.
 from __future__ import annotations
 
 import copy
-import platform
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ import torch
 from quant import quantize_model
 
 from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, paired_p
-from .gencache import GenerationCache, generation_key, image_hash, model_fingerprint
+from .gencache import Generated, GenerationCache, generation_key, image_hash, model_fingerprint
 from .generation import generate_batch
 from .models import ModelRef, resolve_model
 from .results import Record, Results
@@ -43,6 +43,13 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
     if name == "auto":
         return torch.float16 if device.startswith("cuda") else torch.float32
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def peak_memory_bytes(device: str) -> int:
+    """Peak GPU memory allocated since the last reset on CUDA; the process's peak RSS on CPU."""
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated(device))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class Session:
@@ -116,18 +123,19 @@ class Session:
                 for p, item in zip(prompts, items)]
         answers = self.cache.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in answers]
-        kv_bytes = 0  # largest KV cache of a batch, as stored (packed)
+        if self.options.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(self.options.device)
         for begin in range(0, len(todo), self.options.batch_size):
             batch = todo[begin:begin + self.options.batch_size]
-            texts, batch_kv_bytes = self._generate(name, setting, [items[i] for i in batch],
-                                                   [prompts[i] for i in batch], task.max_new_tokens)
-            kv_bytes = max(kv_bytes, batch_kv_bytes)
-            new = {keys[i]: text for i, text in zip(batch, texts)}
+            generated = self._generate(name, setting, [items[i] for i in batch], [prompts[i] for i in batch],
+                                       task.max_new_tokens)
+            new = {keys[i]: g for i, g in zip(batch, generated)}
             self.cache.put_many(new)   # written per batch: an interrupted run loses at most one batch
             answers.update(new)
             if progress:
                 progress(len(items) - len(todo) + begin + len(batch), len(items), time.perf_counter() - start)
-        predictions = [answers[k] for k in keys]
+        predictions = [answers[k].answer for k in keys]
+        largest = max((answers[k] for k in keys), key=lambda g: g.kv_float_bytes)  # the largest batch's cache
         statistics = task.statistics(items, predictions)
         self._statistics[(name, setting.id, task.name)] = statistics
         weights = bootstrap_weights([task.cluster(item) for item in items], self.options.resamples, self.options.seed)
@@ -138,18 +146,12 @@ class Session:
                         p_values={} if setting.is_baseline or baseline is None else
                         {m: paired_p(baseline[m], stat, weights) for m, stat in statistics.items()},
                         samples=len(items), seconds=time.perf_counter() - start, generated=len(todo),
-                        kv_bytes=kv_bytes)
+                        kv_bytes=largest.kv_bytes,
+                        kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
+                        peak_memory_bytes=peak_memory_bytes(self.options.device))
         return self.results.add(record)
 
-    def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> tuple[list[str], int]:
+    def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:
         torch.manual_seed(self.options.seed)
         return generate_batch(self.model(name, setting), self.processor(name), [item.image() for item in items],
                               prompts, setting.kv, max_new_tokens, self.options.device, self.dtype)
-
-    # ------------------------------------------------------------ results
-    def machine(self) -> dict:
-        import transformers
-
-        return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
-                "transformers": transformers.__version__, "device": self.options.device,
-                "dtype": str(self.dtype).replace("torch.", "")}

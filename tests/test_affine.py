@@ -106,7 +106,9 @@ def test_error_falls_monotonically_with_bits(kind, dim, group):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(64, 256, generator=gen)
     if kind == "heavy_tailed":
-        x = torch.distributions.StudentT(2.0).sample((64, 256))
+        with torch.random.fork_rng():  # StudentT draws from the global generator: seed it, or the test is flaky
+            torch.manual_seed(0)
+            x = torch.distributions.StudentT(2.0).sample((64, 256))
     block = block_size_for(x.shape, dim, group)
     errors = []
     for bits in (2, 3, 4, 8):

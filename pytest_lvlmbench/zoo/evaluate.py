@@ -40,9 +40,9 @@ def generate_answers(model, processor, items: list[Item], kv_spec: KVQuantSpec =
     answers: list[str] = []
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
-        texts, _ = generate_batch(model, processor, [item.image() for item in chunk],
-                                  [prompt(item.question) for item in chunk], kv_spec, MAX_NEW_TOKENS)
-        answers += texts
+        answers += [g.answer for g in generate_batch(model, processor, [item.image() for item in chunk],
+                                                     [prompt(item.question) for item in chunk], kv_spec,
+                                                     MAX_NEW_TOKENS)]
     return answers
 
 

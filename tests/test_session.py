@@ -1,0 +1,53 @@
+"""The run's state without pytest: resuming from the generation cache, GPU pinning per worker."""
+
+from dataclasses import replace
+
+import pytest
+
+from pytest_lvlmbench.plugin import worker_device
+from pytest_lvlmbench.session import Options, Session
+from pytest_lvlmbench.settings import BASELINE, Setting
+from pytest_lvlmbench.tasks import TASKS
+
+
+def test_an_interrupted_run_resumes_without_regenerating_finished_samples(tmp_path, monkeypatch):
+    options = Options(models=["tiny"], settings=[BASELINE], limit=12, batch_size=4, cache_dir=tmp_path / "cache")
+    task = TASKS["pope_random"]
+    generate, batches = Session._generate, []
+
+    def interrupted_after_two_batches(self, *args):
+        if len(batches) == 2:
+            raise KeyboardInterrupt
+        batches.append(args)
+        return generate(self, *args)
+
+    monkeypatch.setattr(Session, "_generate", interrupted_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        Session(options).run("tiny", BASELINE, task)
+    monkeypatch.undo()
+    resumed = Session(options).run("tiny", BASELINE, task)
+    assert resumed.generated == 4 and resumed.samples == 12   # 8 answers came from the cache
+    fresh = Session(replace(options, cache_dir=tmp_path / "fresh")).run("tiny", BASELINE, task)
+    assert fresh.generated == 12
+    assert resumed.predictions == fresh.predictions and resumed.metrics == fresh.metrics
+
+
+def test_settings_are_tested_against_the_baseline_with_intervals_on_every_metric(tmp_path):
+    session = Session(Options(models=["tiny"], settings=[BASELINE], limit=20, cache_dir=tmp_path))
+    task = TASKS["shapes_vqa"]
+    base = session.evaluate("tiny", BASELINE, task)
+    record = session.evaluate("tiny", Setting.from_id("kv2-uniform"), task)
+    assert session.evaluate("tiny", BASELINE, task) is base            # evaluated once
+    assert set(base.intervals) == set(base.metrics) and base.p_values == {}
+    assert set(record.p_values) == set(record.metrics)
+    for r in (base, record):
+        low, high = r.intervals["accuracy"]
+        assert low <= r.metrics["accuracy"] <= high and high - low > 0.1   # 20 samples: a wide interval
+
+
+@pytest.mark.parametrize("device, worker, gpus, expected", [
+    ("cuda", "gw0", 4, "cuda:0"), ("cuda", "gw5", 4, "cuda:1"), ("cuda", None, 4, "cuda"),
+    ("cuda", "gw1", 1, "cuda"), ("cuda:2", "gw1", 4, "cuda:2"), ("cpu", "gw1", 4, "cpu"),
+])
+def test_each_xdist_worker_pins_its_own_gpu(device, worker, gpus, expected):
+    assert worker_device(device, worker, gpus) == expected
