@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .metrics import METRICS
+from .metrics import METRICS, benjamini_hochberg
 from .results import Record, Results
 from .settings import BASELINE, Setting
 
@@ -28,7 +28,13 @@ def machine_info(options) -> dict:
             "dtype": str(resolve_dtype(options.dtype, options.device)).replace("torch.", "")}
 
 
-def _cell(record: Record, metric: str, base: Record | None) -> str:
+def adjusted_p_values(records: list[Record]) -> dict[tuple[str, str, str], float]:
+    """Benjamini-Hochberg over every paired test of one model's table: (setting, task, metric) -> p."""
+    tests = [((r.setting, r.task, metric), p) for r in records for metric, p in r.p_values.items()]
+    return dict(zip([key for key, _ in tests], benjamini_hochberg([p for _, p in tests])))
+
+
+def _cell(record: Record, metric: str, base: Record | None, adjusted: dict) -> str:
     value = record.metrics[metric]
     if base is None:  # the baseline column carries the 95% interval
         low, high = record.intervals.get(metric, (value, value))
@@ -36,7 +42,7 @@ def _cell(record: Record, metric: str, base: Record | None) -> str:
     delta = value - base.metrics[metric]
     better = METRICS[metric].higher_is_better if metric in METRICS else None
     mark = ""
-    if better is not None and abs(delta) > 1e-12 and record.p_values.get(metric, 1.0) < SIGNIFICANCE:
+    if better is not None and abs(delta) > 1e-12 and adjusted.get((record.setting, record.task, metric), 1) < SIGNIFICANCE:
         mark = "▲" if (delta > 0) == better else "▼"
     return f"{value:.3f} ({delta:+.3f}{mark})"
 
@@ -49,6 +55,7 @@ def tables(results: Results, options) -> list[str]:
         records = [r for r in results if r.model == model]
         settings = [BASELINE.id] + [s for s in dict.fromkeys(r.setting for r in records) if s != BASELINE.id]
         by_key = {(r.task, r.setting): r for r in records}
+        adjusted = adjusted_p_values(records)
         rows = []
         for task in dict.fromkeys(r.task for r in records):
             sample = next(r for r in records if r.task == task)
@@ -57,7 +64,7 @@ def tables(results: Results, options) -> list[str]:
                 row = [sample.capability, task, metric + (" *" if metric == sample.primary else "")]
                 for setting in settings:
                     record = by_key.get((task, setting))
-                    row.append("" if record is None else _cell(record, metric, None if record is base else base))
+                    row.append("" if record is None else _cell(record, metric, None if record is base else base, adjusted))
                 rows.append(row)
             rows.append(["", task, "flips vs fp16"] + [
                 "" if (task, s) not in by_key or results.flips(by_key[(task, s)]) is None
@@ -66,8 +73,8 @@ def tables(results: Results, options) -> list[str]:
                 "" if (task, s) not in by_key or by_key[(task, s)].kv_ratio is None
                 else f"{by_key[(task, s)].kv_ratio:.3f}" for s in settings])
         out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}); * primary metric; fp16 column: "
-                   f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (p < {SIGNIFICANCE}, "
-                   "McNemar for accuracies, paired bootstrap otherwise)\n"
+                   f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (McNemar for "
+                   f"accuracies, paired bootstrap otherwise; Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"
                    + tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True))
     return out
 

@@ -3,9 +3,10 @@
 The thresholds file (TOML) holds an absolute floor for the uncompressed baseline and the
 largest drop each bit budget may cost::
 
-    [floor]                   # the fp16 baseline must reach these
-    "shapes_vqa.accuracy" = 0.75
+    [floor]                   # the fp16 baseline of every model must reach these
     toxicity = 0.10           # lower is better: a ceiling
+    [floor.tiny]              # ... and of one model (its --model name)
+    "shapes_vqa.accuracy" = 0.75
     [max_drop.8]              # settings whose fewest bits are 8
     "*" = 0.02                # the primary metric of every task
     [max_drop.4]
@@ -13,6 +14,9 @@ largest drop each bit budget may cost::
 
 Keys are ``task.metric``, ``metric`` or ``"*"`` (the primary metric), most specific first.
 Drops are direction-aware: for a lower-is-better metric (toxicity, MaxSkew) a rise is the drop.
+A drop breaches only when it is also significant (its paired test against the baseline has
+p < ``significance``, default 0.05), so a few flipped answers in a 20-sample CI run never fail
+a build; ``significance = 1.0`` at the top of the file gates on size alone.
 """
 
 from __future__ import annotations
@@ -54,7 +58,9 @@ def _rule(rules: dict[str, float], record: Record, metric: str) -> tuple[str, fl
 @dataclass(frozen=True)
 class Thresholds:
     floor: dict[str, float] = field(default_factory=dict)
+    model_floor: dict[str, dict[str, float]] = field(default_factory=dict)
     max_drop: dict[int, dict[str, float]] = field(default_factory=dict)
+    significance: float = 0.05
     source: str = "thresholds"
 
     @classmethod
@@ -64,19 +70,26 @@ class Thresholds:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise ValueError(f"cannot read thresholds file {path}: {error}") from None
-        unknown = set(data) - {"floor", "max_drop"}
+        unknown = set(data) - {"floor", "max_drop", "significance"}
         if unknown:
-            raise ValueError(f"{path}: unknown sections {sorted(unknown)}; allowed are 'floor' and 'max_drop'")
-        floor = {str(k): float(v) for k, v in data.get("floor", {}).items()}
+            raise ValueError(f"{path}: unknown entries {sorted(unknown)}; allowed are 'significance', [floor] "
+                             "and [max_drop.BITS]")
+        significance = data.get("significance", 0.05)
+        if not isinstance(significance, (int, float)) or not 0 < significance <= 1:
+            raise ValueError(f"{path}: significance = {significance!r} must be a number in (0, 1]")
+        floors = data.get("floor", {})
+        floor = {str(k): float(v) for k, v in floors.items() if not isinstance(v, dict)}
+        model_floor = {str(m): {str(k): float(v) for k, v in rules.items()}
+                       for m, rules in floors.items() if isinstance(rules, dict)}
         max_drop = {}
         for bits, rules in data.get("max_drop", {}).items():
             if not str(bits).isdigit():
                 raise ValueError(f"{path}: [max_drop.{bits}] is not a bit budget; use e.g. [max_drop.4]")
             max_drop[int(bits)] = {str(k): float(v) for k, v in rules.items()}
-        for key in [*floor, *(k for rules in max_drop.values() for k in rules)]:
+        for key in [*floor, *(k for rules in [*model_floor.values(), *max_drop.values()] for k in rules)]:
             if key != "*":
                 _directed(key.rsplit(".", 1)[-1], f"{path}: key {key!r}")
-        return cls(floor, max_drop, str(path))
+        return cls(floor, model_floor, max_drop, float(significance), str(path))
 
     def breaches(self, record: Record, baseline: Record | None) -> list[str]:
         """Messages naming metric, value and limit for every rule the record breaks."""
@@ -86,18 +99,21 @@ class Thresholds:
             if METRICS.get(metric) is None or METRICS[metric].higher_is_better is None:
                 continue
             if setting.is_baseline:
-                rule = _rule(self.floor, record, metric)
-                if rule and worsening(metric, rule[1], value) > 1e-12:
-                    side = "below the floor" if METRICS[metric].higher_is_better else "above the ceiling"
-                    out.append(f"{record.task} {metric} = {value:.4f} is {side} {rule[1]:.4f} "
-                               f"({self.source} [floor] {rule[0]!r})")
+                for section, rules in ((f"floor.{record.model}", self.model_floor.get(record.model, {})),
+                                       ("floor", self.floor)):
+                    rule = _rule(rules, record, metric)
+                    if rule and worsening(metric, rule[1], value) > 1e-12:
+                        side = "below the floor" if METRICS[metric].higher_is_better else "above the ceiling"
+                        out.append(f"{record.task} {metric} = {value:.4f} is {side} {rule[1]:.4f} "
+                                   f"({self.source} [{section}] {rule[0]!r})")
             elif baseline is not None:
                 rule = _rule(self.max_drop.get(setting.bits, {}), record, metric)
                 drop = worsening(metric, baseline.metrics[metric], value)
-                if rule and drop > rule[1] + 1e-12:
+                p = record.p_values.get(metric, 0.0)
+                if rule and drop > rule[1] + 1e-12 and (p < self.significance or self.significance >= 1):
                     out.append(f"{record.task} {metric} = {value:.4f} dropped {drop:.4f} from fp16 "
-                               f"{baseline.metrics[metric]:.4f} at {setting.bits} bits; allowed {rule[1]:.4f} "
-                               f"({self.source} [max_drop.{setting.bits}] {rule[0]!r})")
+                               f"{baseline.metrics[metric]:.4f} at {setting.bits} bits (p = {p:.3g}); allowed "
+                               f"{rule[1]:.4f} ({self.source} [max_drop.{setting.bits}] {rule[0]!r})")
         return out
 
 

@@ -14,6 +14,7 @@ from pytest_lvlmbench.metrics import (
     MetricInfo,
     bleu,
     all_correct_stats,
+    benjamini_hochberg,
     bleu_statistics,
     bootstrap_interval,
     bootstrap_weights,
@@ -362,6 +363,13 @@ def test_sample_stats_resample_equals_recomputation_on_the_resampled_corpus():
         max_skew_over_values({"x": ["doctor", "doctor"], "y": ["chef"]}, jobs))
 
 
+def test_benjamini_hochberg_worked_example():
+    # m = 4: sorted p .01 .02 .03 .5 -> .04 .04 .04 .5 (each p * 4 / rank, then running minimum from the top)
+    assert benjamini_hochberg([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.04, 0.5, 0.04, 0.04])
+    assert benjamini_hochberg([0.9, 0.8]) == pytest.approx([0.9, 0.9])
+    assert benjamini_hochberg([]) == []
+
+
 def test_ratio_and_group_stats():
     assert ratio_stats([1, 0, 1], [1, 1, 0]).value() == 1.0
     assert ratio_stats([], []).value() == 0.0
@@ -401,6 +409,10 @@ def test_paired_p_uses_mcnemar_for_shares_and_a_paired_bootstrap_otherwise():
     assert 0.2 < p <= 1.0
     shifted = share_stats(base + rng.normal(scale=0.1, size=50) + 0.5)
     assert paired_p(share_stats(base), shifted, bootstrap_weights(range(50))) < 0.01
+    # MaxSkew's columns follow the answers given: runs that answer differently still pair up
+    skew_before = max_skew_statistics(["x", "y"] * 10, ["doctor"] * 20)
+    skew_after = max_skew_statistics(["x", "y"] * 10, ["doctor", "chef"] * 10)
+    assert paired_p(skew_before, skew_after, bootstrap_weights(range(20))) < 0.05
     with pytest.raises(ValueError, match="same samples"):
         paired_p(share_stats([0.5] * 3), share_stats([0.5] * 4), weights)
 

@@ -81,24 +81,30 @@ def records_of(path):
 
 
 def test_a_threshold_breach_fails_exactly_that_test(pytester):
-    # 2-bit settings may lose no recall, 8-bit ones too; the baseline floor is met
-    pytester.makefile(".toml", lvlm_thresholds='[floor]\n"*" = 0.1\n[max_drop.2]\nrecall = 0.0\n'
-                                               '[max_drop.8]\nrecall = 0.0\n')
+    # 2-bit settings may lose no recall, 8-bit ones too, significant or not; the baseline floor is met
+    pytester.makefile(".toml", lvlm_thresholds='significance = 1.0\n[floor]\n"*" = 0.1\n[max_drop.2]\n'
+                                               'recall = 0.0\n[max_drop.8]\nrecall = 0.0\n')
     result = run(pytester, *POPE_2BIT, "--kv-bits", "8", "--lvlm-report", str(pytester.path / "r.json"))
     records = records_of(pytester.path / "r.json")
     recall = {setting: records[(setting, "pope_random")]["metrics"]["recall"] for setting in ("fp16", "kv2-uniform")}
     assert recall["kv2-uniform"] < recall["fp16"]  # the tiny model does lose recall at 2 bits here
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*pope_random recall = * dropped * from fp16 * at 2 bits; allowed 0.0000*",
+    result.stdout.fnmatch_lines(["*pope_random recall = * dropped * from fp16 * at 2 bits (p = *); allowed 0.0000*",
                                  "FAILED*tiny-kv2-uniform-pope_random*"])
     assert "kv8-uniform-pope_random] -" not in result.stdout.str()
+    # by default only a significant drop breaches: 12 questions cannot show this one is real
+    pytester.makefile(".toml", lvlm_thresholds='[max_drop.2]\nrecall = 0.0\n')
+    run(pytester, *POPE_2BIT).assert_outcomes(passed=2)
 
 
 def test_a_baseline_below_its_floor_fails(pytester):
-    pytester.makefile(".toml", lvlm_thresholds='[floor]\n"pope_random.accuracy" = 0.999\n')
+    pytester.makefile(".toml", lvlm_thresholds='[floor]\n"pope_random.accuracy" = 0.5\n'
+                                               '[floor.tiny]\n"pope_random.accuracy" = 0.999\n'
+                                               '[floor.other]\nf1 = 0.999\n')
     result = run(pytester, "-k", "pope_random and fp16", "--lvlm-limit", "12")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*pope_random accuracy = * is below the floor 0.9990*"])
+    result.stdout.fnmatch_lines(["*pope_random accuracy = * is below the floor 0.9990 (*[[]floor.tiny[]]*"])
+    assert "f1 =" not in result.stdout.str()   # another model's floor
 
 
 def test_a_bad_thresholds_file_is_a_usage_error(pytester):
