@@ -75,4 +75,6 @@ class Results:
         return len(self._records)
 
     def as_json(self, answers: bool = False) -> list[dict]:
-        return [{**r.as_dict(answers), "flips": self.flips(r)} for r in self]
+        return [{**r.as_dict(answers), "flips": self.flips(r),
+                 "samples_per_second": r.generated / r.seconds if r.generated and r.seconds else None}
+                for r in self]
