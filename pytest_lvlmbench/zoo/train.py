@@ -6,9 +6,7 @@ Recipe (from the feasibility probes in shared/notes/tiny-llava-probe.md): AdamW,
 rate 5e-4 (2e-3 and above stall at the "ignore the image" loss), linear warm-up then cosine to
 5%, weight decay on matrices only, gradient clip 1, answer-only loss, fresh scenes every step,
 spatial questions weighted up, a strong 2-D position code in the vision tower (``build_model``),
-a localization curriculum first (``world.localization_warmup_example``: without it spatial
-questions stay at chance), and an exponential moving average of the weights (0.999) as the
-shipped model.
+and an exponential moving average of the weights (0.999) as the shipped model.
 """
 
 from __future__ import annotations
@@ -23,12 +21,12 @@ from pathlib import Path
 import torch
 
 from .build import VARIANTS, build_model, build_processor, prompt
-from .world import localization_warmup_example, training_example
+from .world import training_example
 
 
-def training_batch(processor, rng: random.Random, size: int, sample=training_example) -> dict[str, torch.Tensor]:
+def training_batch(processor, rng: random.Random, size: int) -> dict[str, torch.Tensor]:
     """Inputs with labels on the answer tokens only (and the closing </s>)."""
-    examples = [sample(rng) for _ in range(size)]
+    examples = [training_example(rng) for _ in range(size)]
     texts = [f"{prompt(question)} {answer} </s>" for _, question, answer in examples]
     batch = processor(images=[scene.image() for scene, _, _ in examples], text=texts, return_tensors="pt",
                       padding=True)
@@ -48,7 +46,7 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
 
 def train(variant: str, steps: int, out: Path | None, *, batch_size: int = 64, peak_lr: float = 5e-4,
           warmup: int = 300, seed: int = 0, threads: int = 2, ema_decay: float = 0.999, log_every: int = 250,
-          localization_steps: int = 600, **config_overrides) -> dict:
+          **config_overrides) -> dict:
     torch.set_num_threads(threads)
     model = build_model(variant, seed=seed, **config_overrides)
     processor = build_processor(variant)
@@ -65,8 +63,7 @@ def train(variant: str, steps: int, out: Path | None, *, batch_size: int = 64, p
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, peak_lr, warmup)
-        sample = localization_warmup_example if step < localization_steps else training_example
-        loss = model(**training_batch(processor, rng, batch_size, sample)).loss
+        loss = model(**training_batch(processor, rng, batch_size)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -81,8 +78,7 @@ def train(variant: str, steps: int, out: Path | None, *, batch_size: int = 64, p
         for name, p in model.named_parameters():
             p.copy_(ema[name])
     model.eval()
-    summary = {"variant": variant, "steps": steps, "localization_steps": localization_steps,
-               "batch_size": batch_size, "peak_lr": peak_lr, "seed": seed,
+    summary = {"variant": variant, "steps": steps, "batch_size": batch_size, "peak_lr": peak_lr, "seed": seed,
                "threads": threads, "train_seconds": round(time.perf_counter() - start, 1),
                "parameters": sum(p.numel() for p in model.parameters()), "log": log}
     if out is not None:
@@ -101,11 +97,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--localization-steps", type=int, default=600)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     train(args.variant, args.steps, args.out, batch_size=args.batch_size, peak_lr=args.lr, seed=args.seed,
-          threads=args.threads, localization_steps=args.localization_steps)
+          threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -528,23 +528,6 @@ def training_example(rng: random.Random) -> tuple[Scene, str, str]:
     return scene, "describe this person in 3 words .", describe(person)
 
 
-LOCALIZATION_WARMUP_OBJECT = Obj("circle", "blue", "big", (0, 0))  # none of its 9 one-object scenes is held out
-
-
-def localization_warmup_example(rng: random.Random) -> tuple[Scene, str, str]:
-    """The curriculum's first steps: "where is the circle ?" about one fixed object at a random cell.
-
-    Measured on this world: a tiny LLaVA trained from scratch on the full mix sits at chance on
-    "where is the X ?" for thousands of steps. Averaging the image tokens cancels an additive
-    position code (every cell is present in every image), so position can only be read after
-    attention learns to focus on the named object, and content features grow much faster than
-    the position code meanwhile. With the content held fixed, position is all that varies: the
-    readout is learned in ~300 steps and then carries over to every object.
-    """
-    scene = Scene((replace(LOCALIZATION_WARMUP_OBJECT, cell=(rng.randrange(GRID), rng.randrange(GRID))),))
-    return (scene, *location_item(rng, scene))
-
-
 def calibration_examples(n: int = 32) -> list[tuple[Scene, str]]:
     """(scene, question) pairs from the training distribution, for AWQ calibration: never held-out items."""
     rng = random.Random("calibration")
