@@ -7,14 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from .results import Record, Results
-
 SESSION_KEY = pytest.StashKey["object"]()
 OPTIONS_KEY = pytest.StashKey["object"]()
 RESULTS_KEY = pytest.StashKey["object"]()     # the controller's records (also under xdist)
 GATES_KEY = pytest.StashKey["object"]()       # saved run to compare against, thresholds by path
 PRODUCED_KEY = pytest.StashKey[list]()         # records a test produced, sent with its report
-RECORD_PROPERTY = "lvlmbench_record"
 
 
 def environment_summary() -> str:
@@ -124,6 +121,7 @@ def worker_device(device: str, worker_id: str | None, gpus: int) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     options = read_options(config)
     from .models import resolve_model
+    from .results import Results
     from .thresholds import Gates
 
     for name in options.models:
@@ -137,6 +135,9 @@ def pytest_configure(config: pytest.Config) -> None:
                                    _value(config, "--lvlm-thresholds", "lvlm_thresholds", str))
     except ValueError as error:
         raise pytest.UsageError(f"lvlmbench: {error}") from None
+    answers = _value(config, "--lvlm-report-answers", "lvlm_report_answers", str, "no")
+    if answers not in ("yes", "no"):
+        raise pytest.UsageError(f"lvlmbench: --lvlm-report-answers {answers!r}: allowed are yes, no")
     if _value(config, "--lvlm-plot", "lvlm_plot", str):
         try:
             import matplotlib  # noqa: F401
@@ -220,10 +221,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 class RecordCollector:
     """Keeps the records of every test report it sees: on an xdist controller, the workers'."""
 
-    def __init__(self, results: Results) -> None:
+    def __init__(self, results) -> None:
         self.results = results
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from .results import Record
+
         for record in getattr(report, "lvlmbench_records", ()):
             self.results.add(Record(**record))
 
