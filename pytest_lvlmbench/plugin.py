@@ -144,6 +144,12 @@ def pytest_configure(config: pytest.Config) -> None:
         except ImportError:
             raise pytest.UsageError("lvlmbench: --lvlm-plot needs matplotlib: "
                                     "pip install 'lvlm-compress-bench[plot]'") from None
+    from .zoo.world import CAPABILITIES
+
+    for name, text in [(c, f"tests of the {c} capability") for c in CAPABILITIES] + [
+            ("baseline", "the uncompressed baseline"), ("kv_quant", "settings that quantize the KV cache"),
+            ("weight_quant", "settings that quantize weights")]:
+        config.addinivalue_line("markers", f"{name}: lvlmbench {text}")
     config.stash[OPTIONS_KEY] = options
     config.stash[GATES_KEY] = gates
     config.stash[RESULTS_KEY] = Results()
@@ -164,10 +170,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "lvlm_target" not in metafunc.fixturenames:
         return
     options = metafunc.config.stash[OPTIONS_KEY]
-    targets = [pytest.param((model, setting), id=f"{model}-{setting.id}",
-                            marks=pytest.mark.xdist_group(f"{model}-{setting.weights.id}"))
+    targets = [pytest.param((model, setting), id=f"{model}-{setting.id}", marks=setting_marks(model, setting))
                for model in options.models for setting in options.settings]
     metafunc.parametrize("lvlm_target", targets, scope="session")
+
+
+def setting_marks(model: str, setting) -> list[pytest.MarkDecorator]:
+    """``-m baseline`` / ``kv_quant`` / ``weight_quant`` select by what a setting compresses; the
+    xdist group keeps each (model, weight spec) on one worker under ``--dist loadgroup``."""
+    marks = [pytest.mark.xdist_group(f"{model}-{setting.weights.id}")]
+    if setting.is_baseline:
+        marks.append(pytest.mark.baseline)
+    if not setting.kv.is_float:
+        marks.append(pytest.mark.kv_quant)
+    if not setting.weights.is_float:
+        marks.append(pytest.mark.weight_quant)
+    return marks
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items) -> None:

@@ -27,6 +27,15 @@ def test_default_grid_is_fp16_plus_kv_and_weight_grids(pytester):
     assert len(settings) == 1 + 9 + 6 and "fp16" in settings and "w4-awq-g128" in settings
 
 
+def test_marks_select_capability_and_what_a_setting_compresses(pytester):
+    result = run(pytester, "--collect-only", "-q", "-m", "hallucination and kv_quant",
+                 "-W", "error::pytest.PytestUnknownMarkWarning")
+    ids = [line for line in result.stdout.lines if "test_hallucination[" in line]
+    assert len(ids) == 9 * 3 and all("-kv" in i for i in ids)
+    result = run(pytester, "--collect-only", "-q", "-m", "baseline or weight_quant")
+    assert len([line for line in result.stdout.lines if "test_hallucination[" in line]) == (1 + 6) * 3
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "llama99"], "unknown model alias 'llama99': known aliases are*tiny*"),
     (["--kv-bits", "5"], "*invalid bits=5: allowed bits are (2, 3, 4, 8, 16)*"),
