@@ -77,15 +77,20 @@ class Thresholds:
         significance = data.get("significance", 0.05)
         if not isinstance(significance, (int, float)) or not 0 < significance <= 1:
             raise ValueError(f"{path}: significance = {significance!r} must be a number in (0, 1]")
+        def numbers(section: str, rules: dict) -> dict[str, float]:
+            bad = {k: v for k, v in rules.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
+            if bad:
+                raise ValueError(f"{path}: [{section}] needs numbers, got {bad}")
+            return {str(k): float(v) for k, v in rules.items()}
+
         floors = data.get("floor", {})
-        floor = {str(k): float(v) for k, v in floors.items() if not isinstance(v, dict)}
-        model_floor = {str(m): {str(k): float(v) for k, v in rules.items()}
-                       for m, rules in floors.items() if isinstance(rules, dict)}
+        floor = numbers("floor", {k: v for k, v in floors.items() if not isinstance(v, dict)})
+        model_floor = {str(m): numbers(f"floor.{m}", rules) for m, rules in floors.items() if isinstance(rules, dict)}
         max_drop = {}
         for bits, rules in data.get("max_drop", {}).items():
             if not str(bits).isdigit():
                 raise ValueError(f"{path}: [max_drop.{bits}] is not a bit budget; use e.g. [max_drop.4]")
-            max_drop[int(bits)] = {str(k): float(v) for k, v in rules.items()}
+            max_drop[int(bits)] = numbers(f"max_drop.{bits}", rules)
         for key in [*floor, *(k for rules in [*model_floor.values(), *max_drop.values()] for k in rules)]:
             if key != "*":
                 _directed(key.rsplit(".", 1)[-1], f"{path}: key {key!r}")

@@ -1,0 +1,51 @@
+"""The thresholds file and the saved-run gate as plain functions (the plugin tests run them end to end)."""
+
+import pytest
+
+from pytest_lvlmbench.results import Record
+from pytest_lvlmbench.thresholds import Thresholds
+
+
+def record(setting, accuracy, toxicity, p=0.001):
+    return Record("tiny", setting, "pope_random", "hallucination", "accuracy",
+                  {"accuracy": accuracy, "toxicity": toxicity, "yes_ratio": 0.5}, predictions=[],
+                  p_values={} if setting == "fp16" else {"accuracy": p, "toxicity": p, "yes_ratio": p})
+
+
+def load(tmp_path, text):
+    path = tmp_path / "lvlm_thresholds.toml"
+    path.write_text(text)
+    return Thresholds.load(path)
+
+
+def test_drops_are_direction_aware_and_most_specific_key_wins(tmp_path):
+    gates = load(tmp_path, '[max_drop.4]\n"*" = 0.05\n"pope_random.accuracy" = 0.2\ntoxicity = 0.01\n')
+    base = record("fp16", 0.9, 0.10)
+    assert gates.breaches(record("kv4-uniform", 0.75, 0.10), base) == []            # 0.15 < 0.2 (task key)
+    assert gates.breaches(record("kv4-uniform", 0.9, 0.05), base) == []             # less toxic: a gain
+    [message] = gates.breaches(record("kv4-uniform", 0.9, 0.12), base)              # more toxic: a drop
+    assert "toxicity = 0.1200 dropped 0.0200" in message and "allowed 0.0100" in message
+    assert gates.breaches(record("kv4-uniform", 0.9, 0.12, p=0.5), base) == []     # not significant
+    assert gates.breaches(record("kv2-uniform", 0.1, 0.9), base) == []              # no rule at 2 bits
+    assert gates.breaches(record("w4-rtn+kv8-uniform", 0.9, 0.12), base)           # budget: fewest bits
+
+
+def test_floors_apply_globally_and_per_model(tmp_path):
+    gates = load(tmp_path, '[floor]\ntoxicity = 0.05\n[floor.tiny]\naccuracy = 0.95\n[floor.other]\naccuracy = 0.1\n')
+    messages = gates.breaches(record("fp16", 0.9, 0.10), None)
+    assert len(messages) == 2
+    assert any("accuracy = 0.9000 is below the floor 0.9500" in m and "[floor.tiny]" in m for m in messages)
+    assert any("toxicity = 0.1000 is above the ceiling 0.0500" in m for m in messages)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[max_drop.four]\naccuracy = 0.1\n", r"\[max_drop.four\] is not a bit budget"),
+    ("[max_drop.4]\naccuracy = 'a lot'\n", r"\[max_drop.4\] needs numbers, got \{'accuracy': 'a lot'\}"),
+    ("[floor]\nbananas = 0.1\n", r"metric 'bananas' has no known direction"),
+    ("[limits]\n", r"unknown entries \['limits'\]"),
+    ("significance = 2\n", r"significance = 2 must be a number in \(0, 1\]"),
+    ("[floor\n", r"cannot read thresholds file"),
+])
+def test_bad_files_name_the_bad_entry(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message):
+        load(tmp_path, text)
