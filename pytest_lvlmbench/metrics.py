@@ -29,6 +29,7 @@ __all__ = [
     "cider_d",
     "cider_d_scores",
     "hallusion_statistics",
+    "higher_is_better",
     "hallusion_scores",
     "max_skew",
     "max_skew_over_values",
@@ -661,6 +662,12 @@ class MetricInfo:
 
 
 METRICS: dict[str, MetricInfo] = {}
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """The registered direction of a metric; None when it has none or is not registered."""
+    info = METRICS.get(metric)
+    return None if info is None else info.higher_is_better
 
 
 def register_metric(info: MetricInfo) -> MetricInfo:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .metrics import METRICS, benjamini_hochberg
+from .metrics import benjamini_hochberg, higher_is_better
 from .results import Record, Results
 from .settings import BASELINE, Setting
 
@@ -40,9 +40,10 @@ def _cell(record: Record, metric: str, base: Record | None, adjusted: dict) -> s
         low, high = record.intervals.get(metric, (value, value))
         return f"{value:.3f} ±{(high - low) / 2:.3f}"
     delta = value - base.metrics[metric]
-    better = METRICS[metric].higher_is_better if metric in METRICS else None
+    better = higher_is_better(metric)
     mark = ""
-    if better is not None and abs(delta) > 1e-12 and adjusted.get((record.setting, record.task, metric), 1) < SIGNIFICANCE:
+    significant = adjusted.get((record.setting, record.task, metric), 1.0) < SIGNIFICANCE
+    if better is not None and abs(delta) > 1e-12 and significant:
         mark = "▲" if (delta > 0) == better else "▼"
     return f"{value:.3f} ({delta:+.3f}{mark})"
 
@@ -66,12 +67,11 @@ def tables(results: Results, options) -> list[str]:
                     record = by_key.get((task, setting))
                     row.append("" if record is None else _cell(record, metric, None if record is base else base, adjusted))
                 rows.append(row)
-            rows.append(["", task, "flips vs fp16"] + [
-                "" if (task, s) not in by_key or results.flips(by_key[(task, s)]) is None
-                else f"{results.flips(by_key[(task, s)]):.3f}" for s in settings])
-            rows.append(["", task, "KV bytes / float"] + [
-                "" if (task, s) not in by_key or by_key[(task, s)].kv_ratio is None
-                else f"{by_key[(task, s)].kv_ratio:.3f}" for s in settings])
+            present = [by_key.get((task, s)) for s in settings]
+            flips = [None if r is None else results.flips(r) for r in present]
+            ratios = [None if r is None else r.kv_ratio for r in present]
+            rows.append(["", task, "flips vs fp16"] + ["" if f is None else f"{f:.3f}" for f in flips])
+            rows.append(["", task, "KV bytes / float"] + ["" if k is None else f"{k:.3f}" for k in ratios])
         out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}); * primary metric; fp16 column: "
                    f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (McNemar for "
                    f"accuracies, paired bootstrap otherwise; Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from quant import quantize_model
@@ -59,6 +60,7 @@ class Session:
         self.dtype = resolve_dtype(options.dtype, options.device)
         self.results = Results()
         self._statistics: dict[tuple[str, str, str], dict[str, SampleStats]] = {}
+        self._weights: dict[str, np.ndarray] = {}   # bootstrap draws per task: shared by all its records
         self._models: dict[tuple[str, str], object] = {}
         self._processors: dict[str, object] = {}
         self._fingerprints: dict[str, str] = {}
@@ -138,7 +140,10 @@ class Session:
         largest = max((answers[k] for k in keys), key=lambda g: g.kv_float_bytes)  # the largest batch's cache
         statistics = task.statistics(items, predictions)
         self._statistics[(name, setting.id, task.name)] = statistics
-        weights = bootstrap_weights([task.cluster(item) for item in items], self.options.resamples, self.options.seed)
+        if task.name not in self._weights:
+            self._weights[task.name] = bootstrap_weights([task.cluster(item) for item in items],
+                                                         self.options.resamples, self.options.seed)
+        weights = self._weights[task.name]
         baseline = self._statistics.get((name, BASELINE.id, task.name))
         record = Record(name, setting.id, task.name, task.capability, task.primary,
                         metrics={m: stat.value() for m, stat in statistics.items()}, predictions=predictions,

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .metrics import METRICS
+from .metrics import METRICS, higher_is_better
 from .results import Record
 from .settings import Setting
 
@@ -38,12 +38,11 @@ else:  # pragma: no cover
 
 def worsening(metric: str, before: float, after: float) -> float:
     """How much worse ``after`` is than ``before`` (negative: better), by the metric's direction."""
-    return before - after if METRICS[metric].higher_is_better else after - before
+    return before - after if higher_is_better(metric) else after - before
 
 
 def _directed(metric: str, where: str) -> None:
-    info = METRICS.get(metric)
-    if info is None or info.higher_is_better is None:
+    if higher_is_better(metric) is None:
         raise ValueError(f"{where}: metric {metric!r} has no known direction; metrics with one are "
                          f"{sorted(m for m, i in METRICS.items() if i.higher_is_better is not None)}")
 
@@ -101,14 +100,14 @@ class Thresholds:
         setting = Setting.from_id(record.setting)
         out = []
         for metric, value in record.metrics.items():
-            if METRICS.get(metric) is None or METRICS[metric].higher_is_better is None:
+            if higher_is_better(metric) is None:
                 continue
             if setting.is_baseline:
                 for section, rules in ((f"floor.{record.model}", self.model_floor.get(record.model, {})),
                                        ("floor", self.floor)):
                     rule = _rule(rules, record, metric)
                     if rule and worsening(metric, rule[1], value) > 1e-12:
-                        side = "below the floor" if METRICS[metric].higher_is_better else "above the ceiling"
+                        side = "below the floor" if higher_is_better(metric) else "above the ceiling"
                         out.append(f"{record.task} {metric} = {value:.4f} is {side} {rule[1]:.4f} "
                                    f"({self.source} [{section}] {rule[0]!r})")
             elif baseline is not None:
@@ -142,7 +141,7 @@ class SavedRun:
             return []
         out = []
         for metric, value in record.metrics.items():
-            if metric not in saved or METRICS.get(metric) is None or METRICS[metric].higher_is_better is None:
+            if metric not in saved or higher_is_better(metric) is None:
                 continue
             drop = worsening(metric, saved[metric], value)
             if drop > self.tolerance + 1e-12:
@@ -188,9 +187,8 @@ class Gates:
 
 def save_run(results, options, name: str) -> Path:
     """Store a whole run for later ``--lvlm-compare NAME``."""
-    from .report import report_json
+    from .report import write_json
 
     path = runs_dir(options.cache_dir) / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report_json(results, options), indent=1))
+    write_json(results, options, path)
     return path

@@ -53,9 +53,13 @@ def cluster_of(item: Item) -> str:
     return str(meta.get("set_id") or meta.get("question_pair_id") or meta.get("image_id") or item.id)
 
 
+def exact_match_stats(items: list[Item], predictions: list[str]) -> metrics.SampleStats:
+    return metrics.share_stats([metrics.vqa_accuracy(p, list(item.answers)) for p, item in zip(predictions, items)])
+
+
 def capability_statistics(capability: str, items: list[Item], predictions: list[str]) -> dict[str, metrics.SampleStats]:
     """Every metric of one capability as per-sample statistics (value, CI and paired tests)."""
-    correct = metrics.share_stats([metrics.vqa_accuracy(p, list(item.answers)) for p, item in zip(predictions, items)])
+    correct = exact_match_stats(items, predictions)
     if capability == "language_generation":
         references = [list(item.answers) for item in items]
         return {"exact_match": correct,
@@ -92,8 +96,7 @@ def capability_scores(capability: str, items: list[Item], predictions: list[str]
     of the model cards (exact answers), also for the social capabilities."""
     scores = metrics.metric_values(capability_statistics(capability, items, predictions))
     headline = PRIMARY.get(capability, "accuracy")
-    primary = scores[headline] if headline in scores else sum(
-        metrics.vqa_accuracy(p, list(item.answers)) for p, item in zip(predictions, items)) / len(items)
+    primary = scores[headline] if headline in scores else exact_match_stats(items, predictions).value()
     return {"primary": primary, **scores}
 
 
