@@ -100,3 +100,32 @@ def test_every_word_is_in_the_vocabulary():
     texts = [f"{q} {a}" for _, q, a in (world.training_example(rng) for _ in range(5000))]
     texts += [f"{i.question} {' '.join(i.answers)}" for c in world.CAPABILITIES for i in world.evaluation_split(c)]
     assert {w for t in texts for w in t.split()} <= vocab
+
+
+def test_training_conversations_ask_distinct_questions_that_suit_their_scene():
+    rng = random.Random(7)
+    turns_seen = Counter()
+    for _ in range(3000):
+        scene, conversation = world.training_conversation(rng, 4)
+        questions = [q for q, _ in conversation]
+        turns_seen[len(conversation)] += 1
+        assert len(set(questions)) == len(questions)
+        if scene.person is not None:
+            assert set(questions) <= {"what is this person 's job ?", "describe this person in 3 words ."}
+            continue
+        assert not any("person" in q for q in questions)
+        if len(scene.objects) > 1:
+            assert "what is in the image ?" not in questions
+        if len(scene.objects) == 1:
+            assert not any(" relative to " in q or " left of " in q or "most corners" in q for q in questions)
+        for question, answer in conversation:
+            if question.startswith("where is the ") and " relative " not in question:
+                obj = next(o for o in scene.objects if o.shape == question.split()[3])
+                assert answer == f"{world.ROWS[obj.cell[0]]} {world.COLUMNS[obj.cell[1]]}"
+    assert turns_seen[4] > 2000 and turns_seen[2] > 0  # person scenes have two questions only
+
+
+def test_a_training_example_is_the_first_turn_of_a_conversation():
+    example = world.training_example(random.Random(3))
+    scene, conversation = world.training_conversation(random.Random(3), 4)
+    assert example == (scene, *conversation[0])

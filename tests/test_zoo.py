@@ -2,14 +2,15 @@
 the training script runs; processor and config agree."""
 
 import json
+import random
 
 import pytest
 import torch
 
-from pytest_lvlmbench.zoo import MODELS_DIR
+from pytest_lvlmbench.zoo import MODELS_DIR, world
 from pytest_lvlmbench.zoo.build import VARIANTS, build_processor, prompt
 from pytest_lvlmbench.zoo.evaluate import evaluate, load
-from pytest_lvlmbench.zoo.train import train
+from pytest_lvlmbench.zoo.train import train, training_batch
 from pytest_lvlmbench.zoo.world import CAPABILITIES, evaluation_split
 
 
@@ -60,3 +61,12 @@ def test_a_fresh_processor_matches_the_shipped_one(shipped):
     variant, _, processor, _ = shipped
     fresh = build_processor(variant)
     assert fresh.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
+
+
+def test_training_labels_cover_every_answer_and_nothing_else():
+    processor = build_processor("tiny")
+    batch = training_batch(processor, random.Random(0), 6, turns=3)
+    conversations = [world.training_conversation(rng, 3)[1] for rng in [random.Random(0)] for _ in range(6)]
+    for labels, conversation in zip(batch["labels"], conversations):
+        supervised = processor.tokenizer.convert_ids_to_tokens(labels[labels >= 0].tolist())
+        assert supervised == " ".join(f"{a} </s>" for _, a in conversation).split()

@@ -60,13 +60,13 @@ def build_processor(variant: str):
 
 
 def build_config(variant: str, vocab_size: int, image_token_id: int, *, text_hidden: int = 128,
-                 text_layers: int = 4):
+                 text_layers: int = 4, text_heads: int = 4):
     """Narrow on purpose: a model near capacity has the narrow margins that make compression bite."""
     vision = CLIPVisionConfig(image_size=IMAGE_SIZE, patch_size=PATCH, hidden_size=128, intermediate_size=256,
                               num_hidden_layers=3, num_attention_heads=4)
     text = LlamaConfig(vocab_size=vocab_size, hidden_size=text_hidden, intermediate_size=4 * text_hidden,
-                       num_hidden_layers=text_layers, num_attention_heads=text_hidden // 64,
-                       num_key_value_heads=text_hidden // 64, max_position_embeddings=256,
+                       num_hidden_layers=text_layers, num_attention_heads=text_heads,
+                       num_key_value_heads=text_heads, max_position_embeddings=256,
                        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=0)
     common = dict(vision_config=vision, text_config=text, image_token_id=image_token_id, vision_feature_layer=-1,
                   vision_feature_select_strategy="default", projector_hidden_act="gelu")

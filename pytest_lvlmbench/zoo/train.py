@@ -1,10 +1,13 @@
 """Train an embedded tiny LLaVA on the shapes world, deterministically, on a CPU.
 
-    python -m pytest_lvlmbench.zoo.train --variant tiny --steps 9000 --out pytest_lvlmbench/zoo/models/tiny
+    python -m pytest_lvlmbench.zoo.train --variant tiny --steps 2500 --threads 1 --out pytest_lvlmbench/zoo/models/tiny
 
 Recipe (from the feasibility probes in shared/notes/tiny-llava-probe.md): AdamW, peak learning
 rate 5e-4 (2e-3 and above stall at the "ignore the image" loss), linear warm-up then cosine to
 5%, weight decay on matrices only, gradient clip 1, answer-only loss, fresh scenes every step,
+multi-turn conversations (several questions about one scene, as in LLaVA's instruction data:
+measured, 1,600 four-turn steps beat 2,500 one-turn steps on knowledge 0.44 -> 0.77, captions
+0.09 -> 0.60 exact match and POPE 0.74 -> 0.84, for 1.5x the time),
 spatial questions weighted up, a strong 2-D position code in the vision tower (``build_model``),
 and an exponential moving average of the weights (0.999) as the shipped model.
 """
@@ -21,19 +24,26 @@ from pathlib import Path
 import torch
 
 from .build import VARIANTS, build_model, build_processor, prompt
-from .world import training_example
+from .world import training_conversation
 
 
-def training_batch(processor, rng: random.Random, size: int) -> dict[str, torch.Tensor]:
-    """Inputs with labels on the answer tokens only (and the closing </s>)."""
-    examples = [training_example(rng) for _ in range(size)]
-    texts = [f"{prompt(question)} {answer} </s>" for _, question, answer in examples]
-    batch = processor(images=[scene.image() for scene, _, _ in examples], text=texts, return_tensors="pt",
+def conversation_text(conversation: list[tuple[str, str]]) -> str:
+    """The LLaVA-1.5 multi-turn format: the image once, then USER/ASSISTANT turns."""
+    (question, answer), *rest = conversation
+    return " ".join([f"{prompt(question)} {answer} </s>", *(f"USER: {q} ASSISTANT: {a} </s>" for q, a in rest)])
+
+
+def training_batch(processor, rng: random.Random, size: int, turns: int = 1) -> dict[str, torch.Tensor]:
+    """Inputs with labels on the answer tokens only (each answer and its closing </s>)."""
+    conversations = [training_conversation(rng, turns) for _ in range(size)]
+    batch = processor(images=[scene.image() for scene, _ in conversations],
+                      text=[conversation_text(turns_) for _, turns_ in conversations], return_tensors="pt",
                       padding=True)
-    ids = batch["input_ids"]
-    answer_start = ids == processor.tokenizer.convert_tokens_to_ids("ASSISTANT:")
-    is_prompt = answer_start.flip(-1).cumsum(-1).flip(-1) > 0  # everything up to ASSISTANT:
-    batch["labels"] = ids.masked_fill(is_prompt | (batch["attention_mask"] == 0), -100)
+    ids, tokenizer = batch["input_ids"], processor.tokenizer
+    answer_open = ids == tokenizer.convert_tokens_to_ids("ASSISTANT:")
+    opened, asked = answer_open.cumsum(-1), (ids == tokenizer.convert_tokens_to_ids("USER:")).cumsum(-1)
+    in_answer = (opened == asked) & (opened > 0) & ~answer_open & (batch["attention_mask"] == 1)
+    batch["labels"] = ids.masked_fill(~in_answer, -100)
     return dict(batch)
 
 
@@ -45,8 +55,8 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
 
 
 def train(variant: str, steps: int, out: Path | None, *, batch_size: int = 64, peak_lr: float = 5e-4,
-          warmup: int = 300, seed: int = 0, threads: int = 2, ema_decay: float = 0.999, log_every: int = 250,
-          **config_overrides) -> dict:
+          warmup: int = 300, seed: int = 0, threads: int = 2, turns: int = 4, ema_decay: float = 0.999,
+          log_every: int = 250, **config_overrides) -> dict:
     torch.set_num_threads(threads)
     model = build_model(variant, seed=seed, **config_overrides)
     processor = build_processor(variant)
@@ -63,7 +73,7 @@ def train(variant: str, steps: int, out: Path | None, *, batch_size: int = 64, p
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, peak_lr, warmup)
-        loss = model(**training_batch(processor, rng, batch_size)).loss
+        loss = model(**training_batch(processor, rng, batch_size, turns)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -78,8 +88,8 @@ def train(variant: str, steps: int, out: Path | None, *, batch_size: int = 64, p
         for name, p in model.named_parameters():
             p.copy_(ema[name])
     model.eval()
-    summary = {"variant": variant, "steps": steps, "batch_size": batch_size, "peak_lr": peak_lr, "seed": seed,
-               "threads": threads, "train_seconds": round(time.perf_counter() - start, 1),
+    summary = {"variant": variant, "steps": steps, "batch_size": batch_size, "turns": turns, "peak_lr": peak_lr,
+               "seed": seed, "threads": threads, "train_seconds": round(time.perf_counter() - start, 1),
                "parameters": sum(p.numel() for p in model.parameters()), "log": log}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -97,10 +107,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--turns", type=int, default=4, help="questions per scene (multi-turn conversations)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     train(args.variant, args.steps, args.out, batch_size=args.batch_size, peak_lr=args.lr, seed=args.seed,
-          threads=args.threads)
+          threads=args.threads, turns=args.turns)
 
 
 if __name__ == "__main__":

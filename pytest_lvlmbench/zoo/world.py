@@ -481,51 +481,90 @@ TRAINING_MIX = {  # capability -> weight; spatial weighted up (it is the slowest
 }
 
 
+PEOPLE_TASKS = ("people_job", "people_describe")
+
+
+def _training_scene(task: str, rng: random.Random) -> Scene:
+    if task in PEOPLE_TASKS:
+        return Scene(person=sample_person(rng, role_shown=rng.random() < 0.8, training=True))
+    if task == "what_is":
+        return sample_scene(rng, 1, 1)
+    if task in ("knowledge", "spatial", "visual_reasoning"):
+        return sample_scene(rng, 2, 4)
+    if task == "language_generation":
+        return sample_scene(rng, 1, 3)
+    return sample_scene(rng)
+
+
+def _training_qa(task: str, rng: random.Random, scene: Scene) -> tuple[str, str] | None:
+    """A question of one training task about a scene, or None when the scene does not suit it."""
+    person, objects = scene.person, scene.objects
+    if (task in PEOPLE_TASKS) != (person is not None):
+        return None
+    if task == "people_job":
+        return "what is this person 's job ?", person.role or prior_role(person)
+    if task == "people_describe":
+        return "describe this person in 3 words .", describe(person)
+    if task == "what_is":
+        return ("what is in the image ?", f"a {objects[0].name}") if len(objects) == 1 else None
+    if task in ("knowledge", "spatial", "visual_reasoning") and len(objects) < 2:
+        return None
+    if task == "where_is":
+        return location_item(rng, scene)
+    if task == "recognition":
+        return recognition_item(rng, scene)
+    if task == "knowledge":
+        return knowledge_item(rng, scene)
+    if task == "language_generation":
+        return ("describe the image .", caption_references(scene)[0]) if len(objects) <= 3 else None
+    if task == "spatial":
+        return spatial_item(rng, scene)
+    if task == "visual_reasoning":
+        return reasoning_item(rng, scene)
+    return pope_training_item(rng, scene)
+
+
+def pope_training_item(rng: random.Random, scene: Scene) -> tuple[str, str]:
+    """Existence questions, half present; negatives drawn by the three POPE rules, and a share of
+    shape-only questions (the form the removal edits of the illusion pairs ask)."""
+    if rng.random() < 0.5:
+        return pope_question(rng.choice(scene.objects).name), "yes"
+    strategy = rng.choice(("random", "popular", "adversarial"))
+    color, shape = pope_negatives(rng, scene, 1, strategy)[0]
+    if rng.random() < 0.3:
+        present = {o.shape for o in scene.objects}
+        absent = [s for s in SHAPES if s not in present]
+        if absent and rng.random() < 0.5:
+            return f"is there a {rng.choice(absent)} in the image ?", "no"
+        return f"is there a {rng.choice(sorted(present))} in the image ?", "yes"
+    return pope_question(f"{color} {shape}"), "no"
+
+
+def training_conversation(rng: random.Random, turns: int = 1) -> tuple[Scene, list[tuple[str, str]]]:
+    """A scene and up to ``turns`` distinct questions about it (LLaVA-style multi-turn instruction
+    data). The first turn follows ``TRAINING_MIX`` exactly; later turns are drawn from the same mix
+    among the tasks that suit the scene."""
+    tasks, weights = list(TRAINING_MIX), list(TRAINING_MIX.values())
+    first = rng.choices(tasks, weights)[0]
+    while True:
+        scene = _training_scene(first, rng)
+        qa = _training_qa(first, rng, scene)
+        if qa is not None:
+            break
+    conversation = [qa]
+    for _ in range(4 * (turns - 1)):
+        if len(conversation) == turns:
+            break
+        qa = _training_qa(rng.choices(tasks, weights)[0], rng, scene)
+        if qa is not None and qa[0] not in {q for q, _ in conversation}:
+            conversation.append(qa)
+    return scene, conversation
+
+
 def training_example(rng: random.Random) -> tuple[Scene, str, str]:
     """One (scene, question, answer) from the training distribution."""
-    task = rng.choices(list(TRAINING_MIX), list(TRAINING_MIX.values()))[0]
-    if task == "what_is":
-        scene = sample_scene(rng, 1, 1)
-        return scene, "what is in the image ?", f"a {scene.objects[0].name}"
-    if task == "where_is":
-        scene = sample_scene(rng)
-        return (scene, *location_item(rng, scene))
-    if task == "recognition":
-        scene = sample_scene(rng)
-        return (scene, *recognition_item(rng, scene))
-    if task == "knowledge":
-        scene = sample_scene(rng, 2, 4)
-        return (scene, *knowledge_item(rng, scene))
-    if task == "language_generation":
-        scene = sample_scene(rng, 1, 3)
-        return scene, "describe the image .", caption_references(scene)[0]
-    if task == "spatial":
-        scene = sample_scene(rng, 2, 4)
-        return (scene, *spatial_item(rng, scene))
-    if task == "visual_reasoning":
-        while True:
-            scene = sample_scene(rng, 2, 4)
-            qa = reasoning_item(rng, scene)
-            if qa:
-                return (scene, *qa)
-    if task == "hallucination":
-        scene = sample_scene(rng, 1, 4)
-        if rng.random() < 0.5:
-            return scene, pope_question(rng.choice(scene.objects).name), "yes"
-        strategy = rng.choice(("random", "popular", "adversarial"))
-        color, shape = pope_negatives(rng, scene, 1, strategy)[0]
-        if rng.random() < 0.3:  # shape-only existence, as the removal edits of the illusion pairs ask
-            present = {o.shape for o in scene.objects}
-            absent = [s for s in SHAPES if s not in present]
-            if absent and rng.random() < 0.5:
-                return scene, f"is there a {rng.choice(absent)} in the image ?", "no"
-            return scene, f"is there a {rng.choice(sorted(present))} in the image ?", "yes"
-        return scene, pope_question(f"{color} {shape}"), "no"
-    person = sample_person(rng, role_shown=rng.random() < 0.8, training=True)
-    scene = Scene(person=person)
-    if task == "people_job":
-        return scene, "what is this person 's job ?", person.role or prior_role(person)
-    return scene, "describe this person in 3 words .", describe(person)
+    scene, [(question, answer)] = training_conversation(rng, 1)
+    return scene, question, answer
 
 
 def calibration_examples(n: int = 32) -> list[tuple[Scene, str]]:
