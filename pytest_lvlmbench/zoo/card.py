@@ -64,7 +64,7 @@ def write_card(variant: str) -> dict:
         f"layers, {text_config.num_attention_heads} heads of {text_config.hidden_size // text_config.num_attention_heads}, "
         f"word-level vocabulary of {text_config.vocab_size}).",
         f"- Training: {training['steps']} steps of {training['batch_size']} fresh scenes "
-        f"({training.get('turns', 1)}-turn conversations), peak LR "
+        f"({training['turns']}-turn conversations), peak LR "
         f"{training['peak_lr']}, seed {training['seed']}, {training['threads']} CPU threads, "
         f"{training['train_seconds'] / 60:.1f} minutes; weights are the EMA (0.999).", "",
         "## Data",

@@ -482,18 +482,14 @@ TRAINING_MIX = {  # capability -> weight; spatial weighted up (it is the slowest
 
 
 PEOPLE_TASKS = ("people_job", "people_describe")
+OBJECT_COUNTS = {"what_is": (1, 1), "knowledge": (2, 4), "spatial": (2, 4), "visual_reasoning": (2, 4),
+                 "language_generation": (1, 3)}  # a shape task's scenes; the others take 1-4 objects
 
 
 def _training_scene(task: str, rng: random.Random) -> Scene:
     if task in PEOPLE_TASKS:
         return Scene(person=sample_person(rng, role_shown=rng.random() < 0.8, training=True))
-    if task == "what_is":
-        return sample_scene(rng, 1, 1)
-    if task in ("knowledge", "spatial", "visual_reasoning"):
-        return sample_scene(rng, 2, 4)
-    if task == "language_generation":
-        return sample_scene(rng, 1, 3)
-    return sample_scene(rng)
+    return sample_scene(rng, *OBJECT_COUNTS.get(task, (1, 4)))
 
 
 def _training_qa(task: str, rng: random.Random, scene: Scene) -> tuple[str, str] | None:
@@ -505,10 +501,11 @@ def _training_qa(task: str, rng: random.Random, scene: Scene) -> tuple[str, str]
         return "what is this person 's job ?", person.role or prior_role(person)
     if task == "people_describe":
         return "describe this person in 3 words .", describe(person)
-    if task == "what_is":
-        return ("what is in the image ?", f"a {objects[0].name}") if len(objects) == 1 else None
-    if task in ("knowledge", "spatial", "visual_reasoning") and len(objects) < 2:
+    low, high = OBJECT_COUNTS.get(task, (1, 4))
+    if not low <= len(objects) <= high:
         return None
+    if task == "what_is":
+        return "what is in the image ?", f"a {objects[0].name}"
     if task == "where_is":
         return location_item(rng, scene)
     if task == "recognition":
@@ -516,7 +513,7 @@ def _training_qa(task: str, rng: random.Random, scene: Scene) -> tuple[str, str]
     if task == "knowledge":
         return knowledge_item(rng, scene)
     if task == "language_generation":
-        return ("describe the image .", caption_references(scene)[0]) if len(objects) <= 3 else None
+        return "describe the image .", caption_references(scene)[0]
     if task == "spatial":
         return spatial_item(rng, scene)
     if task == "visual_reasoning":
