@@ -34,7 +34,7 @@ def test_an_interrupted_run_resumes_without_regenerating_finished_samples(tmp_pa
 
 def test_settings_are_tested_against_the_baseline_with_intervals_on_every_metric(tmp_path):
     session = Session(Options(models=["tiny"], settings=[BASELINE], limit=20, cache_dir=tmp_path))
-    task = TASKS["shapes_vqa"]
+    task = TASKS["pope_random"]
     base = session.evaluate("tiny", BASELINE, task)
     record = session.evaluate("tiny", Setting.from_id("kv2-uniform"), task)
     assert session.evaluate("tiny", BASELINE, task) is base            # evaluated once
@@ -42,7 +42,9 @@ def test_settings_are_tested_against_the_baseline_with_intervals_on_every_metric
     assert set(record.p_values) == set(record.metrics)
     for r in (base, record):
         low, high = r.intervals["accuracy"]
-        assert low <= r.metrics["accuracy"] <= high and high - low > 0.1   # 20 samples: a wide interval
+        assert low <= r.metrics["accuracy"] <= high
+    low, high = record.intervals["accuracy"]   # 2-bit KV gets some of 20 wrong: a wide interval
+    assert record.metrics["accuracy"] < base.metrics["accuracy"] and high - low > 0.1
 
 
 @pytest.mark.parametrize("device, worker, gpus, expected", [

@@ -101,19 +101,24 @@ def test_a_threshold_breach_fails_exactly_that_test(pytester):
     result.stdout.fnmatch_lines(["*pope_random recall = * dropped * from fp16 * at 2 bits (p = *); allowed 0.0000*",
                                  "FAILED*tiny-kv2-uniform-pope_random*"])
     assert "kv8-uniform-pope_random] -" not in result.stdout.str()
-    # by default only a significant drop breaches: 12 questions cannot show this one is real
+    # by default only a significant drop breaches: 5 questions cannot show that this one is real
     pytester.makefile(".toml", lvlm_thresholds='[max_drop.2]\nrecall = 0.0\n')
-    run(pytester, *POPE_2BIT).assert_outcomes(passed=2)
+    few = [*POPE_2BIT[:-1], "5", "--lvlm-report", str(pytester.path / "few.json")]
+    run(pytester, *few).assert_outcomes(passed=2)
+    kv2 = records_of(pytester.path / "few.json")[("kv2-uniform", "pope_random")]
+    assert kv2["metrics"]["recall"] < 1.0 and kv2["p_values"]["recall"] > 0.05
 
 
 def test_a_baseline_below_its_floor_fails(pytester):
-    pytester.makefile(".toml", lvlm_thresholds='[floor]\n"pope_random.accuracy" = 0.5\n'
-                                               '[floor.tiny]\n"pope_random.accuracy" = 0.999\n'
-                                               '[floor.other]\nf1 = 0.999\n')
-    result = run(pytester, "-k", "pope_random and fp16", "--lvlm-limit", "12")
+    # caption exact match (leave-one-out over 3-4 references) cannot exceed about 0.33
+    pytester.makefile(".toml", lvlm_thresholds='[floor]\n"shapes_captions.exact_match" = 0.1\n'
+                                               '[floor.tiny]\n"shapes_captions.exact_match" = 0.5\n'
+                                               '[floor.other]\ncider = 99.0\n')
+    pytester.makepyfile(test_language_generation=HALLUCINATION.replace("hallucination", "language_generation"))
+    result = run(pytester, "-k", "shapes_captions and fp16", "--lvlm-limit", "12")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*pope_random accuracy = * is below the floor 0.9990 (*[[]floor.tiny[]]*"])
-    assert "f1 =" not in result.stdout.str()   # another model's floor
+    result.stdout.fnmatch_lines(["*shapes_captions exact_match = * is below the floor 0.5000 (*[[]floor.tiny[]]*"])
+    assert "cider =" not in result.stdout.str()   # another model's floor
 
 
 def test_a_bad_thresholds_file_is_a_usage_error(pytester):
