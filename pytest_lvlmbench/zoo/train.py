@@ -33,8 +33,9 @@ from .build import VARIANTS, build_model, build_processor, prompt
 from .world import training_conversation
 
 
-SHIPPED_STEPS = {"tiny": 4600, "tiny-next": 3600}  # what fits 30 minutes on 2 CPU threads (tiny-next's
-# 21-image-token prompts cost 1.3x per step); the shipped models were trained with these and --threads 2
+# Steps of the shipped models (trained with --threads 2): what fits 30 minutes on 2 CPU threads.
+# tiny-next costs 1.3x per step (its vision tower sees the base image and a tile; 21 image tokens).
+SHIPPED_STEPS = {"tiny": 4600, "tiny-next": 3600}
 
 
 def conversation_text(conversation: list[tuple[str, str]]) -> str:
