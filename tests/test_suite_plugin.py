@@ -4,12 +4,13 @@ import json
 
 import pytest
 
-HALLUCINATION = ("from pytest_lvlmbench.suite import capability_test\n"
-                 "test_hallucination = capability_test('hallucination')\n")
+def capability_module(capability):
+    """The source of a benchmark module, as benchmarks/test_<capability>.py writes it."""
+    return f"from pytest_lvlmbench.suite import capability_test\ntest_{capability} = capability_test({capability!r})\n"
 
 
 def run(pytester, *args):
-    pytester.makepyfile(test_hallucination=HALLUCINATION)
+    pytester.makepyfile(test_hallucination=capability_module("hallucination"))
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--lvlm-cache", str(pytester.path / "cache"),
                                          *args)
 
@@ -103,7 +104,7 @@ def test_a_threshold_breach_fails_exactly_that_test(pytester):
     assert "kv8-uniform-pope_random] -" not in result.stdout.str()
     # by default only a significant drop breaches: 5 questions cannot show that this one is real
     pytester.makefile(".toml", lvlm_thresholds='[max_drop.2]\nrecall = 0.0\n')
-    few = [*POPE_2BIT[:-1], "5", "--lvlm-report", str(pytester.path / "few.json")]
+    few = [*POPE_2BIT, "--lvlm-limit", "5", "--lvlm-report", str(pytester.path / "few.json")]  # last limit wins
     run(pytester, *few).assert_outcomes(passed=2)
     kv2 = records_of(pytester.path / "few.json")[("kv2-uniform", "pope_random")]
     assert kv2["metrics"]["recall"] < 1.0 and kv2["p_values"]["recall"] > 0.05
@@ -114,7 +115,7 @@ def test_a_baseline_below_its_floor_fails(pytester):
     pytester.makefile(".toml", lvlm_thresholds='[floor]\n"shapes_captions.exact_match" = 0.1\n'
                                                '[floor.tiny]\n"shapes_captions.exact_match" = 0.5\n'
                                                '[floor.other]\ncider = 99.0\n')
-    pytester.makepyfile(test_language_generation=HALLUCINATION.replace("hallucination", "language_generation"))
+    pytester.makepyfile(test_language_generation=capability_module("language_generation"))
     result = run(pytester, "-k", "shapes_captions and fp16", "--lvlm-limit", "12")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*shapes_captions exact_match = * is below the floor 0.5000 (*[[]floor.tiny[]]*"])
