@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from PIL import Image
 
+BUSY_TIMEOUT_S = 120  # how long a writer waits for another one
 CODE_VERSION = "1"  # bump when prompting or answer post-processing changes
 
 
@@ -59,10 +61,24 @@ class GenerationCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=120, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._enable_wal()
         self._db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, answer TEXT NOT NULL, "
                          "kv_bytes INTEGER NOT NULL, kv_float_bytes INTEGER NOT NULL)")
+
+    def _enable_wal(self) -> None:
+        """Switch to WAL, waiting out other processes doing the same on a fresh file: SQLite answers
+        "database is locked" at once there (no busy wait: two connections each want the exclusive
+        lock), so retry until the first switch is done or the busy timeout is spent."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Generated]:
         keys = list(keys)
