@@ -151,8 +151,7 @@ def test_compare_fails_on_a_drop_and_passes_on_a_gain(pytester):
 
 def test_xdist_workers_give_the_same_records_as_one_process(pytester):
     args = ["-k", "pope_random or shapes_vqa", "--kv-bits", "4,2", "--kv-method", "uniform", "--lvlm-limit", "10"]
-    pytester.makepyfile(test_recognition="from pytest_lvlmbench.suite import capability_test\n"
-                                         "test_recognition = capability_test('recognition')\n")
+    pytester.makepyfile(test_recognition=capability_module("recognition"))
     one = run(pytester, *args, "--lvlm-report", str(pytester.path / "one.json"), "--lvlm-cache",
               str(pytester.path / "c2"))
     two = run(pytester, *args, "-n", "2", "--dist", "loadgroup", "--lvlm-report", str(pytester.path / "two.json"),
