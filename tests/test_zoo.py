@@ -3,14 +3,16 @@ the training script runs; processor and config agree."""
 
 import json
 import random
+import sys
 
 import pytest
 import torch
 
 from pytest_lvlmbench.zoo import MODELS_DIR, world
+from pytest_lvlmbench.zoo import train as train_module
 from pytest_lvlmbench.zoo.build import VARIANTS, build_processor, prompt
 from pytest_lvlmbench.zoo.evaluate import evaluate, load
-from pytest_lvlmbench.zoo.train import train, training_batch
+from pytest_lvlmbench.zoo.train import train, training_batches
 from pytest_lvlmbench.zoo.world import CAPABILITIES, evaluation_split
 
 
@@ -48,7 +50,8 @@ def test_processor_and_config_agree_on_image_tokens(shipped):
 
 
 def test_ten_training_steps_run_and_the_result_reloads(tmp_path):
-    summary = train("tiny-next", 10, tmp_path, batch_size=8, threads=1, log_every=5, text_hidden=64, text_layers=1)
+    summary = train("tiny-next", 10, tmp_path, batch_size=8, threads=1, log_every=5, bucket=2, bf16=True,
+                    text_hidden=64, text_layers=1)
     assert summary["steps"] == 10 and len(summary["log"]) >= 2
     model, processor = load(tmp_path)
     item = evaluation_split("spatial", 1)[0]
@@ -63,10 +66,40 @@ def test_a_fresh_processor_matches_the_shipped_one(shipped):
     assert fresh.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
 
 
+def test_length_buckets_regroup_the_same_conversations_with_less_padding():
+    processor = build_processor("tiny")
+    plain, bucketed = (training_batches(processor, random.Random(0), 16, turns=4, bucket=bucket) for bucket in (1, 4))
+    plain, bucketed = [next(plain) for _ in range(4)], [next(bucketed) for _ in range(4)]
+
+    def answers(batches):
+        return sorted(tuple(row[row >= 0].tolist()) for batch in batches for row in batch["labels"])
+
+    def padded_tokens(batches):
+        return sum(int((batch["attention_mask"] == 0).sum()) for batch in batches)
+
+    assert answers(bucketed) == answers(plain)
+    assert padded_tokens(bucketed) < padded_tokens(plain) / 2
+    lengths = [int(batch["attention_mask"].sum(1).max()) for batch in bucketed]
+    assert lengths == sorted(lengths)
+
+
 def test_training_labels_cover_every_answer_and_nothing_else():
     processor = build_processor("tiny")
-    batch = training_batch(processor, random.Random(0), 6, turns=3)
+    batch = next(training_batches(processor, random.Random(0), 6, turns=3))
     conversations = [world.training_conversation(rng, 3)[1] for rng in [random.Random(0)] for _ in range(6)]
     for labels, conversation in zip(batch["labels"], conversations):
         supervised = processor.tokenizer.convert_ids_to_tokens(labels[labels >= 0].tolist())
         assert supervised == " ".join(f"{a} </s>" for _, a in conversation).split()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_training_command_defaults_to_the_shipped_recipe(variant, monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(train_module, "train", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(sys, "argv", ["train", "--variant", variant, "--out", str(tmp_path)])
+    train_module.main()
+    [((_, steps, _), kwargs)] = calls
+    recipe = train_module.SHIPPED_RECIPES[variant]
+    assert {"steps": steps, **{key: kwargs[key] for key in ("bucket", "bf16", "ema_decay")}} == recipe
+    shipped = json.loads((MODELS_DIR / variant / "training.json").read_text())
+    assert {key: shipped[key] for key in recipe} == recipe

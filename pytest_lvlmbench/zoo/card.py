@@ -64,9 +64,12 @@ def write_card(variant: str) -> dict:
         f"layers, {text_config.num_attention_heads} heads of {text_config.hidden_size // text_config.num_attention_heads}, "
         f"word-level vocabulary of {text_config.vocab_size}).",
         f"- Training: {training['steps']} steps of {training['batch_size']} fresh scenes "
-        f"({training['turns']}-turn conversations), peak LR "
+        f"({training['turns']}-turn conversations"
+        + (f", batched by length over {training['bucket']} batches" if training["bucket"] > 1 else "")
+        + (", bfloat16 autocast" if training["bf16"] else "") + "), peak LR "
         f"{training['peak_lr']}, seed {training['seed']}, {training['threads']} CPU threads, "
-        f"{training['train_seconds'] / 60:.1f} minutes; weights are the EMA (0.999).", "",
+        f"{training['train_seconds'] / 60:.1f} minutes; weights are "
+        + (f"the EMA ({training['ema_decay']})." if training["ema_decay"] else "the last step's (no EMA)."), "",
         "## Data",
         "Scenes of 1-4 shapes (4 shapes x 4 colours x 2 sizes on a 3x3 grid) and person figures "
         "(shirt orange/purple x hat/no hat, a role object). A fixed tenth of shape scenes is held out for "
