@@ -31,6 +31,22 @@ def test_shipped_weights_reproduce_the_model_card(shipped):
             capability
 
 
+TARGETS = {"hallucination": 0.90, "recognition": 0.90, "spatial": 0.80, "visual_reasoning": 0.75, "knowledge": 0.75}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_model_cards_meet_the_accuracy_targets_and_show_a_compression_curve(variant):
+    """The card's 500-item results (pinned to the weights by the check slice above): accurate
+    uncompressed, 8-bit close to free, 2-bit per-tensor KV costing >= 10 points on half the capabilities."""
+    results = json.loads((MODELS_DIR / variant / "card.json").read_text())["results"]
+    missed = {c: results["fp16"][c]["primary"] for c, target in TARGETS.items() if results["fp16"][c]["primary"] < target}
+    assert not missed
+    drops = {setting: [100 * (results[setting][c]["primary"] - results["fp16"][c]["primary"]) for c in CAPABILITIES]
+             for setting in ("kv8-uniform", "w8-rtn", "kv2-uniform")}
+    assert sum(drops["kv8-uniform"]) / len(CAPABILITIES) >= -1 and sum(drops["w8-rtn"]) / len(CAPABILITIES) >= -1
+    assert sum(drop <= -10 for drop in drops["kv2-uniform"]) >= len(CAPABILITIES) / 2
+
+
 def test_shipped_files_are_small_safetensors_with_a_processor(shipped):
     variant, _, processor, _ = shipped
     files = {p.name: p.stat().st_size for p in (MODELS_DIR / variant).iterdir()}
