@@ -10,7 +10,7 @@ import torch
 
 from pytest_lvlmbench.zoo import MODELS_DIR, world
 from pytest_lvlmbench.zoo import train as train_module
-from pytest_lvlmbench.zoo.build import VARIANTS, build_processor, prompt
+from pytest_lvlmbench.zoo.build import VARIANTS, build_model, build_processor, prompt
 from pytest_lvlmbench.zoo.evaluate import evaluate, load
 from pytest_lvlmbench.zoo.train import train, training_batches
 from pytest_lvlmbench.zoo.world import CAPABILITIES, evaluation_split
@@ -74,6 +74,29 @@ def test_ten_training_steps_run_and_the_result_reloads(tmp_path):
     inputs = processor(images=[item.image()], text=[prompt(item.question)], return_tensors="pt")
     out = model.generate(**inputs, max_new_tokens=3, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id)
     assert out.shape[1] == inputs["input_ids"].shape[1] + 3
+
+
+def test_ema_decay_zero_ships_the_last_steps_weights(tmp_path):
+    """After one step from the same start, the EMA at decay d is d * start + (1 - d) * last."""
+    small = dict(text_hidden=64, text_layers=1)
+    start = build_model("tiny", **small).state_dict()
+    shipped = {}
+    for decay in (0.0, 0.5):
+        train("tiny", 1, tmp_path / str(decay), batch_size=4, threads=1, ema_decay=decay, **small)
+        shipped[decay] = load(tmp_path / str(decay))[0].state_dict()
+    last, half = shipped[0.0], shipped[0.5]
+    assert any(not torch.equal(last[name], start[name]) for name in start)
+    for name in start:
+        torch.testing.assert_close(half[name], (start[name] + last[name]) / 2)
+
+
+@pytest.mark.parametrize("bad, message", [(dict(steps=0), "steps must be positive, got 0"),
+                                          (dict(ema_decay=1.0), r"ema_decay must be in \[0, 1\)"),
+                                          (dict(bucket=0), "bucket must be a positive number of batches, got 0")])
+def test_training_rejects_meaningless_settings(bad, message, tmp_path):
+    settings = dict(steps=1, batch_size=2, threads=1, text_hidden=64, text_layers=1) | bad
+    with pytest.raises(ValueError, match=message):
+        train("tiny", settings.pop("steps"), None, **settings)
 
 
 def test_a_fresh_processor_matches_the_shipped_one(shipped):

@@ -65,7 +65,7 @@ def write_card(variant: str) -> dict:
         f"word-level vocabulary of {text_config.vocab_size}).",
         f"- Training: {training['steps']} steps of {training['batch_size']} fresh scenes "
         f"({training['turns']}-turn conversations"
-        + (f", batched by length over {training['bucket']} batches" if training["bucket"] > 1 else "")
+        + (f", sorted by length in groups of {training['bucket']} batches" if training["bucket"] > 1 else "")
         + (", bfloat16 autocast" if training["bf16"] else "") + "), peak LR "
         f"{training['peak_lr']}, seed {training['seed']}, {training['threads']} CPU threads, "
         f"{training['train_seconds'] / 60:.1f} minutes; weights are "
