@@ -93,7 +93,7 @@ def test_ema_decay_zero_ships_the_last_steps_weights(tmp_path):
 @pytest.mark.parametrize("bad, message", [(dict(steps=0), "steps must be positive, got 0"),
                                           (dict(ema_decay=1.0), r"ema_decay must be in \[0, 1\)"),
                                           (dict(bucket=0), "bucket must be a positive number of batches, got 0")])
-def test_training_rejects_meaningless_settings(bad, message, tmp_path):
+def test_training_rejects_meaningless_settings(bad, message):
     settings = dict(steps=1, batch_size=2, threads=1, text_hidden=64, text_layers=1) | bad
     with pytest.raises(ValueError, match=message):
         train("tiny", settings.pop("steps"), None, **settings)
