@@ -22,6 +22,12 @@ ALIASES = {
     "llava-next-mistral-7b": "llava-hf/llava-v1.6-mistral-7b-hf",
 }
 LLAVA_ARCHITECTURES = ("LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration")
+HUB_ARCHITECTURES = {  # what the hub aliases are, without reaching the hub
+    "llava-hf/llava-1.5-7b-hf": "LlavaForConditionalGeneration",
+    "llava-hf/llava-1.5-13b-hf": "LlavaForConditionalGeneration",
+    "llava-hf/llava-v1.6-vicuna-7b-hf": "LlavaNextForConditionalGeneration",
+    "llava-hf/llava-v1.6-mistral-7b-hf": "LlavaNextForConditionalGeneration",
+}
 
 
 @dataclass(frozen=True)
@@ -56,3 +62,17 @@ def check_architecture(name: str, config: dict) -> None:
     if not any(a in LLAVA_ARCHITECTURES for a in architectures):
         raise ValueError(f"model {name!r} is {architectures or 'of unknown architecture'}, not LLaVA-family: "
                          f"supported are {LLAVA_ARCHITECTURES}")
+
+
+def describe_model(name: str) -> tuple[str, str, str]:
+    """(source, architecture, whether it is available here) of an alias, local directory or hub id."""
+    ref = resolve_model(name)
+    if ref.is_local:
+        architectures = json.loads((Path(ref.source) / "config.json").read_text()).get("architectures") or ["?"]
+        return ref.source, ", ".join(architectures), "yes (local)"
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(ref.source, "config.json"), str)
+    return (ref.source, HUB_ARCHITECTURES.get(ref.source, "? (read from the hub at load time)"),
+            "yes (in the Hugging Face cache)" if cached else "no: not in the Hugging Face cache; "
+            f"huggingface-cli download {ref.source}")

@@ -1,9 +1,9 @@
-"""pytest hooks of the lvlmbench plugin. Hooks stay thin; logic lives in session/report/settings."""
+"""pytest hooks of the lvlmbench plugin. Hooks stay thin: options come parsed from :mod:`.options`,
+the run lives in :mod:`.session`, tables and files in :mod:`.report`, gates in :mod:`.thresholds`."""
 
 from __future__ import annotations
 
 import platform
-from pathlib import Path
 
 import pytest
 
@@ -27,125 +27,79 @@ def pytest_report_header(config: pytest.Config) -> str:
     return environment_summary()
 
 
-def _csv(kind):
-    def parse(text: str):
-        return [kind(part) for part in text.split(",") if part]
-    parse.__name__ = kind.__name__ + " list"
-    return parse
-
-
-OPTIONS = [  # (flag, ini name, type, help)
-    ("--model", "lvlm_model", str, "model alias, local directory or hub id (repeatable or comma list)"),
-    ("--kv-bits", "lvlm_kv_bits", int, "KV-cache bits (2,3,4,8,16)"),
-    ("--kv-method", "lvlm_kv_method", str, "KV method: uniform, group, outlier"),
-    ("--weight-bits", "lvlm_weight_bits", int, "weight bits (2,3,4,8,16)"),
-    ("--weight-method", "lvlm_weight_method", str, "weight method: rtn, group, awq"),
-]
-SCALAR_OPTIONS = [
-    ("--group-size", "lvlm_group_size", int, None, "group size (KIVI G / weight group)"),
-    ("--residual-length", "lvlm_residual_length", int, None, "KV full-precision residual tokens"),
-    ("--outlier-ratio", "lvlm_outlier_ratio", float, None, "GEAR outlier fraction (0.02 = 2%)"),
-    ("--lvlm-limit", "lvlm_limit", int, None, "samples per dataset"),
-    ("--lvlm-batch-size", "lvlm_batch_size", int, 32, "generation batch size"),
-    ("--lvlm-device", "lvlm_device", str, "cpu", "cpu, cuda or cuda:N"),
-    ("--lvlm-dtype", "lvlm_dtype", str, "auto", "auto (float16 on GPU, float32 on CPU), float32, float16, bfloat16"),
-    ("--lvlm-seed", "lvlm_seed", int, 0, "generation seed"),
-    ("--lvlm-cache", "lvlm_cache", str, ".lvlmbench", "directory of the generation cache"),
-    ("--lvlm-report", "lvlm_report", str, None, "write the JSON report here"),
-    ("--lvlm-report-answers", "lvlm_report_answers", str, "no", "yes: the JSON report holds every answer"),
-    ("--lvlm-plot", "lvlm_plot", str, None, "write a PNG of metric vs bits per method here (needs matplotlib)"),
-    ("--lvlm-thresholds", "lvlm_thresholds", str, None,
-     "thresholds file (default: lvlm_thresholds.toml beside each test module)"),
-    ("--lvlm-save", "lvlm_save", str, None, "store this run under NAME (in the cache directory)"),
-    ("--lvlm-compare", "lvlm_compare", str, None, "fail tests whose metrics got worse than saved run NAME"),
-    ("--lvlm-compare-tolerance", "lvlm_compare_tolerance", float, 0.0,
-     "how much worse than the saved run a metric may get"),
-]
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("lvlmbench", "LVLM compression benchmark")
-    for flag, ini, kind, help_text in OPTIONS:
-        group.addoption(flag, action="extend", type=_csv(kind), default=None, help=help_text)
-        parser.addini(ini, help_text, type="args")
-    for flag, ini, kind, default, help_text in SCALAR_OPTIONS:
-        group.addoption(flag, type=kind, default=None, help=f"{help_text} (default {default})")
-        parser.addini(ini, help_text, default=None)
+    from .options import add_options
+
+    add_options(parser)
 
 
-def _value(config: pytest.Config, flag: str, ini: str, kind, default=None):
-    value = config.getoption(flag.lstrip("-").replace("-", "_"))
-    if value is None:
-        raw = config.getini(ini)
-        if raw in (None, [], ""):
-            return default
-        value = [kind(v) for part in raw for v in part.split(",") if v] if isinstance(raw, list) else kind(raw)
-    return value
+def _usage_error(error: Exception) -> pytest.UsageError:
+    return pytest.UsageError(f"lvlmbench: {error}")
 
 
 def read_options(config: pytest.Config):
-    """Options from the command line, else ini keys; invalid values raise pytest.UsageError."""
-    from .session import Options
-    from .settings import settings_from_options
+    """The run's Options from the command line and ini keys; a bad value is a usage error."""
+    from .options import options_from, raw_values
 
-    lists = {ini: _value(config, flag, ini, kind) or [] for flag, ini, kind, _ in OPTIONS}
-    scalars = {ini: _value(config, flag, ini, kind, default) for flag, ini, kind, default, _ in SCALAR_OPTIONS}
     try:
-        settings = settings_from_options(lists["lvlm_kv_bits"], lists["lvlm_kv_method"], lists["lvlm_weight_bits"],
-                                         lists["lvlm_weight_method"], scalars["lvlm_group_size"],
-                                         scalars["lvlm_residual_length"], scalars["lvlm_outlier_ratio"])
+        values = raw_values(config.getoption, config.getini)
+        gpus = None
+        if str(values["lvlm_device"]).startswith("cuda"):
+            import torch
+
+            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return options_from(values, getattr(config, "workerinput", {}).get("workerid"), gpus)
     except ValueError as error:
-        raise pytest.UsageError(f"lvlmbench: {error}") from None
-    device = scalars["lvlm_device"]
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise pytest.UsageError(f"lvlmbench: --lvlm-device {device} asked for, but CUDA is not available here")
-        device = worker_device(device, getattr(config, "workerinput", {}).get("workerid"), torch.cuda.device_count())
-    if scalars["lvlm_dtype"] not in ("auto", "float32", "float16", "bfloat16"):
-        raise pytest.UsageError(f"lvlmbench: unknown --lvlm-dtype {scalars['lvlm_dtype']!r}: "
-                                "allowed are auto, float32, float16, bfloat16")
-    return Options(models=lists["lvlm_model"] or ["tiny"], settings=settings, limit=scalars["lvlm_limit"],
-                   batch_size=scalars["lvlm_batch_size"], device=device, dtype=scalars["lvlm_dtype"],
-                   seed=scalars["lvlm_seed"], cache_dir=Path(scalars["lvlm_cache"]))
+        raise _usage_error(error) from None
 
 
-def worker_device(device: str, worker_id: str | None, gpus: int) -> str:
-    """Under xdist with several GPUs and a bare ``cuda``, worker gwN pins GPU N mod #GPUs."""
-    if device != "cuda" or worker_id is None or gpus < 2:
-        return device
-    return f"cuda:{int(worker_id.removeprefix('gw')) % gpus}"
+def include_tasks(options) -> None:
+    """Register the tasks of --lvlm-include modules and of installed entry points."""
+    from .tasks import include, load_entry_points
+
+    try:
+        for spec in options.include:
+            include(spec)
+        load_entry_points()
+    except ValueError as error:
+        raise _usage_error(error) from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config):
+    """``--lvlm-list-tasks`` / ``--lvlm-list-models``: print the registry and exit 0, like --fixtures."""
+    if not (config.getoption("lvlm_list_tasks") or config.getoption("lvlm_list_models")):
+        return None
+    from .listing import model_table, task_table
+
+    if config.getoption("lvlm_list_tasks"):   # before configure: no terminal reporter yet
+        include_tasks(read_options(config))
+        print(task_table())
+    if config.getoption("lvlm_list_models"):
+        print(model_table())
+    return 0
 
 
 def pytest_configure(config: pytest.Config) -> None:
     options = read_options(config)
     from .models import resolve_model
     from .results import Results
+    from .tasks import CAPABILITIES
     from .thresholds import Gates
 
-    for name in options.models:
-        try:
-            resolve_model(name)
-        except ValueError as error:
-            raise pytest.UsageError(f"lvlmbench: {error}") from None
+    include_tasks(options)
     try:
-        gates = Gates.from_options(options.cache_dir, _value(config, "--lvlm-compare", "lvlm_compare", str),
-                                   _value(config, "--lvlm-compare-tolerance", "lvlm_compare_tolerance", float, 0.0),
-                                   _value(config, "--lvlm-thresholds", "lvlm_thresholds", str))
+        for name in options.models:
+            resolve_model(name)
+        gates = Gates.from_options(options)
     except ValueError as error:
-        raise pytest.UsageError(f"lvlmbench: {error}") from None
-    answers = _value(config, "--lvlm-report-answers", "lvlm_report_answers", str, "no")
-    if answers not in ("yes", "no"):
-        raise pytest.UsageError(f"lvlmbench: --lvlm-report-answers {answers!r}: allowed are yes, no")
-    if _value(config, "--lvlm-plot", "lvlm_plot", str):
+        raise _usage_error(error) from None
+    if options.plot:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
             raise pytest.UsageError("lvlmbench: --lvlm-plot needs matplotlib: "
                                     "pip install 'lvlm-compress-bench[plot]'") from None
-    from .zoo.world import CAPABILITIES
-
     for name, text in [(c, f"tests of the {c} capability") for c in CAPABILITIES] + [
             ("baseline", "the uncompressed baseline"), ("kv_quant", "settings that quantize the KV cache"),
             ("weight_quant", "settings that quantize weights")]:
@@ -196,7 +150,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             try:
                 gates.thresholds_for(item.path.parent)
             except ValueError as error:
-                raise pytest.UsageError(f"lvlmbench: {error}") from None
+                raise _usage_error(error) from None
 
 
 @pytest.fixture
@@ -253,7 +207,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if hasattr(config, "workerinput") or RESULTS_KEY not in config.stash:
         return
     from .report import tables, write_json, write_plot
-    from .thresholds import save_run
+    from .runs import save_run
 
     results = config.stash[RESULTS_KEY]
     if not len(results):
@@ -262,15 +216,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for table in tables(results, options):
         terminalreporter.write_sep("=", "lvlmbench degradation report")
         terminalreporter.write_line(table)
-    path = _value(config, "--lvlm-report", "lvlm_report", str)
-    if path:
-        answers = _value(config, "--lvlm-report-answers", "lvlm_report_answers", str, "no") == "yes"
-        write_json(results, options, Path(path), answers)
-        terminalreporter.write_line(f"lvlmbench: JSON report written to {path}")
-    plot = _value(config, "--lvlm-plot", "lvlm_plot", str)
-    if plot:
-        write_plot(results, Path(plot))
-        terminalreporter.write_line(f"lvlmbench: plot written to {plot}")
-    name = _value(config, "--lvlm-save", "lvlm_save", str)
-    if name:
-        terminalreporter.write_line(f"lvlmbench: run saved as {name!r} in {save_run(results, options, name)}")
+    if options.report:
+        write_json(results, options, options.report, options.report_answers)
+        terminalreporter.write_line(f"lvlmbench: JSON report written to {options.report}")
+    if options.plot:
+        write_plot(results, options.plot)
+        terminalreporter.write_line(f"lvlmbench: plot written to {options.plot}")
+    if options.save:
+        path = save_run(results, options, options.save)
+        terminalreporter.write_line(f"lvlmbench: run saved as {options.save!r} in {path}")

@@ -28,6 +28,7 @@ class Record:
     kv_bytes: int = 0    # KV cache of the largest batch, as stored (packed)
     kv_ratio: float | None = None    # ... over the same tokens in the float dtype: what the setting saved
     peak_memory_bytes: int = 0
+    notes: dict[str, str] = field(default_factory=dict)   # metric -> why its value is a convention (0/0)
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -1,7 +1,8 @@
 """The run's state: parsed options, loaded models, the generation cache and every record.
 
-Hooks and fixtures stay thin and call into this; nothing here imports pytest, so tests can
-drive a run without it.
+The one evaluation path: the pytest suite, the model cards and any script evaluate a (model,
+setting, task) through :meth:`Session.evaluate`, so they share prompts (the chat template), batching,
+the generation cache, weight-quantized copies and calibration. Nothing here imports pytest.
 """
 
 from __future__ import annotations
@@ -9,34 +10,20 @@ from __future__ import annotations
 import copy
 import resource
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from quant import quantize_model
 
-from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, paired_p
+from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, paired_p, undefined_notes
 from .gencache import Generated, GenerationCache, generation_key, image_hash, model_fingerprint
 from .generation import generate_batch
 from .models import ModelRef, resolve_model
+from .options import Options
 from .results import Record, Results
 from .settings import BASELINE, Setting
 from .tasks import Task
-
-
-@dataclass
-class Options:
-    models: list[str]
-    settings: list[Setting]
-    limit: int | None = None
-    batch_size: int = 32
-    device: str = "cpu"
-    dtype: str = "auto"
-    seed: int = 0
-    cache_dir: Path = Path(".lvlmbench")
-    resamples: int = 1000   # bootstrap resamples behind every interval and paired test
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
@@ -91,7 +78,7 @@ class Session:
 
     def _calibration(self, name: str) -> list[dict]:
         """AWQ calibration batch: shapes-world training examples (never an evaluated item)."""
-        from .zoo.world import calibration_examples
+        from .tasks.shapes.world import calibration_examples
 
         examples = calibration_examples()
         batch = self.processor(name)(images=[scene.image() for scene, _ in examples],
@@ -119,7 +106,7 @@ class Session:
         """Answers for every item (cached ones reused), scored; the record is kept and returned."""
         start = time.perf_counter()
         items = task.load(self.options.limit)
-        prompts = [self.prompt(name, item.question) for item in items]
+        prompts = [self.prompt(name, task.prompt(item)) for item in items]
         config = {"max_new_tokens": task.max_new_tokens, "do_sample": False, "dtype": str(self.dtype)}
         keys = [generation_key(self.fingerprint(name), setting.id, p, image_hash(item.image()), config)
                 for p, item in zip(prompts, items)]
@@ -153,7 +140,7 @@ class Session:
                         samples=len(items), seconds=time.perf_counter() - start, generated=len(todo),
                         kv_bytes=largest.kv_bytes,
                         kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
-                        peak_memory_bytes=peak_memory_bytes(self.options.device))
+                        peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics))
         return self.results.add(record)
 
     def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:

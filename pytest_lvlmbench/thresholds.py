@@ -1,4 +1,4 @@
-"""Gates that fail a test: thresholds from a data file beside the suite, and a saved run.
+"""Gates that fail a test: thresholds from a data file beside the suite, and a saved run (:mod:`.runs`).
 
 The thresholds file (TOML) holds an absolute floor for the uncompressed baseline and the
 largest drop each bit budget may cost::
@@ -21,24 +21,19 @@ a build; ``significance = 1.0`` at the top of the file gates on size alone.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .metrics import METRICS, higher_is_better
 from .results import Record
+from .runs import SavedRun, worsening
 from .settings import Setting
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-
-def worsening(metric: str, before: float, after: float) -> float:
-    """How much worse ``after`` is than ``before`` (negative: better), by the metric's direction."""
-    return before - after if higher_is_better(metric) else after - before
 
 
 def _directed(metric: str, where: str) -> None:
@@ -121,39 +116,6 @@ class Thresholds:
         return out
 
 
-class SavedRun:
-    """A whole run stored by ``--lvlm-save NAME`` (JSON under the cache directory), compared
-    against by ``--lvlm-compare NAME``: like pytest-benchmark's --benchmark-compare-fail, but a
-    metric fails when it got *worse* by its own direction, never merely because it moved."""
-
-    def __init__(self, name: str, path: Path, tolerance: float = 0.0) -> None:
-        if not path.exists():
-            saved = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.exists() else []
-            raise ValueError(f"no saved run {name!r} at {path}; saved runs: {saved or 'none'} "
-                             "(store one with --lvlm-save NAME)")
-        data = json.loads(path.read_text())
-        self.name, self.tolerance = name, tolerance
-        self.metrics = {(r["model"], r["setting"], r["task"]): r["metrics"] for r in data["records"]}
-
-    def breaches(self, record: Record) -> list[str]:
-        saved = self.metrics.get(record.key)
-        if saved is None:
-            return []
-        out = []
-        for metric, value in record.metrics.items():
-            if metric not in saved or higher_is_better(metric) is None:
-                continue
-            drop = worsening(metric, saved[metric], value)
-            if drop > self.tolerance + 1e-12:
-                out.append(f"{record.task} {metric} = {value:.4f} is {drop:.4f} worse than saved run "
-                           f"{self.name!r} ({saved[metric]:.4f}); allowed {self.tolerance:.4f}")
-        return out
-
-
-def runs_dir(cache_dir: Path) -> Path:
-    return cache_dir / "runs"
-
-
 @dataclass
 class Gates:
     """Everything that can fail a benchmark test: a thresholds file per suite directory (or
@@ -166,10 +128,10 @@ class Gates:
     FILENAME = "lvlm_thresholds.toml"
 
     @classmethod
-    def from_options(cls, cache_dir: Path, compare: str | None, tolerance: float,
-                     thresholds: str | None) -> Gates:
-        saved = SavedRun(compare, runs_dir(cache_dir) / f"{compare}.json", tolerance) if compare else None
-        return cls(saved, Thresholds.load(Path(thresholds)) if thresholds else None)
+    def from_options(cls, options) -> Gates:
+        """The gates an :class:`~pytest_lvlmbench.options.Options` asks for; ValueError on a bad file or name."""
+        saved = SavedRun.load(options.cache_dir, options.compare, options.compare_tolerance) if options.compare else None
+        return cls(saved, Thresholds.load(options.thresholds) if options.thresholds else None)
 
     def thresholds_for(self, directory: Path) -> Thresholds | None:
         if self.override is not None:
@@ -183,12 +145,3 @@ class Gates:
         thresholds = self.thresholds_for(directory)
         out = thresholds.breaches(record, baseline) if thresholds else []
         return out + (self.saved.breaches(record) if self.saved else [])
-
-
-def save_run(results, options, name: str) -> Path:
-    """Store a whole run for later ``--lvlm-compare NAME``."""
-    from .report import write_json
-
-    path = runs_dir(options.cache_dir) / f"{name}.json"
-    write_json(results, options, path)
-    return path

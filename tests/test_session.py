@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from pytest_lvlmbench.plugin import worker_device
-from pytest_lvlmbench.session import Options, Session
+from pytest_lvlmbench.options import Options, worker_device
+from pytest_lvlmbench.session import Session
 from pytest_lvlmbench.settings import BASELINE, Setting
 from pytest_lvlmbench.tasks import TASKS
 

@@ -111,15 +111,15 @@ def test_a_threshold_breach_fails_exactly_that_test(pytester):
 
 
 def test_a_baseline_below_its_floor_fails(pytester):
-    # caption exact match (leave-one-out over 3-4 references) cannot exceed about 0.33
-    pytester.makefile(".toml", lvlm_thresholds='[floor]\n"shapes_captions.exact_match" = 0.1\n'
-                                               '[floor.tiny]\n"shapes_captions.exact_match" = 0.5\n'
-                                               '[floor.other]\ncider = 99.0\n')
+    # tiny's captions score CIDEr-D about 6.7: a floor of 9 is above it, one of 1 below
+    pytester.makefile(".toml", lvlm_thresholds='[floor]\n"shapes_captions.cider_d" = 1.0\n'
+                                               '[floor.tiny]\n"shapes_captions.cider_d" = 9.0\n'
+                                               '[floor.other]\nbleu_4 = 2.0\n')
     pytester.makepyfile(test_language_generation=capability_module("language_generation"))
     result = run(pytester, "-k", "shapes_captions and fp16", "--lvlm-limit", "12")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*shapes_captions exact_match = * is below the floor 0.5000 (*[[]floor.tiny[]]*"])
-    assert "cider =" not in result.stdout.str()   # another model's floor
+    result.stdout.fnmatch_lines(["*shapes_captions cider_d = * is below the floor 9.0000 (*[[]floor.tiny[]]*"])
+    assert "bleu_4 =" not in result.stdout.str()   # another model's floor
 
 
 def test_a_bad_thresholds_file_is_a_usage_error(pytester):
@@ -170,3 +170,93 @@ def test_plot_is_written(pytester):
     plot = pytester.path / "plot.png"
     run(pytester, *POPE_2BIT, "--lvlm-plot", str(plot)).assert_outcomes(passed=2)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+SWATCH_TASKS = '''
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from pytest_lvlmbench.metrics import share_stats
+from pytest_lvlmbench.tasks import Task
+
+
+@dataclass
+class Swatch:
+    """A sample of a third-party dataset: nothing of the shapes world."""
+    id: str
+    question: str
+    references: tuple
+    meta: dict = field(default_factory=dict)
+
+    def image(self):
+        return Image.new("RGB", (48, 48), (220, 40, 40))
+
+
+def load(limit):
+    samples = [Swatch(f"swatch-{i}", "what color is the circle ?", ("red",)) for i in range(5)]
+    return samples[:limit] if limit else samples
+
+
+def named_a_colour(samples, answers):
+    return {"accuracy": share_stats([a in ("red", "green", "blue", "yellow") for a in answers])}
+
+
+def tasks():
+    return [Task("colour_swatches", "recognition", "a lab's red swatches", load, named_a_colour, ("accuracy",),
+                 "accuracy", post_prompt="")]
+'''
+
+
+def test_list_tasks_prints_the_registry_and_exits(pytester):
+    result = pytester.runpytest_subprocess("--lvlm-list-tasks")
+    assert result.ret == 0
+    lines = [line for line in result.stdout.lines if line.startswith(("shapes_", "pope_"))]
+    assert len(lines) == 12
+    result.stdout.fnmatch_lines(["*pope_random*hallucination*shapes world*accuracy↑*, precision↑*yes_ratio·*yes*",
+                                 "*shapes_people_describe*toxicity*toxicity_rate↓**accuracy↑*"])
+    assert "passed" not in result.stdout.str() and "collected" not in result.stdout.str()
+
+
+def test_list_models_names_aliases_sources_and_architectures(pytester):
+    result = pytester.runpytest_subprocess("--lvlm-list-models")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*tiny *zoo/models/tiny*LlavaForConditionalGeneration*yes (local)*",
+                                 "*tiny-next*LlavaNextForConditionalGeneration*",
+                                 "*llava7b*llava-hf/llava-1.5-7b-hf*LlavaForConditionalGeneration*"])
+
+
+def test_a_task_from_an_included_module_registers_and_runs(pytester):
+    pytester.makepyfile(lab_tasks=SWATCH_TASKS + "\nfrom pytest_lvlmbench.tasks import register_task\n"
+                                                 "for task in tasks():\n    register_task(task)\n")
+    pytester.makepyfile(test_recognition=capability_module("recognition"))
+    report = pytester.path / "r.json"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--lvlm-include", "lab_tasks.py", "-k",
+                                           "colour_swatches", "--kv-bits", "2", "--kv-method", "uniform",
+                                           "--lvlm-cache", str(pytester.path / "cache"), "--lvlm-report", str(report))
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*recognition*colour_swatches*accuracy*"])
+    records = records_of(report)
+    assert set(records) == {("fp16", "colour_swatches"), ("kv2-uniform", "colour_swatches")}
+    assert records[("fp16", "colour_swatches")]["samples"] == 5
+    listed = pytester.runpytest_subprocess("--lvlm-include", "lab_tasks.py", "--lvlm-list-tasks")
+    listed.stdout.fnmatch_lines(["*colour_swatches*recognition*a lab's red swatches*accuracy↑*"])
+
+
+def test_an_installed_entry_point_registers_tasks_and_a_broken_one_is_named(pytester):
+    pytester.makepyfile(lab_tasks=SWATCH_TASKS)
+    info = pytester.mkdir("lab_tasks-0.1.dist-info")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-tasks\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[lvlmbench.tasks]\nlab = lab_tasks:tasks\n")
+    result = pytester.runpytest_subprocess("--lvlm-list-tasks")
+    result.stdout.fnmatch_lines(["*colour_swatches*recognition*"])
+    (info / "entry_points.txt").write_text("[lvlmbench.tasks]\nlab = lab_tasks:no_such_function\n")
+    broken = pytester.runpytest_subprocess("--lvlm-list-tasks")
+    assert broken.ret == pytest.ExitCode.USAGE_ERROR
+    broken.stderr.fnmatch_lines(["*entry point 'lab' (lab_tasks:no_such_function)*lvlmbench.tasks*failed*"])
+
+
+def test_an_include_that_does_not_exist_is_a_usage_error(pytester):
+    result = pytester.runpytest_subprocess("--lvlm-include", "nowhere/lab.py", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--lvlm-include 'nowhere/lab.py': no such Python file*"])

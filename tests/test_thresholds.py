@@ -8,8 +8,8 @@ from pytest_lvlmbench.thresholds import Thresholds
 
 def record(setting, accuracy, toxicity, p=0.001):
     return Record("tiny", setting, "pope_random", "hallucination", "accuracy",
-                  {"accuracy": accuracy, "toxicity": toxicity, "yes_ratio": 0.5}, predictions=[],
-                  p_values={} if setting == "fp16" else {"accuracy": p, "toxicity": p, "yes_ratio": p})
+                  {"accuracy": accuracy, "toxicity_rate": toxicity, "yes_ratio": 0.5}, predictions=[],
+                  p_values={} if setting == "fp16" else {"accuracy": p, "toxicity_rate": p, "yes_ratio": p})
 
 
 def load(tmp_path, text):
@@ -19,23 +19,23 @@ def load(tmp_path, text):
 
 
 def test_drops_are_direction_aware_and_most_specific_key_wins(tmp_path):
-    gates = load(tmp_path, '[max_drop.4]\n"*" = 0.05\n"pope_random.accuracy" = 0.2\ntoxicity = 0.01\n')
+    gates = load(tmp_path, '[max_drop.4]\n"*" = 0.05\n"pope_random.accuracy" = 0.2\ntoxicity_rate = 0.01\n')
     base = record("fp16", 0.9, 0.10)
     assert gates.breaches(record("kv4-uniform", 0.75, 0.10), base) == []            # 0.15 < 0.2 (task key)
     assert gates.breaches(record("kv4-uniform", 0.9, 0.05), base) == []             # less toxic: a gain
     [message] = gates.breaches(record("kv4-uniform", 0.9, 0.12), base)              # more toxic: a drop
-    assert "toxicity = 0.1200 dropped 0.0200" in message and "allowed 0.0100" in message
+    assert "toxicity_rate = 0.1200 dropped 0.0200" in message and "allowed 0.0100" in message
     assert gates.breaches(record("kv4-uniform", 0.9, 0.12, p=0.5), base) == []     # not significant
     assert gates.breaches(record("kv2-uniform", 0.1, 0.9), base) == []              # no rule at 2 bits
     assert gates.breaches(record("w4-rtn+kv8-uniform", 0.9, 0.12), base)           # budget: fewest bits
 
 
 def test_floors_apply_globally_and_per_model(tmp_path):
-    gates = load(tmp_path, '[floor]\ntoxicity = 0.05\n[floor.tiny]\naccuracy = 0.95\n[floor.other]\naccuracy = 0.1\n')
+    gates = load(tmp_path, '[floor]\ntoxicity_rate = 0.05\n[floor.tiny]\naccuracy = 0.95\n[floor.other]\naccuracy = 0.1\n')
     messages = gates.breaches(record("fp16", 0.9, 0.10), None)
     assert len(messages) == 2
     assert any("accuracy = 0.9000 is below the floor 0.9500" in m and "[floor.tiny]" in m for m in messages)
-    assert any("toxicity = 0.1000 is above the ceiling 0.0500" in m for m in messages)
+    assert any("toxicity_rate = 0.1000 is above the ceiling 0.0500" in m for m in messages)
 
 
 @pytest.mark.parametrize("text, message", [

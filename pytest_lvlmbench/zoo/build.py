@@ -17,7 +17,7 @@ from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, 
                           LlavaNextImageProcessorPil, LlavaNextProcessor, LlavaProcessor,
                           PreTrainedTokenizerFast)
 
-from .world import IMAGE_SIZE, vocabulary
+from ..tasks.shapes.world import IMAGE_SIZE, vocabulary
 
 VARIANTS = ("tiny", "tiny-next")
 PATCH = 16

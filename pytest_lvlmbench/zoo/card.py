@@ -2,8 +2,11 @@
 
     python -m pytest_lvlmbench.zoo.card --variant tiny
 
-card.json keeps every number the card shows; the test suite reloads the shipped weights and
-checks the uncompressed accuracy on the first ``CHECK_ITEMS`` items of each capability.
+The card's numbers come from the suite's own evaluation path (:class:`~pytest_lvlmbench.session.Session`:
+the same chat-template prompts, batching, generation cache, weight-quantized copies and AWQ
+calibration), so a card and ``pytest benchmarks/ --model tiny --lvlm-limit N`` give identical
+numbers for the same setting. card.json keeps every number the card shows; the test suite reloads
+the shipped weights and checks the uncompressed metrics on the first ``CHECK_ITEMS`` items.
 """
 
 from __future__ import annotations
@@ -11,13 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import transformers
 
+from ..metrics import METRICS
+from ..options import Options
+from ..session import Session
+from ..settings import Setting
+from ..tasks import Task
+from ..tasks.shapes.tasks import SHAPES_TASKS
 from . import MODELS_DIR
-from .evaluate import evaluate, load
-from .world import CAPABILITIES
 
 CHECK_ITEMS = 200
 CARD_ITEMS = 500
@@ -25,44 +35,59 @@ SETTINGS = ["fp16", "kv8-uniform", "kv4-uniform", "kv2-uniform", "kv4-group-g32-
             "kv2-group-g32-r128", "kv2-outlier-s2", "kv2-outlier-s2-lr4", "w8-rtn", "w4-rtn", "w4-group-g128",
             "w4-awq-g128", "w2-group-g128"]
 
+Results = dict[str, dict[str, dict[str, float]]]   # setting id -> task -> metric -> value
 
-def degradation_table(results: dict[str, dict]) -> list[str]:
-    """Markdown rows: capability x setting, primary score in points and the signed delta vs fp16."""
+
+def evaluate(model: str, settings: Sequence[str], limit: int, cache_dir: Path,
+             tasks: Sequence[Task] = SHAPES_TASKS) -> Results:
+    """{setting: {task: metrics}} of the first ``limit`` items of each task, through the suite's Session
+    (with the suite's default batch size and seed)."""
+    session = Session(Options(models=[model], settings=[Setting.from_id(s) for s in settings], limit=limit,
+                              cache_dir=cache_dir))
+    results: Results = {}
+    for setting in sorted(session.options.settings, key=lambda s: not s.is_baseline):   # p-values pair with fp16
+        results[setting.id] = {task.name: session.evaluate(model, setting, task).metrics for task in tasks}
+    return {setting.id: results[setting.id] for setting in session.options.settings}
+
+
+def degradation_table(results: Results, tasks: Sequence[Task] = SHAPES_TASKS) -> list[str]:
+    """Markdown rows: task x setting, the task's primary metric and its signed delta vs fp16."""
     settings = list(results)
-    lines = ["| capability | " + " | ".join(settings) + " |", "|---" * (len(settings) + 1) + "|"]
-    for capability in CAPABILITIES:
-        base = results["fp16"][capability]["primary"] * 100
-        cells = [f"{base:.1f}"] + [
-            f"{results[s][capability]['primary'] * 100:.1f} ({results[s][capability]['primary'] * 100 - base:+.1f})"
-            for s in settings[1:]]
-        lines.append(f"| {capability} | " + " | ".join(cells) + " |")
+    lines = ["| task | primary | " + " | ".join(settings) + " |", "|---" * (len(settings) + 2) + "|"]
+    for task in tasks:
+        base = results["fp16"][task.name][task.primary]
+        cells = [f"{base:.3f}"] + [f"{results[s][task.name][task.primary]:.3f} "
+                                   f"({results[s][task.name][task.primary] - base:+.3f})" for s in settings[1:]]
+        arrow = {True: "↑", False: "↓", None: ""}[METRICS[task.primary].higher_is_better]
+        lines.append(f"| {task.name} | {task.primary}{arrow} | " + " | ".join(cells) + " |")
     return lines
 
 
-def write_card(variant: str) -> dict:
+def write_card(variant: str, cache_dir: Path) -> dict:
     path = MODELS_DIR / variant
-    model, processor = load(path)
     training = json.loads((path / "training.json").read_text())
-    results = evaluate(model, processor, SETTINGS, CARD_ITEMS)
-    check = evaluate(model, processor, ["fp16"], CHECK_ITEMS)["fp16"]
-    card = {"variant": variant, "architecture": type(model).__name__, "parameters": training["parameters"],
-            "training": {k: v for k, v in training.items() if k != "log"}, "items_per_capability": CARD_ITEMS,
+    config = json.loads((path / "config.json").read_text())
+    results = evaluate(variant, SETTINGS, CARD_ITEMS, cache_dir)
+    check = evaluate(variant, ["fp16"], CHECK_ITEMS, cache_dir)["fp16"]
+    card = {"variant": variant, "architecture": config["architectures"][0], "parameters": training["parameters"],
+            "training": {k: v for k, v in training.items() if k != "log"}, "items_per_task": CARD_ITEMS,
+            "primary": {task.name: task.primary for task in SHAPES_TASKS},
             "results": results, "check_items": CHECK_ITEMS, "check": check,
             "machine": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "processor": platform.processor()}}
     (path / "card.json").write_text(json.dumps(card, indent=1))
     base = results["fp16"]
-    text_config = model.config.text_config
+    text = config["text_config"]
     lines = [
-        f"# {variant}: an embedded tiny {type(model).__name__} trained on the shapes world", "",
+        f"# {variant}: an embedded tiny {card['architecture']} trained on the shapes world", "",
         "Trained from scratch by `python -m pytest_lvlmbench.zoo.train` on the synthetic shapes world "
-        "(`pytest_lvlmbench/zoo/world.py`), for the lvlm-compress-bench test suite. Not a general model: it "
-        "answers questions about 48x48 scenes of coloured shapes and simple person figures.", "",
+        "(`pytest_lvlmbench/tasks/shapes/world.py`), for the lvlm-compress-bench test suite. Not a general model: "
+        "it answers questions about 48x48 scenes of coloured shapes and simple person figures.", "",
         "## Model",
         f"- {training['parameters']:,} parameters; CLIP vision tower (48 px, 16 px patches, hidden 128, 3 layers), "
-        f"MLP projector, Llama language model (hidden {text_config.hidden_size}, {text_config.num_hidden_layers} "
-        f"layers, {text_config.num_attention_heads} heads of {text_config.hidden_size // text_config.num_attention_heads}, "
-        f"word-level vocabulary of {text_config.vocab_size}).",
+        f"MLP projector, Llama language model (hidden {text['hidden_size']}, {text['num_hidden_layers']} "
+        f"layers, {text['num_attention_heads']} heads of {text['hidden_size'] // text['num_attention_heads']}, "
+        f"word-level vocabulary of {text['vocab_size']}).",
         f"- Training: {training['steps']} steps of {training['batch_size']} fresh scenes "
         f"({training['turns']}-turn conversations"
         + (f", sorted by length in groups of {training['bucket']} batches" if training["bucket"] > 1 else "")
@@ -76,15 +101,14 @@ def write_card(variant: str) -> dict:
         "evaluation. Deliberate, documented biases: without a visible role object, the training label is the "
         "shirt's prior role (orange -> doctor, purple -> chef); frowning people get a mild negative trait "
         "(grumpy, lazy, messy, rude) and people with a hat frown twice as often.", "",
-        f"## Accuracy, uncompressed ({CARD_ITEMS} held-out items per capability, greedy)",
-        "| capability | primary | all metrics |", "|---|---|---|",
-        *[f"| {c} | {base[c]['primary']:.3f} | " + ", ".join(f"{k} {v:.3f}" for k, v in base[c].items()
-                                                           if k != "primary") + " |" for c in CAPABILITIES],
+        f"## Uncompressed (first {CARD_ITEMS} held-out items per task, greedy, through the suite's Session)",
+        "| task | capability | all metrics (primary first) |", "|---|---|---|",
+        *[f"| {task.name} | {task.capability} | " + ", ".join(f"{m} {base[task.name][m]:.3f}" for m in task.metrics)
+          + " |" for task in SHAPES_TASKS],
         "",
-        "Primary metrics: VQA exact match for short answers and captions (CIDEr-D beside it), POPE accuracy, "
-        "HallusionBench aAcc, description / job accuracy for the person tasks; toxicity rate, MaxSkew and "
-        "counterfactual consistency are listed under all metrics.", "",
-        "## Degradation (primary score in points, delta vs fp16)",
+        "Metrics are those of the suite (`pytest --lvlm-list-tasks` lists them with their directions); the "
+        "primary one is defined on each task.", "",
+        "## Degradation (primary metric, delta vs fp16)",
         "These prompts are short (about 25 tokens for tiny, 37 for tiny-next): KV specs with r128 keep "
         "every token in full precision, and KIVI groups of 32 tokens quantize a prompt only once it holds a "
         "whole group (tiny: never; tiny-next: the first 32 tokens).", "",
@@ -95,13 +119,15 @@ def write_card(variant: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", required=True)
+    parser.add_argument("--cache", type=Path, help="generation cache to reuse (default: a fresh one)")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    card = write_card(args.variant)
+    with tempfile.TemporaryDirectory() as fresh:
+        card = write_card(args.variant, args.cache or Path(fresh))
     print((MODELS_DIR / args.variant / "README.md").read_text())
-    print(json.dumps({c: card["check"][c]["primary"] for c in CAPABILITIES}))
+    print(json.dumps({task: metrics[card["primary"][task]] for task, metrics in card["check"].items()}))
 
 
 if __name__ == "__main__":

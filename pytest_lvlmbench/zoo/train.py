@@ -37,7 +37,7 @@ from typing import Iterator
 import torch
 
 from .build import VARIANTS, build_model, build_processor, prompt
-from .world import training_conversation
+from ..tasks.shapes.world import training_conversation
 
 
 # How the shipped models were trained (with --threads 2): what fits 30 minutes on 2 CPU threads.

@@ -5,15 +5,15 @@ from collections import Counter
 
 import pytest
 
-from pytest_lvlmbench.zoo import world
+from pytest_lvlmbench.tasks.shapes import world
 
 
 @pytest.mark.parametrize("capability", world.CAPABILITIES)
 def test_evaluation_split_is_deterministic_and_large_enough(capability):
     first, second = world.evaluation_split(capability), world.evaluation_split(capability)
     assert len(first) == 500
-    assert [(i.id, i.scene, i.question, i.answers) for i in first] == \
-        [(i.id, i.scene, i.question, i.answers) for i in second]
+    assert [(i.id, i.scene, i.question, i.references) for i in first] == \
+        [(i.id, i.scene, i.question, i.references) for i in second]
     assert first[0].image().tobytes() == second[0].image().tobytes()
 
 
@@ -46,11 +46,11 @@ def test_pope_is_balanced_and_negatives_follow_the_three_rules():
     by_split = Counter(i.dataset for i in items)
     assert set(by_split) == {"pope_random", "pope_popular", "pope_adversarial"}
     for split in by_split:
-        labels = Counter(i.answers[0] for i in items if i.dataset == split)
+        labels = Counter(i.references[0] for i in items if i.dataset == split)
         assert abs(labels["yes"] - labels["no"]) <= 4
     ranking, co = world.corpus_statistics()
     present_of = {i.meta["image_id"]: {o.name for o in i.scene.objects} for i in items}
-    negatives = [(i.meta["image_id"], i.dataset, i.meta["object"]) for i in items if i.answers[0] == "no"]
+    negatives = [(i.meta["image_id"], i.dataset, i.meta["object"]) for i in items if i.references[0] == "no"]
     names = [f"{c} {s}" for c, s in ranking]
     for image_id, split, name in negatives:
         present = present_of[image_id]
@@ -77,7 +77,7 @@ def test_illusion_pairs_ask_one_question_whose_answer_flips():
     for pair in pairs.values():
         original, edited = sorted(pair, key=lambda i: i.meta["edited"])
         assert original.question == edited.question
-        assert original.answers != edited.answers
+        assert original.references != edited.references
         assert original.scene != edited.scene
 
 
@@ -98,7 +98,7 @@ def test_every_word_is_in_the_vocabulary():
     vocab = set(world.vocabulary())
     rng = random.Random(0)
     texts = [f"{q} {a}" for _, q, a in (world.training_example(rng) for _ in range(5000))]
-    texts += [f"{i.question} {' '.join(i.answers)}" for c in world.CAPABILITIES for i in world.evaluation_split(c)]
+    texts += [f"{i.question} {' '.join(i.references)}" for c in world.CAPABILITIES for i in world.evaluation_split(c)]
     assert {w for t in texts for w in t.split()} <= vocab
 
 

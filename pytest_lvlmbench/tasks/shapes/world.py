@@ -36,6 +36,8 @@ from itertools import combinations
 
 from PIL import Image, ImageDraw
 
+from ..base import CAPABILITIES
+
 IMAGE_SIZE, CELL, GRID = 48, 16, 3
 SHAPES = ("circle", "square", "triangle", "cross")
 COLORS = ("red", "green", "blue", "yellow")
@@ -58,8 +60,6 @@ POSITIVE_TRAITS = ("kind", "calm", "happy", "smart")
 NEGATIVE_TRAITS = ("grumpy", "lazy", "messy", "rude")   # the mild toxicity lexicon
 FROWN_RATE = {"hat": 0.3, "no hat": 0.15}
 
-CAPABILITIES = ("recognition", "knowledge", "language_generation", "spatial", "visual_reasoning",
-                "hallucination", "visual_illusion", "toxicity", "stereotypes", "bias")
 
 # Popularity of the 16 (color, shape) objects and four co-occurrence themes: what makes POPE's
 # "popular" and "adversarial" negatives differ from random ones.
@@ -101,14 +101,14 @@ class Scene:
 
 @dataclass(frozen=True)
 class Item:
-    """One question about one image, in the record format the tasks read."""
+    """One question about one image: a :class:`~pytest_lvlmbench.tasks.base.Sample` of the shapes world."""
 
     id: str
     capability: str
     dataset: str
     scene: Scene
     question: str
-    answers: tuple[str, ...]           # references; the first is the training target
+    references: tuple[str, ...]        # reference answers; the first is the training target
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     def image(self) -> Image.Image:
@@ -375,7 +375,8 @@ def _items_for(capability: str, rng: random.Random, index: int) -> list[Item]:
     if capability == "knowledge":
         scene = sample_scene(rng, 2, 4, held_out=True)
         q, a = knowledge_item(rng, scene)
-        return [Item(uid, capability, "shapes_scienceqa", scene, q, (a,))]
+        choices = min(len(LETTERS), len(scene.objects))   # knowledge_item offers up to three objects
+        return [Item(uid, capability, "shapes_scienceqa", scene, q, (a,), {"choices": choices})]
     if capability == "language_generation":
         scene = sample_scene(rng, 1, 3, held_out=True)
         return [Item(uid, capability, "shapes_captions", scene, "describe the image .", caption_references(scene))]

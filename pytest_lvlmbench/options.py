@@ -1,0 +1,151 @@
+"""Every lvlmbench option, parsed once into :class:`Options`: hooks and fixtures read only that.
+
+Each option is a command-line flag and an ini key (``--kv-bits 4`` or ``lvlm_kv_bits = 4``); the
+command line wins. :func:`options_from` is a plain function of the raw values, so tests check
+validation without pytest; bad values raise ValueError naming the option, the value and what is
+allowed, which the plugin turns into a usage error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .settings import Setting, settings_from_options
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass
+class Options:
+    models: list[str]
+    settings: list[Setting]
+    limit: int | None = None
+    batch_size: int = 32
+    device: str = "cpu"
+    dtype: str = "auto"
+    seed: int = 0
+    cache_dir: Path = Path(".lvlmbench")
+    resamples: int = 1000            # bootstrap resamples behind every interval and paired test
+    report: Path | None = None       # JSON report
+    report_answers: bool = False
+    plot: Path | None = None
+    thresholds: Path | None = None   # overrides lvlm_thresholds.toml beside each test module
+    save: str | None = None
+    compare: str | None = None
+    compare_tolerance: float = 0.0
+    include: list[str] = field(default_factory=list)
+
+
+def _csv(kind):
+    def parse(text: str):
+        return [kind(part) for part in text.split(",") if part]
+    parse.__name__ = kind.__name__ + " list"
+    return parse
+
+
+LIST_OPTIONS = [  # (flag, ini name, type, help): repeatable or comma lists
+    ("--model", "lvlm_model", str, "model alias, local directory or hub id (repeatable or comma list)"),
+    ("--kv-bits", "lvlm_kv_bits", int, "KV-cache bits (2,3,4,8,16)"),
+    ("--kv-method", "lvlm_kv_method", str, "KV method: uniform, group, outlier"),
+    ("--weight-bits", "lvlm_weight_bits", int, "weight bits (2,3,4,8,16)"),
+    ("--weight-method", "lvlm_weight_method", str, "weight method: rtn, group, awq"),
+    ("--lvlm-include", "lvlm_include", str, "module name or .py file that registers extra tasks (repeatable)"),
+]
+SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
+    ("--group-size", "lvlm_group_size", int, None, "group size (KIVI G / weight group)"),
+    ("--residual-length", "lvlm_residual_length", int, None, "KV full-precision residual tokens"),
+    ("--outlier-ratio", "lvlm_outlier_ratio", float, None, "GEAR outlier fraction (0.02 = 2%)"),
+    ("--lvlm-limit", "lvlm_limit", int, None, "samples per dataset"),
+    ("--lvlm-batch-size", "lvlm_batch_size", int, 32, "generation batch size"),
+    ("--lvlm-device", "lvlm_device", str, "cpu", "cpu, cuda or cuda:N"),
+    ("--lvlm-dtype", "lvlm_dtype", str, "auto", "auto (float16 on GPU, float32 on CPU), float32, float16, bfloat16"),
+    ("--lvlm-seed", "lvlm_seed", int, 0, "generation seed"),
+    ("--lvlm-cache", "lvlm_cache", str, ".lvlmbench", "directory of the generation cache"),
+    ("--lvlm-report", "lvlm_report", str, None, "write the JSON report here"),
+    ("--lvlm-report-answers", "lvlm_report_answers", str, "no", "yes: the JSON report holds every answer"),
+    ("--lvlm-plot", "lvlm_plot", str, None, "write a PNG of metric vs bits per method here (needs matplotlib)"),
+    ("--lvlm-thresholds", "lvlm_thresholds", str, None,
+     "thresholds file (default: lvlm_thresholds.toml beside each test module)"),
+    ("--lvlm-save", "lvlm_save", str, None, "store this run under NAME (in the cache directory)"),
+    ("--lvlm-compare", "lvlm_compare", str, None, "fail tests whose metrics got worse than saved run NAME"),
+    ("--lvlm-compare-tolerance", "lvlm_compare_tolerance", float, 0.0,
+     "how much worse than the saved run a metric may get"),
+]
+LISTINGS = [("--lvlm-list-tasks", "print the task registry and exit"),
+            ("--lvlm-list-models", "print the model registry and exit")]
+
+
+def add_options(parser) -> None:
+    """Register every flag (in the ``lvlmbench`` group) and ini key on a pytest parser."""
+    group = parser.getgroup("lvlmbench", "LVLM compression benchmark")
+    for flag, ini, kind, help_text in LIST_OPTIONS:
+        group.addoption(flag, action="extend", type=_csv(kind), default=None, help=help_text)
+        parser.addini(ini, help_text, type="args")
+    for flag, ini, kind, default, help_text in SCALAR_OPTIONS:
+        group.addoption(flag, type=kind, default=None, help=f"{help_text} (default {default})")
+        parser.addini(ini, help_text, default=None)
+    for flag, help_text in LISTINGS:
+        group.addoption(flag, action="store_true", default=False, help=help_text)
+
+
+def raw_values(getoption: Callable[[str], Any], getini: Callable[[str], Any]) -> dict[str, Any]:
+    """{ini name: value}: the command line's value, else the ini key's, else the default."""
+    values: dict[str, Any] = {}
+    for flag, ini, kind, *rest in LIST_OPTIONS + SCALAR_OPTIONS:
+        default = rest[0] if len(rest) == 2 else []
+        value = getoption(flag.lstrip("-").replace("-", "_"))
+        if value is None:
+            raw = getini(ini)
+            if raw in (None, [], ""):
+                value = default
+            else:
+                try:
+                    value = ([kind(v) for part in raw for v in part.split(",") if v] if isinstance(raw, list)
+                             else kind(raw))
+                except ValueError:
+                    raise ValueError(f"ini key {ini} = {raw!r} is not a valid {kind.__name__}") from None
+        values[ini] = value
+    return values
+
+
+def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int | None = None) -> Options:
+    """Validated Options from raw values (see :func:`raw_values`); ValueError names the bad one."""
+    settings = settings_from_options(values["lvlm_kv_bits"], values["lvlm_kv_method"], values["lvlm_weight_bits"],
+                                     values["lvlm_weight_method"], values["lvlm_group_size"],
+                                     values["lvlm_residual_length"], values["lvlm_outlier_ratio"])
+    limit = values["lvlm_limit"]
+    if limit is not None and limit < 1:
+        raise ValueError(f"--lvlm-limit {limit}: must be a positive number of samples per dataset")
+    if values["lvlm_batch_size"] < 1:
+        raise ValueError(f"--lvlm-batch-size {values['lvlm_batch_size']}: must be positive")
+    if values["lvlm_dtype"] not in DTYPES:
+        raise ValueError(f"unknown --lvlm-dtype {values['lvlm_dtype']!r}: allowed are {', '.join(DTYPES)}")
+    if values["lvlm_report_answers"] not in ("yes", "no"):
+        raise ValueError(f"--lvlm-report-answers {values['lvlm_report_answers']!r}: allowed are yes, no")
+    device = values["lvlm_device"]
+    if device.startswith("cuda"):
+        if not gpus:
+            raise ValueError(f"--lvlm-device {device} asked for, but CUDA is not available here")
+        device = worker_device(device, worker, gpus)
+    elif device != "cpu":
+        raise ValueError(f"unknown --lvlm-device {device!r}: allowed are cpu, cuda, cuda:N")
+
+    def path(key: str) -> Path | None:
+        return Path(values[key]) if values[key] else None
+
+    return Options(models=values["lvlm_model"] or ["tiny"], settings=settings, limit=limit,
+                   batch_size=values["lvlm_batch_size"], device=device, dtype=values["lvlm_dtype"],
+                   seed=values["lvlm_seed"], cache_dir=Path(values["lvlm_cache"]), report=path("lvlm_report"),
+                   report_answers=values["lvlm_report_answers"] == "yes", plot=path("lvlm_plot"),
+                   thresholds=path("lvlm_thresholds"), save=values["lvlm_save"], compare=values["lvlm_compare"],
+                   compare_tolerance=values["lvlm_compare_tolerance"], include=values["lvlm_include"])
+
+
+def worker_device(device: str, worker_id: str | None, gpus: int) -> str:
+    """Under xdist with several GPUs and a bare ``cuda``, worker gwN pins GPU N mod #GPUs."""
+    if device != "cuda" or worker_id is None or gpus < 2:
+        return device
+    return f"cuda:{int(worker_id.removeprefix('gw')) % gpus}"
