@@ -189,16 +189,9 @@ def mme_parse_lmms_eval(text: str) -> YesNo:
     yes/no (other single characters -> other); else the 4-character prefix test of
     :func:`mme_parse`. Differs from the official parse on ``"Y"``, ``"n."``, ``"  yes"``, ``"...no"``."""
     said = text.lower().strip().replace(".", "")
-    if said in ("yes", "no"):
-        return said  # type: ignore[return-value]
     if len(said) == 1:
         return {"y": "yes", "n": "no"}.get(said, "other")  # type: ignore[return-value]
-    prefix = said[:4]
-    if "yes" in prefix:
-        return "yes"
-    if "no" in prefix:
-        return "no"
-    return "other"
+    return mme_parse(said)   # exact yes/no, then the prefix test, on the cleaned text
 
 
 def mme_statistics(records: Sequence[Mapping[str, Any]],
