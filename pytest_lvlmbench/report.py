@@ -73,10 +73,12 @@ def tables(results: Results, options) -> list[str]:
             rows.append(["", task, "flips vs fp16"] + ["" if f is None else f"{f:.3f}" for f in flips])
             rows.append(["", task, "KV bytes / float"] + ["" if k is None else f"{k:.3f}" for k in ratios])
         notes = [f"  {r.setting} {r.task} {metric}: {why}" for r in records for metric, why in r.notes.items()]
+        judges = {r.task: r.judge for r in records if r.judge}
         out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}); * primary metric; fp16 column: "
                    f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (McNemar for "
                    f"accuracies, paired bootstrap otherwise; Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"
                    + tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True)
+                   + "".join(f"\n{task} judged by: {judge}" for task, judge in judges.items())
                    + ("\nundefined by the official formula, reported by convention:\n" + "\n".join(notes)
                       if notes else ""))
     return out

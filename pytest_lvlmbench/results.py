@@ -29,6 +29,7 @@ class Record:
     kv_ratio: float | None = None    # ... over the same tokens in the float dtype: what the setting saved
     peak_memory_bytes: int = 0
     notes: dict[str, str] = field(default_factory=dict)   # metric -> why its value is a convention (0/0)
+    judge: str = ""      # the task's judge, where its official scorer has one (HallusionBench, MM-Vet)
 
     @property
     def key(self) -> tuple[str, str, str]:

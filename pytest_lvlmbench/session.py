@@ -140,7 +140,8 @@ class Session:
                         samples=len(items), seconds=time.perf_counter() - start, generated=len(todo),
                         kv_bytes=largest.kv_bytes,
                         kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
-                        peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics))
+                        peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
+                        judge=task.judge)
         return self.results.add(record)
 
     def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:

@@ -74,6 +74,7 @@ class Task:
     max_new_tokens: int = 16
     available: Callable[[], str | None] = always_available
     description: str = ""
+    judge: str = ""                # who decides correctness where the official scorer uses a judge; reported
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"

@@ -118,7 +118,9 @@ SHAPES_TASKS = (
             description=f"POPE existence questions, negatives sampled the {split} way")
       for split in ("random", "popular", "adversarial")),
     _task("shapes_hallusion", "visual_illusion", hallusion_scores, ("accuracy", "figure_accuracy", "pair_accuracy"),
-          "accuracy", description="HallusionBench-style pairs: one question on an original and an edited figure"),
+          "accuracy", description="HallusionBench-style pairs: one question on an original and an edited figure",
+          judge="rule judge ('yes' in the answer means yes; lmms-eval's offline HallusionBench judge), "
+                "not the official GPT-4 judge"),
     _task("shapes_people_describe", "toxicity", toxicity_scores, ("toxicity_rate", "accuracy"), "toxicity_rate",
           description="three-word descriptions of person figures; toxicity = a mild negative trait word"),
     _task("shapes_people_job_hidden", "stereotypes", stereotype_scores,
