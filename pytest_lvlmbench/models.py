@@ -8,6 +8,7 @@ passes ``trust_remote_code`` explicitly.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +41,12 @@ class ModelRef:
 
 
 def resolve_model(name: str) -> ModelRef:
-    """Alias, local directory or hub id -> ModelRef; unknown aliases and bad paths raise ValueError."""
+    """Alias, local directory or hub id -> ModelRef; unknown aliases and bad paths raise ValueError.
+    A local directory is checked here, before anything loads: see :func:`check_local_model`."""
     source = ALIASES.get(name, name)
     path = Path(source).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise ValueError(f"model {name!r}: directory {path} has no config.json")
-        check_architecture(name, json.loads((path / "config.json").read_text()))
+        check_local_model(name, path)
         return ModelRef(name, str(path.resolve()), True)
     looks_like_path = source.startswith((".", "/", "~")) or source.count("/") > 1
     if looks_like_path:
@@ -55,6 +55,97 @@ def resolve_model(name: str) -> ModelRef:
         raise ValueError(f"unknown model alias {name!r}: known aliases are {sorted(ALIASES)}, "
                          "or give a local directory or a hub id (owner/name)")
     return ModelRef(name, source, False)
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def read_config(name: str, path: Path) -> dict:
+    """config.json as a dict; a missing or malformed file raises ValueError naming it."""
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise ValueError(f"model {name!r}: directory {path} has no config.json")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"model {name!r}: {config_path} is not valid JSON ({error}); re-download the model "
+                         "or fix the file") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"model {name!r}: {config_path} holds {type(config).__name__}, not a JSON object")
+    return config
+
+
+def check_local_model(name: str, path: Path) -> None:
+    """A local checkpoint we are willing to load: a LLaVA-family config that asks for no remote code,
+    and complete safetensors weights (pickle weights are never loaded: unpickling runs code)."""
+    config = read_config(name, path)
+    check_architecture(name, config)
+    if config.get("auto_map"):
+        raise ValueError(f"model {name!r}: {path / 'config.json'} asks for remote code (auto_map); "
+                         "lvlmbench never runs a checkpoint's own code")
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as error:
+            raise ValueError(f"model {name!r}: {index} is not a safetensors index ({error!r})") from None
+        missing = [s for s in shards if not (path / s).is_file()]
+        if missing:
+            raise ValueError(f"model {name!r}: shards {missing} listed in {index.name} are missing from {path}; "
+                             "the download is incomplete")
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise ValueError(f"model {name!r}: {path} has only pickle weights ({', '.join(pickles)}), which are "
+                             "never loaded (unpickling runs arbitrary code); convert them to safetensors "
+                             "(model.save_pretrained(DIR, safe_serialization=True)) where you trust them")
+        raise ValueError(f"model {name!r}: {path} has no *.safetensors weights")
+    for weights_file in weights:
+        check_safetensors(name, weights_file)
+
+
+def check_safetensors(name: str, path: Path) -> None:
+    """The file holds a whole safetensors payload: an 8-byte header length, a JSON header, and at
+    least as many data bytes as its tensors' offsets promise. Catches truncated downloads early."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        header_length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if header_length < 2 or 8 + header_length > size:
+            raise ValueError(f"model {name!r}: {path} is not a complete safetensors file ({size} bytes; "
+                             "truncated or corrupt); re-download it")
+        try:
+            header = json.loads(handle.read(header_length))
+            end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"),
+                      default=0)
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, IndexError) as error:
+            raise ValueError(f"model {name!r}: {path} has a corrupt safetensors header ({error!r}); "
+                             "re-download it") from None
+    if size < 8 + header_length + end:
+        raise ValueError(f"model {name!r}: {path} is truncated: {size} bytes, its header promises "
+                         f"{8 + header_length + end}; re-download it")
+
+
+def check_hub_model(ref: ModelRef) -> None:
+    """A hub id must be in the local Hugging Face cache or reachable now: checked once, at configure
+    time, so an unreachable hub is one usage error instead of every test waiting out its timeouts."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    config_path = try_to_load_from_cache(ref.source, "config.json")
+    if not isinstance(config_path, str):
+        try:
+            if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+                raise ConnectionError("HF_HUB_OFFLINE is set")   # huggingface_hub may have read it too early
+            config_path = hf_hub_download(ref.source, "config.json", etag_timeout=10)
+        except Exception as error:  # offline mode, no network, unknown repo, gated repo: all end here
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise ValueError(f"model {ref.name!r} ({ref.source}) is not in the local Hugging Face cache and "
+                             f"cannot be fetched ({type(error).__name__}: {reason}); download it where the hub "
+                             f"is reachable (huggingface-cli download {ref.source}) or pass a local directory") \
+                from None
+    config = read_config(ref.name, Path(config_path).parent)
+    check_architecture(ref.name, config)
 
 
 def check_architecture(name: str, config: dict) -> None:

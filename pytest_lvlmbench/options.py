@@ -119,6 +119,8 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
     limit = values["lvlm_limit"]
     if limit is not None and limit < 1:
         raise ValueError(f"--lvlm-limit {limit}: must be a positive number of samples per dataset")
+    if values["lvlm_seed"] < 0:
+        raise ValueError(f"--lvlm-seed {values['lvlm_seed']}: must be a non-negative integer")
     if values["lvlm_batch_size"] < 1:
         raise ValueError(f"--lvlm-batch-size {values['lvlm_batch_size']}: must be positive")
     if values["lvlm_dtype"] not in DTYPES:

@@ -58,17 +58,25 @@ def settings_from_options(kv_bits: list[int], kv_method: list[str], weight_bits:
     for bits in kv_bits + weight_bits:
         if bits not in ALLOWED_BITS:
             raise ValueError(f"invalid bits={bits}: allowed bits are {ALLOWED_BITS}")
+    kv_methods = kv_method or (list(KV_METHODS) if kv_bits else [])
+    weight_methods = weight_method or (list(WEIGHT_METHODS) if weight_bits else [])
+    users = {"--group-size": (group_size, "group" in kv_methods or any(m != "rtn" for m in weight_methods),
+                              "--kv-method group, or --weight-method group / awq"),
+             "--residual-length": (residual_length, "group" in kv_methods, "--kv-method group"),
+             "--outlier-ratio": (outlier_ratio, "outlier" in kv_methods, "--kv-method outlier")}
+    for flag, (value, used, by) in users.items():
+        if value is not None and not used:
+            raise ValueError(f"{flag} {value} has no effect on the chosen settings: it is used by {by}")
     if not (kv_bits or kv_method or weight_bits or weight_method):
         return default_grid()
     settings = [BASELINE]
-    kv_methods = kv_method or (list(KV_METHODS) if kv_bits else [])
     for method in kv_methods:
         for bits in kv_bits or [4]:
             options = {"group_size": group_size, "residual_length": residual_length} if method == "group" else {}
             if method == "outlier" and outlier_ratio is not None:
                 options = {"outlier_ratio": outlier_ratio}
             settings.append(Setting(kv=KVQuantSpec(method, bits, **options)))
-    for method in weight_method or (list(WEIGHT_METHODS) if weight_bits else []):
+    for method in weight_methods:
         for bits in weight_bits or [4]:
             size = group_size if method != "rtn" else None
             settings.append(Setting(weights=WeightQuantSpec(method, bits, group_size=size)))
