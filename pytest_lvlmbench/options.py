@@ -37,6 +37,7 @@ class Options:
     compare: str | None = None
     compare_tolerance: float = 0.0
     include: list[str] = field(default_factory=list)
+    check_invariance: int = 0        # items per record regenerated alone and shuffled (0: off)
 
 
 def _csv(kind):
@@ -73,6 +74,8 @@ SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
     ("--lvlm-compare", "lvlm_compare", str, None, "fail tests whose metrics got worse than saved run NAME"),
     ("--lvlm-compare-tolerance", "lvlm_compare_tolerance", float, 0.0,
      "how much worse than the saved run a metric may get"),
+    ("--lvlm-check-invariance", "lvlm_check_invariance", int, 0,
+     "regenerate the first N items of every record alone and in a shuffled batch order; fail on any change"),
 ]
 LISTINGS = [("--lvlm-list-tasks", "print the task registry and exit"),
             ("--lvlm-list-models", "print the model registry and exit")]
@@ -119,6 +122,9 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
     limit = values["lvlm_limit"]
     if limit is not None and limit < 1:
         raise ValueError(f"--lvlm-limit {limit}: must be a positive number of samples per dataset")
+    if values["lvlm_check_invariance"] < 0:
+        raise ValueError(f"--lvlm-check-invariance {values['lvlm_check_invariance']}: must be 0 (off) or a "
+                         "positive number of items")
     if values["lvlm_seed"] < 0:
         raise ValueError(f"--lvlm-seed {values['lvlm_seed']}: must be a non-negative integer")
     if values["lvlm_batch_size"] < 1:
@@ -143,7 +149,8 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                    seed=values["lvlm_seed"], cache_dir=Path(values["lvlm_cache"]), report=path("lvlm_report"),
                    report_answers=values["lvlm_report_answers"] == "yes", plot=path("lvlm_plot"),
                    thresholds=path("lvlm_thresholds"), save=values["lvlm_save"], compare=values["lvlm_compare"],
-                   compare_tolerance=values["lvlm_compare_tolerance"], include=values["lvlm_include"])
+                   compare_tolerance=values["lvlm_compare_tolerance"], include=values["lvlm_include"],
+                   check_invariance=values["lvlm_check_invariance"])
 
 
 def worker_device(device: str, worker_id: str | None, gpus: int) -> str:

@@ -82,7 +82,8 @@ def pytest_cmdline_main(config: pytest.Config):
 
 def pytest_configure(config: pytest.Config) -> None:
     options = read_options(config)
-    from .models import resolve_model
+    from .models import check_hub_model, resolve_model
+    from .report import check_writable
     from .results import Results
     from .tasks import CAPABILITIES
     from .thresholds import Gates
@@ -90,8 +91,13 @@ def pytest_configure(config: pytest.Config) -> None:
     include_tasks(options)
     try:
         for name in options.models:
-            resolve_model(name)
+            ref = resolve_model(name)
+            if not ref.is_local:
+                check_hub_model(ref)
         gates = Gates.from_options(options)
+        for path, flag in ((options.report, "--lvlm-report"), (options.plot, "--lvlm-plot")):
+            if path:   # fail now, not after the whole run
+                check_writable(path, flag)
     except ValueError as error:
         raise _usage_error(error) from None
     if options.plot:
@@ -174,6 +180,11 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
         record = session.evaluate(model, setting, task, progress)
         request.node.stash[PRODUCED_KEY] = [baseline, record]
         breaches = gates.breaches(record, baseline, request.path.parent)
+        checked = request.config.stash[OPTIONS_KEY].check_invariance
+        if checked:
+            invariance = session.check_invariance(model, setting, task, checked)
+            if not invariance.ok:
+                breaches.append(f"{task.name}: not batch-invariant: {invariance.message()}")
         if breaches:
             pytest.fail("lvlmbench: " + "\n".join(breaches), pytrace=False)
         return record
@@ -216,6 +227,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for table in tables(results, options):
         terminalreporter.write_sep("=", "lvlmbench degradation report")
         terminalreporter.write_line(table)
+    saved = config.stash[GATES_KEY].saved
+    missing = saved.not_compared(results) if saved is not None else []
+    if missing:
+        terminalreporter.write_sep("=", f"lvlmbench: not compared with saved run {saved.name!r}", red=True)
+        for line in missing:
+            terminalreporter.write_line(line, red=True)
     if options.report:
         write_json(results, options, options.report, options.report_answers)
         terminalreporter.write_line(f"lvlmbench: JSON report written to {options.report}")
@@ -223,5 +240,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         write_plot(results, options.plot)
         terminalreporter.write_line(f"lvlmbench: plot written to {options.plot}")
     if options.save:
-        path = save_run(results, options, options.save)
-        terminalreporter.write_line(f"lvlmbench: run saved as {options.save!r} in {path}")
+        try:
+            terminalreporter.write_line(f"lvlmbench: {save_run(results, options, options.save).message()}")
+        except (ValueError, OSError) as error:   # checked at configure; the file changed since
+            terminalreporter.write_line(f"lvlmbench: run NOT saved: {error}", red=True)

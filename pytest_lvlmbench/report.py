@@ -1,11 +1,18 @@
 """What a run reports: per model a degradation table (rows capability / dataset / metric,
 columns the baseline then each setting, cells ``value (Δ)`` with significance marks, plus
-the flips per setting), the JSON report and the metric-vs-bits plot."""
+the flips per setting), the JSON report and the metric-vs-bits plot.
+
+Files are written atomically (a temporary file beside the target, then :func:`os.replace`), so a
+crash never leaves half a report; :func:`check_writable` lets the plugin refuse an unwritable
+``--lvlm-report`` / ``--lvlm-plot`` / ``--lvlm-save`` path at configure time, before the run."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import platform
+import tempfile
 from pathlib import Path
 
 from tabulate import tabulate
@@ -25,7 +32,8 @@ def machine_info(options) -> dict:
 
     return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
             "transformers": transformers.__version__, "device": options.device,
-            "dtype": str(resolve_dtype(options.dtype, options.device)).replace("torch.", "")}
+            "dtype": str(resolve_dtype(options.dtype, options.device)).replace("torch.", ""),
+            "quant_kernels": "torch"}   # quant/ has no Triton kernels yet: every path is the torch one
 
 
 def adjusted_p_values(records: list[Record]) -> dict[tuple[str, str, str], float]:
@@ -72,6 +80,11 @@ def tables(results: Results, options) -> list[str]:
             ratios = [None if r is None else r.kv_ratio for r in present]
             rows.append(["", task, "flips vs fp16"] + ["" if f is None else f"{f:.3f}" for f in flips])
             rows.append(["", task, "KV bytes / float"] + ["" if k is None else f"{k:.3f}" for k in ratios])
+            if any(r is not None and r.invariance for r in present):
+                rows.append(["", task, "changed alone / shuffled"] + [
+                    "" if r is None or not r.invariance else
+                    f"{r.invariance['share_changed_batch_1']:.3f} / {r.invariance['share_changed_shuffled']:.3f}"
+                    for r in present])
         notes = [f"  {r.setting} {r.task} {metric}: {why}" for r in records for metric, why in r.notes.items()]
         judges = {r.task: r.judge for r in records if r.judge}
         out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}); * primary metric; fp16 column: "
@@ -89,9 +102,57 @@ def report_json(results: Results, options, answers: bool = False) -> dict:
             "resamples": options.resamples, "models": options.models, "records": results.as_json(answers)}
 
 
-def write_json(results: Results, options, path: Path, answers: bool = False) -> None:
+def check_writable(path: Path, option_name: str) -> None:
+    """ValueError naming the option, the path and why a file cannot be written there; a missing
+    directory is created (that is what a later write would do)."""
+    path = Path(path)
+
+    def fail(why: str):
+        return ValueError(f"{option_name} {path}: cannot write there: {why}")
+
+    if path.is_dir():
+        raise fail("it is a directory; give a file path")
+    existing = next(p for p in [path.parent, *path.parent.parents] if p.exists() or p == p.parent)
+    if existing.exists() and not existing.is_dir():
+        raise fail(f"{existing} is a file, not a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise fail(f"cannot create directory {path.parent} ({error.strerror or error})") from None
+    try:
+        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as error:
+        raise fail(f"directory {path.parent} is not writable ({error.strerror or error})") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``: readers see
+    the old file or the new one, never half of one. Missing directories are created."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report_json(results, options, answers), indent=1))
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)   # what a plain open() would have made, not mkstemp's 0600
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def write_json(results: Results, options, path: Path, answers: bool = False) -> None:
+    atomic_write_text(path, json.dumps(report_json(results, options, answers), indent=1))
 
 
 def plot_series(results: Results) -> dict[tuple[str, str], dict[str, list[tuple[int, float]]]]:
@@ -143,6 +204,9 @@ def write_plot(results: Results, path: Path) -> None:
     legend = {label: handle for axis in axes.flat for handle, label in zip(*axis.get_legend_handles_labels())}
     figure.legend(list(legend.values()), list(legend), loc="lower center", ncol=6)
     figure.tight_layout(rect=(0, 0.05, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    buffer = io.BytesIO()
+    try:   # the format from the suffix, as savefig(path) would; png without one
+        figure.savefig(buffer, dpi=100, format=Path(path).suffix.lstrip(".").lower() or None)
+    finally:
+        plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())

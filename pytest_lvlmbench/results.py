@@ -30,6 +30,8 @@ class Record:
     peak_memory_bytes: int = 0
     notes: dict[str, str] = field(default_factory=dict)   # metric -> why its value is a convention (0/0)
     judge: str = ""      # the task's judge, where its official scorer has one (HallusionBench, MM-Vet)
+    cache_rejected: int = 0   # cached answers found corrupt (checksum or code hash mismatch) and regenerated
+    invariance: dict | None = None   # --lvlm-check-invariance: answers that changed alone / shuffled
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -17,7 +17,8 @@ import torch
 from quant import quantize_model
 
 from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, paired_p, undefined_notes
-from .gencache import Generated, GenerationCache, generation_key, image_hash, model_fingerprint
+from .gencache import (Generated, GenerationCache, device_kind, generation_key, hub_fingerprint, image_hash,
+                       model_fingerprint)
 from .generation import generate_batch
 from .models import ModelRef, resolve_model
 from .options import Options
@@ -49,6 +50,7 @@ class Session:
         self._statistics: dict[tuple[str, str, str], dict[str, SampleStats]] = {}
         self._weights: dict[str, np.ndarray] = {}   # bootstrap draws per task: shared by all its records
         self._models: dict[tuple[str, str], object] = {}
+        self._load_errors: dict[tuple[str, str], Exception] = {}
         self._processors: dict[str, object] = {}
         self._fingerprints: dict[str, str] = {}
         self.cache = GenerationCache(options.cache_dir / "generations.sqlite")
@@ -64,17 +66,28 @@ class Session:
     def model(self, name: str, setting: Setting):
         """The float model once per name; a weight-quantized copy once per (name, weight spec)."""
         key = (name, setting.weights.id)
+        if key in self._load_errors:   # failed once: every later test fails at once, naming the first error
+            raise self._load_errors[key]
         if key not in self._models:
-            if setting.weights.is_float:
-                from transformers import AutoModelForImageTextToText
-
-                model = AutoModelForImageTextToText.from_pretrained(
-                    self.refs[name].source, dtype=self.dtype, use_safetensors=True).to(self.options.device).eval()
-            else:
-                model = copy.deepcopy(self.model(name, BASELINE))
-                quantize_model(model, setting.weights, calibration=self._calibration(name))
-            self._models[key] = model
+            try:
+                self._models[key] = self._load(name, setting)
+            except Exception as error:
+                self._load_errors[key] = RuntimeError(f"model {name!r} ({self.refs[name].source}) with weights "
+                                                      f"{setting.weights.id} failed to load: "
+                                                      f"{type(error).__name__}: {error}")
+                raise self._load_errors[key] from error
         return self._models[key]
+
+    def _load(self, name: str, setting: Setting):
+        """Load the float model, or quantize a copy of it for a weight spec."""
+        if setting.weights.is_float:
+            from transformers import AutoModelForImageTextToText
+
+            return AutoModelForImageTextToText.from_pretrained(
+                self.refs[name].source, dtype=self.dtype, use_safetensors=True).to(self.options.device).eval()
+        model = copy.deepcopy(self.model(name, BASELINE))
+        quantize_model(model, setting.weights, calibration=self._calibration(name))
+        return model
 
     def _calibration(self, name: str) -> list[dict]:
         """AWQ calibration batch: shapes-world training examples (never an evaluated item)."""
@@ -89,7 +102,8 @@ class Session:
     def fingerprint(self, name: str) -> str:
         if name not in self._fingerprints:
             ref = self.refs[name]
-            self._fingerprints[name] = model_fingerprint(ref.source) if ref.is_local else ref.source
+            self._fingerprints[name] = (model_fingerprint(ref.source, memo=self.cache) if ref.is_local
+                                        else hub_fingerprint(ref.source))
         return self._fingerprints[name]
 
     def prompt(self, name: str, question: str) -> str:
@@ -107,10 +121,13 @@ class Session:
         start = time.perf_counter()
         items = task.load(self.options.limit)
         prompts = [self.prompt(name, task.prompt(item)) for item in items]
-        config = {"max_new_tokens": task.max_new_tokens, "do_sample": False, "dtype": str(self.dtype)}
-        keys = [generation_key(self.fingerprint(name), setting.id, p, image_hash(item.image()), config)
+        config = {"max_new_tokens": task.max_new_tokens, "do_sample": False, "dtype": str(self.dtype),
+                  "device": device_kind(self.options.device)}
+        keys = [generation_key(self.fingerprint(name), setting.id, p, image_hash(item.image()), config, self.cache.code)
                 for p, item in zip(prompts, items)]
+        rejected_before = self.cache.rejected
         answers = self.cache.get_many(keys)
+        cache_rejected = self.cache.rejected - rejected_before   # corrupt entries: regenerated below
         todo = [i for i, k in enumerate(keys) if k not in answers]
         if self.options.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(self.options.device)
@@ -141,10 +158,27 @@ class Session:
                         kv_bytes=largest.kv_bytes,
                         kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
                         peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
-                        judge=task.judge)
+                        judge=task.judge, cache_rejected=cache_rejected)
         return self.results.add(record)
 
     def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:
         torch.manual_seed(self.options.seed)
         return generate_batch(self.model(name, setting), self.processor(name), [item.image() for item in items],
                               prompts, setting.kv, max_new_tokens, self.options.device, self.dtype)
+
+    def check_invariance(self, name: str, setting: Setting, task: Task, samples: int):
+        """Regenerate the first ``samples`` items of a record alone and in a shuffled batch order (see
+        :mod:`.invariance`); the result is kept on the record."""
+        from .invariance import check_invariance
+
+        record = self.evaluate(name, setting, task)
+        items = list(task.load(self.options.limit))[:samples]
+        prompts = [self.prompt(name, task.prompt(item)) for item in items]
+
+        def generate(chunk, chunk_prompts):
+            return [g.answer for g in self._generate(name, setting, chunk, chunk_prompts, task.max_new_tokens)]
+
+        result = check_invariance(generate, items, prompts, record.predictions[:len(items)], self.options.batch_size,
+                                  self.options.seed)
+        record.invariance = result.as_dict()
+        return result

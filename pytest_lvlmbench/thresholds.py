@@ -12,7 +12,11 @@ largest drop each bit budget may cost::
     [max_drop.4]
     "pope_random.accuracy" = 0.05
 
-Keys are ``task.metric``, ``metric`` or ``"*"`` (the primary metric), most specific first.
+Keys are ``task.metric``, ``metric`` or ``"*"`` (the primary metric), most specific first. A key
+must be able to fire: its task registered (``pytest_lvlmbench.tasks.TASKS``, so --lvlm-include and
+entry-point tasks count), its metric one of that task's (a bare metric: one of some task's) with a
+direction, and a ``[max_drop.B]`` budget one of 2, 3, 4, 8; anything else is a ValueError naming
+the file, the key and what is allowed, which the plugin turns into a usage error at collection.
 Drops are direction-aware: for a lower-is-better metric (toxicity, MaxSkew) a rise is the drop.
 A drop breaches only when it is also significant (its paired test against the baseline has
 p < ``significance``, default 0.05), so a few flipped answers in a 20-sample CI run never fail
@@ -27,8 +31,11 @@ from pathlib import Path
 
 from .metrics import METRICS, higher_is_better
 from .results import Record
-from .runs import SavedRun, worsening
+from .runs import SavedRun, check_save, worsening
 from .settings import Setting
+from .tasks import TASKS
+
+BIT_BUDGETS = (2, 3, 4, 8)   # a setting's budget is its fewest bits; 16 is the baseline, gated by [floor]
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,6 +47,26 @@ def _directed(metric: str, where: str) -> None:
     if higher_is_better(metric) is None:
         raise ValueError(f"{where}: metric {metric!r} has no known direction; metrics with one are "
                          f"{sorted(m for m, i in METRICS.items() if i.higher_is_better is not None)}")
+
+
+def _check_key(key: str, where: str) -> None:
+    """A key names the primary metric (``*``), a metric some registered task has, or a registered
+    task and one of its metrics: any other key would never fire."""
+    if key == "*":
+        return
+    task_name, _, metric = key.rpartition(".")
+    if task_name:
+        if task_name not in TASKS:
+            raise ValueError(f"{where}: no registered task {task_name!r}; registered are {', '.join(sorted(TASKS))}")
+        metrics = TASKS[task_name].metrics
+        if metric not in metrics:
+            raise ValueError(f"{where}: task {task_name!r} has no metric {metric!r}; its metrics are "
+                             f"{', '.join(metrics)}")
+    _directed(metric, where)
+    if not task_name and not any(metric in task.metrics for task in TASKS.values()):
+        raise ValueError(f"{where}: no registered task has metric {metric!r}; their directed metrics are "
+                         + ", ".join(sorted({m for t in TASKS.values() for m in t.metrics
+                                             if higher_is_better(m) is not None})))
 
 
 def _rule(rules: dict[str, float], record: Record, metric: str) -> tuple[str, float] | None:
@@ -82,12 +109,20 @@ class Thresholds:
         model_floor = {str(m): numbers(f"floor.{m}", rules) for m, rules in floors.items() if isinstance(rules, dict)}
         max_drop = {}
         for bits, rules in data.get("max_drop", {}).items():
-            if not str(bits).isdigit():
-                raise ValueError(f"{path}: [max_drop.{bits}] is not a bit budget; use e.g. [max_drop.4]")
+            if not isinstance(rules, dict) or not str(bits).isdigit() or int(bits) not in BIT_BUDGETS:
+                raise ValueError(f"{path}: [max_drop.{bits}] is not a bit budget; allowed are "
+                                 + ", ".join(f"[max_drop.{b}]" for b in BIT_BUDGETS)
+                                 + " (the fewest bits a setting stores weights or KV in)")
             max_drop[int(bits)] = numbers(f"max_drop.{bits}", rules)
-        for key in [*floor, *(k for rules in [*model_floor.values(), *max_drop.values()] for k in rules)]:
-            if key != "*":
-                _directed(key.rsplit(".", 1)[-1], f"{path}: key {key!r}")
+        for model in model_floor:
+            if model in TASKS:
+                raise ValueError(f"{path}: [floor.{model}] names a task, but [floor.NAME] sections are per model; "
+                                 f"quote task keys: \"{model}.METRIC\" = ... under [floor]")
+        sections = [("floor", floor), *((f"floor.{m}", r) for m, r in model_floor.items()),
+                    *((f"max_drop.{b}", r) for b, r in max_drop.items())]
+        for section, rules in sections:
+            for key in rules:
+                _check_key(key, f"{path}: [{section}] key {key!r}")
         return cls(floor, model_floor, max_drop, float(significance), str(path))
 
     def breaches(self, record: Record, baseline: Record | None) -> list[str]:
@@ -129,8 +164,11 @@ class Gates:
 
     @classmethod
     def from_options(cls, options) -> Gates:
-        """The gates an :class:`~pytest_lvlmbench.options.Options` asks for; ValueError on a bad file or name."""
-        saved = SavedRun.load(options.cache_dir, options.compare, options.compare_tolerance) if options.compare else None
+        """The gates an :class:`~pytest_lvlmbench.options.Options` asks for; ValueError on a bad file or name,
+        a saved run that cannot be compared with or merged into (see :mod:`.runs`)."""
+        check_save(options)
+        saved = (SavedRun.load(options.cache_dir, options.compare, options.compare_tolerance, options)
+                 if options.compare else None)
         return cls(saved, Thresholds.load(options.thresholds) if options.thresholds else None)
 
     def thresholds_for(self, directory: Path) -> Thresholds | None:

@@ -53,3 +53,39 @@ def test_settings_are_tested_against_the_baseline_with_intervals_on_every_metric
 ])
 def test_each_xdist_worker_pins_its_own_gpu(device, worker, gpus, expected):
     assert worker_device(device, worker, gpus) == expected
+
+
+def test_answers_do_not_depend_on_the_batch_they_were_generated_in(tmp_path):
+    session = Session(Options(models=["tiny"], settings=[BASELINE], limit=12, batch_size=6, cache_dir=tmp_path))
+    for setting in (BASELINE, Setting.from_id("kv2-uniform")):
+        result = session.check_invariance("tiny", setting, TASKS["shapes_vqa"], 8)
+        assert result.ok and result.samples == 8, result.message()
+        record = session.results.find("tiny", setting.id, "shapes_vqa")
+        assert record.invariance["share_changed_batch_1"] == 0.0 and record.invariance["changed_shuffled"] == []
+
+
+def test_an_answer_that_changes_with_its_batch_is_named():
+    from pytest_lvlmbench.invariance import check_invariance
+
+    items = [type("S", (), {"id": f"q{i}"})() for i in range(4)]
+    # a "model" whose answer for q2 depends on whether q2 is generated alone
+    generate = lambda chunk, prompts: [("alone" if len(chunk) == 1 and s.id == "q2" else "x") for s in chunk]
+    result = check_invariance(generate, items, ["p"] * 4, ["x"] * 4, batch_size=2, seed=0)
+    assert not result.ok and result.changed_batch_1 == ["q2"] and result.changed_shuffled == []
+    assert result.message() == "1 of 4 answers changed at batch size 1 (items q2)"
+
+
+def test_a_tampered_cache_entry_is_regenerated_and_counted_on_the_record(tmp_path):
+    import sqlite3
+
+    options = Options(models=["tiny"], settings=[BASELINE], limit=4, batch_size=4, cache_dir=tmp_path)
+    task = TASKS["pope_random"]
+    first = Session(options).run("tiny", BASELINE, task)   # a new Session per run: a run keeps its first record
+    assert first.generated == 4 and first.cache_rejected == 0
+    with sqlite3.connect(tmp_path / "generations.sqlite") as db:
+        db.execute("UPDATE generations SET answer = 'forged' WHERE rowid IN (SELECT rowid FROM generations LIMIT 2)")
+    tampered = Session(options).run("tiny", BASELINE, task)
+    assert tampered.cache_rejected == 2 and tampered.generated == 2
+    assert tampered.predictions == first.predictions and "forged" not in tampered.predictions
+    again = Session(options).run("tiny", BASELINE, task)   # the regenerated answers replaced the forged ones
+    assert again.cache_rejected == 0 and again.generated == 0

@@ -260,3 +260,51 @@ def test_an_include_that_does_not_exist_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("--lvlm-include", "nowhere/lab.py", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--lvlm-include 'nowhere/lab.py': no such Python file*"])
+
+
+def test_saves_merge_and_compare_fails_and_lists_what_it_could_not_compare(pytester):
+    run(pytester, *POPE_2BIT, "--lvlm-save", "main").stdout.fnmatch_lines(
+        ["lvlmbench: run saved as 'main' (2 records: 2 new, 0 replaced, 0 kept) in */cache/runs/main.json"])
+    subset = run(pytester, *POPE_2BIT, "--kv-bits", "4", "-k", "pope_random and not kv2", "--lvlm-save", "main")
+    subset.assert_outcomes(passed=2)   # a -k subset replaces its own records and keeps the others
+    subset.stdout.fnmatch_lines(["lvlmbench: run saved as 'main' (3 records: 1 new, 1 replaced, 1 kept) in *"])
+    result = run(pytester, *POPE_2BIT, "--kv-bits", "8", "--lvlm-compare", "main")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "*pope_random: not compared: saved run 'main' has no record of tiny-kv8-uniform-pope_random "
+        "(add it with --lvlm-save main; saves merge)",
+        "*lvlmbench: not compared with saved run 'main'*",
+        "not compared: tiny-kv8-uniform-pope_random: no record in saved run 'main'",
+        "FAILED*tiny-kv8-uniform-pope_random*"])
+
+
+@pytest.mark.parametrize("saved, args, message", [
+    ('{"machine": {"dtype": "float32"}, "limit": 12, "seed": 0, "records": []}', ["--lvlm-compare", "main"],
+     "lvlmbench: cannot compare with saved run 'main' (*main.json): it was made with --lvlm-limit 12, this run "
+     "uses --lvlm-limit 5; records at different limits are not comparable"),
+    ('{"machine": {"dtype": "float32"}, "limit": 5, "seed": 0, "records": []}',
+     ["--lvlm-seed", "1", "--lvlm-save", "main"],
+     "lvlmbench: cannot merge this run into saved run 'main' (*main.json): it was made with --lvlm-seed 0, this run "
+     "uses --lvlm-seed 1; records at different seeds are not comparable (save under another name)"),
+    ('{"limit": 5', ["--lvlm-compare", "main"], "lvlmbench: saved run *main.json is not valid JSON (*)*"),
+    (None, ["--lvlm-thresholds", "t.toml"], "lvlmbench: t.toml: [[]max_drop.4[]] key 'pope_randm.accuracy': no "
+                                          "registered task 'pope_randm'; registered are *pope_random*"),
+])
+def test_incomparable_saved_runs_and_keys_that_never_fire_are_usage_errors(pytester, saved, args, message):
+    if saved is not None:
+        (pytester.path / "cache" / "runs").mkdir(parents=True)
+        (pytester.path / "cache" / "runs" / "main.json").write_text(saved)
+    (pytester.path / "t.toml").write_text('[max_drop.4]\n"pope_randm.accuracy" = 0.1\n')
+    result = run(pytester, "--collect-only", "--lvlm-limit", "5", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+def test_check_invariance_regenerates_alone_and_shuffled_and_reports_it(pytester):
+    report = pytester.path / "r.json"
+    result = run(pytester, *POPE_2BIT, "--lvlm-limit", "6", "--lvlm-check-invariance", "4", "--lvlm-report", str(report))
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*pope_random*changed alone / shuffled*0.000 / 0.000*0.000 / 0.000*"])
+    data = json.loads(report.read_text())
+    assert data["machine"]["quant_kernels"] == "torch" and data["machine"]["dtype"] == "float32"
+    assert all(r["invariance"]["samples"] == 4 and r["invariance"]["changed_batch_1"] == [] for r in data["records"])

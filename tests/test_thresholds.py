@@ -49,3 +49,37 @@ def test_floors_apply_globally_and_per_model(tmp_path):
 def test_bad_files_name_the_bad_entry(tmp_path, text, message):
     with pytest.raises(ValueError, match=message):
         load(tmp_path, text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[max_drop.4]\n"pope_randm.accuracy" = 0.1\n',
+     "[max_drop.4] key 'pope_randm.accuracy': no registered task 'pope_randm'; registered are pope_adversarial, "),
+    ('[floor.tiny]\n"pope_random.cider_d" = 1.0\n',
+     "[floor.tiny] key 'pope_random.cider_d': task 'pope_random' has no metric 'cider_d'; its metrics are "
+     "accuracy, precision, recall, f1, yes_ratio"),
+    ('[floor]\nmme_score = 100\n', "[floor] key 'mme_score': no registered task has metric 'mme_score'; their directed "
+     "metrics are accuracy, "),
+    ("[max_drop.16]\n\"*\" = 0.1\n", "[max_drop.16] is not a bit budget; allowed are [max_drop.2], "
+                                       "[max_drop.3], [max_drop.4], [max_drop.8] (the fewest bits a setting "
+                                       "stores weights or KV in)"),
+    ("[max_drop.5]\n\"*\" = 0.1\n", "[max_drop.5] is not a bit budget; allowed are [max_drop.2], "),
+    ("[floor]\npope_random.accuracy = 0.9\n", "[floor.pope_random] names a task, but [floor.NAME] sections are "
+                                              'per model; quote task keys: "pope_random.METRIC" = ... under [floor]'),
+])
+def test_keys_that_could_never_fire_are_errors_naming_file_key_and_what_is_allowed(tmp_path, text, message):
+    with pytest.raises(ValueError) as error:
+        load(tmp_path, text)
+    assert str(error.value).startswith(f"{tmp_path / 'lvlm_thresholds.toml'}: {message}")
+
+
+def test_keys_of_registered_tasks_and_metrics_load(tmp_path):
+    gates = load(tmp_path, '[floor.tiny]\n"shapes_captions.cider_d" = 6.0\n[max_drop.3]\nrecall = 0.1\n'
+                           '[max_drop.2]\n"*" = 0.5\n')
+    assert gates.max_drop == {3: {"recall": 0.1}, 2: {"*": 0.5}}
+
+
+def test_the_suites_own_thresholds_file_names_only_registered_tasks_and_metrics():
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "lvlm_thresholds.toml"
+    assert Thresholds.load(path).model_floor["tiny"]["shapes_captions.cider_d"] == 6.0
