@@ -14,6 +14,13 @@ GEAR use, so a block's minimum and maximum are on the grid.
 Symmetric: ``scale = max|x| / ((2^b - 1) / 2)``, no zero stored, ``x ≈ (q - 2^(b-1)) * scale``.
 Either way every element inside the (clipped) range is within ``scale / 2`` of its
 dequantized value. A constant block gets ``scale = 0`` and dequantizes exactly.
+
+Misuse fails with a ValueError naming the argument: bits outside {2, 3, 4, 8}, a block
+size that does not divide the shape, parameters shaped for another tensor, non-float
+input or non-uint8 codes. NaN or inf in the input cannot be quantized (one of them turns a
+whole block's range, and so every value of it, into NaN): ``choose_qparams`` and
+``quantize`` raise :class:`NonFiniteError` instead (``check_finite=False`` skips the check
+for callers that have already done it).
 """
 
 from __future__ import annotations
@@ -42,9 +49,47 @@ class QParams:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
+class NonFiniteError(ValueError):
+    """NaN or inf where a finite tensor is quantized. Quantizing it would not fail: it would
+    silently turn the whole block (a sequence's keys, a weight row) into NaN or garbage codes.
+    The message says where the bad values are (layer, keys/values, step; or module name)."""
+
+
+def describe_non_finite(x: torch.Tensor) -> str:
+    """'3 NaN/inf values of 2048 (first at index (0, 1, 5, 2): nan)' — the slow path of an error."""
+    bad = ~torch.isfinite(x)
+    count = int(bad.sum())
+    if not count:
+        return "no NaN/inf values"
+    first = tuple(int(i) for i in bad.nonzero()[0])
+    return f"{count} NaN/inf value{'s' if count > 1 else ''} of {x.numel()} (first at index {first}: {x[first].item()})"
+
+
 def _check_bits(bits: int) -> None:
-    if bits not in QUANT_BITS:
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in QUANT_BITS:
         raise ValueError(f"invalid bits={bits!r}: allowed quantization bits are {QUANT_BITS}")
+
+
+def _check_tensor(name: str, x: object, *, floating: bool = False, dtype: torch.dtype | None = None) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"invalid {name}: expected a torch.Tensor, got {type(x).__name__}")
+    if floating and not x.is_floating_point():
+        raise ValueError(f"invalid {name} dtype={x.dtype}: must be a floating-point tensor")
+    if dtype is not None and x.dtype != dtype:
+        raise ValueError(f"invalid {name} dtype={x.dtype}: must be {dtype}")
+
+
+def _check_qparams(name: str, x: torch.Tensor, qparams: QParams) -> None:
+    """``qparams`` must have been chosen for a tensor of ``x``'s shape."""
+    if not isinstance(qparams, QParams):
+        raise TypeError(f"invalid qparams: expected QParams (from choose_qparams), got {type(qparams).__name__}")
+    _check_bits(qparams.bits)
+    _blocked_view(tuple(x.shape), tuple(qparams.block_size))  # validates the block against x
+    expected = tuple(n // b for n, b in zip(x.shape, qparams.block_size))
+    for part, t in (("scale", qparams.scale), ("zero", qparams.zero)):
+        if t is not None and tuple(t.shape) != expected:
+            raise ValueError(f"invalid qparams.{part} shape={tuple(t.shape)}: {name} of shape {tuple(x.shape)} "
+                             f"with block_size={tuple(qparams.block_size)} needs {expected}")
 
 
 def block_size_for(shape: torch.Size | tuple[int, ...], dim: int | None = None,
@@ -58,12 +103,18 @@ def block_size_for(shape: torch.Size | tuple[int, ...], dim: int | None = None,
     shape = tuple(shape)
     if dim is None:
         if group_size is not None:
-            raise ValueError("group_size needs the dim it groups along")
+            raise ValueError(f"invalid group_size={group_size!r} with dim=None: group_size needs the dim it "
+                             "groups along")
         return shape
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -len(shape) <= dim < len(shape):
+        raise ValueError(f"invalid dim={dim!r}: must be an integer in [{-len(shape)}, {len(shape)}) "
+                         f"for shape {shape}")
     dim = dim % len(shape)
     size = shape[dim] if group_size is None else group_size
-    if group_size is not None and (group_size < 1 or shape[dim] % group_size):
-        raise ValueError(f"invalid group_size={group_size!r}: must divide dim {dim} of size {shape[dim]}")
+    if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int)
+                                   or group_size < 1 or shape[dim] % group_size):
+        raise ValueError(f"invalid group_size={group_size!r}: must be a positive integer dividing dim {dim} "
+                         f"of size {shape[dim]}")
     return tuple(size if i == dim else 1 for i in range(len(shape)))
 
 
@@ -79,11 +130,13 @@ class _BlockedView:
 
 
 def _blocked_view(shape: tuple[int, ...], block_size: tuple[int, ...]) -> _BlockedView:
+    if not isinstance(block_size, tuple):
+        raise ValueError(f"invalid block_size={block_size!r}: must be a tuple with one entry per dim of shape {shape}")
     if len(block_size) != len(shape):
         raise ValueError(f"invalid block_size={block_size!r}: needs one entry per dim of shape {shape}")
     view, param_view, reduce_dims = [], [], []
     for i, (n, b) in enumerate(zip(shape, block_size)):
-        if b < 1 or n % b:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1 or n % b:
             raise ValueError(f"invalid block_size={block_size!r}: entry {b} must divide dim {i} of size {n}")
         if b == 1:
             view.append(n)
@@ -101,17 +154,24 @@ def _blocked_view(shape: tuple[int, ...], block_size: tuple[int, ...]) -> _Block
 
 def choose_qparams(x: torch.Tensor, bits: int, block_size: tuple[int, ...], *,
                    symmetric: bool = False, clip_ratio: float = 1.0,
-                   param_dtype: torch.dtype | None = None) -> QParams:
+                   param_dtype: torch.dtype | None = None, check_finite: bool = True) -> QParams:
     """Min-max scale (and zero) per block; ``clip_ratio < 1`` scales min and max toward 0
     (values beyond are clamped), as OmniQuant/QuaRot's clip ratio does.
 
     Parameters are stored in ``param_dtype`` (default: the input's dtype), which is what
     ``nbytes`` counts; quantize with the stored values so codes match them.
+    Raises :class:`NonFiniteError` when ``x`` holds NaN/inf, or its range overflows
+    ``param_dtype`` (checked on the per-block parameters, so cheap; ``check_finite=False`` skips).
     """
+    _check_tensor("x", x, floating=True)
     _check_bits(bits)
-    if not 0.0 < clip_ratio <= 1.0:
+    if isinstance(clip_ratio, bool) or not isinstance(clip_ratio, (int, float)) or not 0.0 < clip_ratio <= 1.0:
         raise ValueError(f"invalid clip_ratio={clip_ratio!r}: must be in (0, 1]")
-    blocked = _blocked_view(tuple(x.shape), tuple(block_size))
+    if param_dtype is not None and not (isinstance(param_dtype, torch.dtype) and param_dtype.is_floating_point):
+        raise ValueError(f"invalid param_dtype={param_dtype!r}: must be a floating-point torch.dtype")
+    if isinstance(block_size, list):
+        block_size = tuple(block_size)
+    blocked = _blocked_view(tuple(x.shape), block_size)
     blocks = x.detach().reshape(blocked.view).float()
     reduce_dims = blocked.reduce_dims
     compact = [n // b for n, b in zip(x.shape, block_size)]
@@ -120,15 +180,39 @@ def choose_qparams(x: torch.Tensor, bits: int, block_size: tuple[int, ...], *,
     if symmetric:
         amax = blocks.abs().amax(dim=reduce_dims) * clip_ratio
         scale = amax / (levels / 2)
-        return QParams(scale.reshape(compact).to(dtype), None, bits, tuple(block_size))
-    lo = blocks.amin(dim=reduce_dims) * clip_ratio
-    hi = blocks.amax(dim=reduce_dims) * clip_ratio
-    scale = (hi - lo) / levels
-    return QParams(scale.reshape(compact).to(dtype), lo.reshape(compact).to(dtype), bits, tuple(block_size))
+        qparams = QParams(scale.reshape(compact).to(dtype), None, bits, tuple(block_size))
+    else:
+        lo = blocks.amin(dim=reduce_dims) * clip_ratio
+        hi = blocks.amax(dim=reduce_dims) * clip_ratio
+        scale = (hi - lo) / levels
+        qparams = QParams(scale.reshape(compact).to(dtype), lo.reshape(compact).to(dtype), bits, tuple(block_size))
+    if check_finite:
+        _check_finite_params(x, qparams)
+    return qparams
 
 
-def quantize(x: torch.Tensor, qparams: QParams) -> torch.Tensor:
-    """Integer codes in ``[0, 2^bits - 1]`` as uint8, same shape as ``x``."""
+def _check_finite_params(x: torch.Tensor, qparams: QParams) -> None:
+    """NaN/inf in x reach every block statistic (min/max propagate NaN), so checking the small
+    parameter tensors finds them; parameters that overflow their dtype are caught too."""
+    finite = torch.isfinite(qparams.scale).all()
+    if qparams.zero is not None:
+        finite &= torch.isfinite(qparams.zero).all()
+    if bool(finite):
+        return
+    if torch.isfinite(x).all():
+        raise NonFiniteError(f"x (shape {tuple(x.shape)}) has a range that overflows the parameter dtype "
+                             f"{qparams.scale.dtype}: cannot quantize")
+    raise NonFiniteError(f"x (shape {tuple(x.shape)}) has {describe_non_finite(x)}: cannot quantize NaN/inf")
+
+
+def quantize(x: torch.Tensor, qparams: QParams, *, check_finite: bool = True) -> torch.Tensor:
+    """Integer codes in ``[0, 2^bits - 1]`` as uint8, same shape as ``x``.
+
+    Raises :class:`NonFiniteError` if ``x`` holds NaN/inf (``check_finite=False`` skips the check)."""
+    _check_tensor("x", x, floating=True)
+    _check_qparams("x", x, qparams)
+    if check_finite and not bool(torch.isfinite(x).all()):
+        raise NonFiniteError(f"x (shape {tuple(x.shape)}) has {describe_non_finite(x)}: cannot quantize NaN/inf")
     blocked = _blocked_view(tuple(x.shape), qparams.block_size)
     blocks = x.detach().reshape(blocked.view).float()
     scale = qparams.scale.float().reshape(blocked.param_view)
@@ -149,6 +233,14 @@ def dequantize(codes: torch.Tensor, qparams: QParams, dtype: torch.dtype | None 
     ``out`` (same shape as ``codes``; may be a slice of a larger tensor) receives the result
     without an intermediate copy when it is float32.
     """
+    _check_tensor("codes", codes, dtype=torch.uint8)
+    _check_qparams("codes", codes, qparams)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"invalid dtype={dtype!r}: must be a floating-point torch.dtype")
+    if out is not None:
+        _check_tensor("out", out, floating=True)
+        if out.shape != codes.shape:
+            raise ValueError(f"invalid out shape={tuple(out.shape)}: must equal codes shape {tuple(codes.shape)}")
     blocked = _blocked_view(tuple(codes.shape), qparams.block_size)
     q = codes.reshape(blocked.view)
     scale = qparams.scale.float().reshape(blocked.param_view)
@@ -171,4 +263,4 @@ def dequantize(codes: torch.Tensor, qparams: QParams, dtype: torch.dtype | None 
     return out.copy_(x)
 
 
-__all__ = ["QParams", "QUANT_BITS", "block_size_for", "choose_qparams", "quantize", "dequantize"]
+__all__ = ["NonFiniteError", "QParams", "QUANT_BITS", "block_size_for", "choose_qparams", "quantize", "dequantize"]

@@ -30,6 +30,17 @@ Prefill: by default the prefill attention already sees the compressed prompt (th
 GEAR's simulated semantics), so a one-token answer can change. ``quantize_prefill=False``
 (id suffix ``-fpprefill``) is KIVI's deployment semantics: prefill attention uses the float
 prompt and only later steps read the compressed cache — a one-token answer cannot change.
+
+Errors: ``update()`` checks its inputs (4-D float ``[batch, heads, tokens, head_dim]``, keys and
+values with the same batch, heads and tokens, the same batch/heads/head_dim as the cached
+ones) and raises a ValueError naming the layer and both shapes. NaN or inf in tokens about to
+be compressed raise :class:`~quant.affine.NonFiniteError` (a ValueError) naming the layer,
+keys or values, the update call (0 = prefill) and the first bad token's position, and the
+cache is left as it was before that call. Quantizing them would not fail: one NaN makes a
+block's range NaN, so every token of the block (a whole sequence's keys for ``tensor``
+blocks) would come back NaN. Tokens still in the full-precision window, and the ``fp16``
+spec, pass through unchecked, as in transformers' DynamicCache. The check costs one
+device sync per compression (every R tokens; every token when R = 0).
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers.cache_utils import Cache, DynamicLayer, get_layer_types_and_kwargs
 
-from .affine import QParams, choose_qparams, dequantize, quantize
+from .affine import NonFiniteError, QParams, choose_qparams, describe_non_finite, dequantize, quantize
 from .packing import PackedCodes, pack, unpack
 from .spec import KVQuantSpec
 
@@ -215,8 +226,15 @@ def low_rank_approximation(matrix: torch.Tensor, rank: int, iterations: int = PO
     return q, p
 
 
-def compress(x: torch.Tensor, codec: KVCodec) -> Segment:
-    """Compress a block of tokens ``[batch, heads, tokens, head_dim]`` into a Segment."""
+def compress(x: torch.Tensor, codec: KVCodec, *, check_finite: bool = True) -> Segment:
+    """Compress a block of tokens ``[batch, heads, tokens, head_dim]`` into a Segment.
+
+    NaN/inf in ``x`` raise NonFiniteError (``check_finite=False``: the caller has checked)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(f"invalid x: compress takes a float [batch, heads, tokens, head_dim] tensor, got "
+                         f"{getattr(x, 'dtype', type(x).__name__)} of shape {tuple(getattr(x, 'shape', ()))}")
+    if check_finite and not bool(torch.isfinite(x).all()):
+        raise NonFiniteError(f"x (shape {tuple(x.shape)}) has {describe_non_finite(x)}: cannot compress NaN/inf")
     batch, heads, tokens, dim = x.shape
     x32 = x.float()
     values = index = None
@@ -227,8 +245,8 @@ def compress(x: torch.Tensor, codec: KVCodec) -> Segment:
         values = values.to(x.dtype)
     block = codec.block_size(x.shape)
     qparams = choose_qparams(x32, codec.bits, block, symmetric=codec.symmetric, clip_ratio=codec.clip_ratio,
-                             param_dtype=x.dtype)
-    codes = quantize(x32, qparams)
+                             param_dtype=x.dtype, check_finite=False)
+    codes = quantize(x32, qparams, check_finite=False)
     low_rank = []
     if codec.rank > 0 and codec.rank * (tokens + heads * dim) < tokens * heads * dim:
         residual = (x32 - dequantize(codes, qparams, torch.float32)).transpose(1, 2).reshape(batch, tokens, -1)
@@ -236,7 +254,7 @@ def compress(x: torch.Tensor, codec: KVCodec) -> Segment:
             residual = residual.reshape(batch, -1).scatter(1, index.long(), 0.0).reshape(batch, tokens, -1)
         q, p = low_rank_approximation(residual, codec.rank)
         low_rank = [(0, q.to(x.dtype), p.to(x.dtype))]
-    return Segment(pack(codes, codec.bits), qparams, values, index, low_rank)
+    return Segment(pack(codes, codec.bits, check_range=False), qparams, values, index, low_rank)
 
 
 class QuantizedStream:
@@ -246,8 +264,8 @@ class QuantizedStream:
         self.codec = codec
         self.segments: list[Segment] = []
 
-    def append(self, x: torch.Tensor) -> None:
-        segment = compress(x, self.codec)
+    def append(self, x: torch.Tensor, *, check_finite: bool = True) -> None:
+        segment = compress(x, self.codec, check_finite=check_finite)
         if self.segments and self.segments[-1].can_merge(segment):
             self.segments[-1] = self.segments[-1].merge(segment)
         else:
@@ -280,10 +298,14 @@ class QuantizedKVLayer(DynamicLayer):
 
     is_croppable = False
 
-    def __init__(self, spec: KVQuantSpec) -> None:
+    def __init__(self, spec: KVQuantSpec, layer_idx: int | None = None) -> None:
+        if not isinstance(spec, KVQuantSpec):
+            raise TypeError(f"invalid spec={spec!r}: expected a KVQuantSpec (e.g. KVQuantSpec.from_id('kv4-uniform'))")
         super().__init__()
         self.spec = spec
+        self.layer_idx = layer_idx  # only for error messages
         self.cumulative_length = 0
+        self.update_calls = 0  # 0 while prefilling; n during the n-th decode step
         self.key_stream: QuantizedStream | None = None
         self.value_stream: QuantizedStream | None = None
         if not spec.is_float:
@@ -297,18 +319,67 @@ class QuantizedKVLayer(DynamicLayer):
         unit = self.spec.residual_length or self.key_stream.codec.token_multiple
         return window // unit * unit
 
+    @property
+    def _name(self) -> str:
+        return f"layer {'?' if self.layer_idx is None else self.layer_idx} ({self.spec.id})"
+
+    def _check_states(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        """Shapes and dtypes, before anything is stored; shape checks cost no device sync."""
+        for name, t in (("key_states", key_states), ("value_states", value_states)):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{self._name}: {name} must be a torch.Tensor, got {type(t).__name__}")
+            if t.dim() != 4 or not t.is_floating_point():
+                raise ValueError(f"{self._name}: {name} must be a float [batch, heads, tokens, head_dim] tensor, "
+                                 f"got {t.dtype} of shape {tuple(t.shape)}")
+        if key_states.shape[:3] != value_states.shape[:3]:
+            raise ValueError(f"{self._name}: key_states shape {tuple(key_states.shape)} and value_states shape "
+                             f"{tuple(value_states.shape)} differ in batch, heads or tokens; they must agree")
+        if self.is_initialized:
+            for name, new, cached in (("key_states", key_states, self.keys), ("value_states", value_states, self.values)):
+                if new.shape[:2] != cached.shape[:2] or new.shape[3] != cached.shape[3]:
+                    raise ValueError(f"{self._name}: {name} shape {tuple(new.shape)} does not continue the cached "
+                                     f"shape {(*cached.shape[:2], self.cumulative_length, cached.shape[3])} "
+                                     "(batch, heads and head_dim must stay the same)")
+        elif self.spec.method == "group" and not self.spec.is_float and value_states.shape[3] % self.spec.group_size:
+            raise ValueError(f"{self._name}: group_size={self.spec.group_size} must divide the value head_dim="
+                             f"{value_states.shape[3]} (KIVI groups value channels)")
+
+    def _check_finite(self, keys: torch.Tensor, values: torch.Tensor, first_token: int) -> None:
+        """Tokens about to be compressed must be finite; one sync for keys and values together."""
+        if bool(torch.isfinite(keys).all() & torch.isfinite(values).all()):
+            return
+        for name, t in (("keys", keys), ("values", values)):
+            bad = ~torch.isfinite(t)
+            if bad.any():
+                b, h, tok, _ = (int(i) for i in bad.nonzero()[0])
+                step = "prefill" if self.update_calls == 0 else f"decode step {self.update_calls}"
+                raise NonFiniteError(
+                    f"{self._name}: {name} hold {describe_non_finite(t)} at update call {self.update_calls} "
+                    f"({step}, {self.cumulative_length} tokens cached before it); first at token position "
+                    f"{first_token + tok} (batch {b}, head {h}). Quantizing NaN/inf would corrupt every token "
+                    "of its block, so the cache refuses it; check the model's activations or dtype overflow")
+
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
                ) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_states(key_states, value_states)
         first_call = not self.is_initialized
         if first_call:
+            keys, values = key_states.clone(), value_states.clone()  # as DynamicLayer, never alias the input
+        else:
+            keys = torch.cat([self.keys, key_states], dim=-2)
+            values = torch.cat([self.values, value_states], dim=-2)
+        flush = self._tokens_to_flush(keys.shape[-2])
+        if flush:  # check before anything is stored, so an error leaves the cache as it was
+            compressed = 0 if first_call else self.cumulative_length - self.keys.shape[-2]
+            self._check_finite(keys[:, :, :flush], values[:, :, :flush], compressed)
+        if first_call:
             self.lazy_initialization(key_states, value_states)
+        self.update_calls += 1
         self.cumulative_length += key_states.shape[-2]
-        self.keys = torch.cat([self.keys, key_states], dim=-2)
-        self.values = torch.cat([self.values, value_states], dim=-2)
-        flush = self._tokens_to_flush(self.keys.shape[-2])
+        self.keys, self.values = keys, values
         if flush:
-            self.key_stream.append(self.keys[:, :, :flush])
-            self.value_stream.append(self.values[:, :, :flush])
+            self.key_stream.append(self.keys[:, :, :flush], check_finite=False)
+            self.value_stream.append(self.values[:, :, :flush], check_finite=False)
             self.keys, self.values = self.keys[:, :, flush:], self.values[:, :, flush:]
         if first_call and not self.spec.quantize_prefill:
             return key_states, value_states
@@ -322,6 +393,7 @@ class QuantizedKVLayer(DynamicLayer):
     def reset(self) -> None:
         super().reset()
         self.cumulative_length = 0
+        self.update_calls = 0
         for stream in (self.key_stream, self.value_stream):
             if stream is not None:
                 stream.segments = []
@@ -365,6 +437,8 @@ class QuantizedKVCache(Cache):
     """
 
     def __init__(self, spec: KVQuantSpec, config) -> None:
+        if not isinstance(spec, KVQuantSpec):
+            raise TypeError(f"invalid spec={spec!r}: expected a KVQuantSpec (e.g. KVQuantSpec.from_id('kv4-uniform'))")
         text_config = config.get_text_config(decoder=True)
         layer_types, _ = get_layer_types_and_kwargs(text_config)
         unsupported = set(layer_types) - {"full_attention"}
@@ -375,7 +449,7 @@ class QuantizedKVCache(Cache):
             raise ValueError(f"invalid group_size={spec.group_size} for {spec.id}: must divide the model's "
                              f"head_dim={head_dim} (KIVI groups value channels)")
         self.spec = spec
-        super().__init__(layers=[QuantizedKVLayer(spec) for _ in range(text_config.num_hidden_layers)])
+        super().__init__(layers=[QuantizedKVLayer(spec, i) for i in range(text_config.num_hidden_layers)])
 
     def nbytes_by_part(self) -> dict[str, int]:
         return _sum_parts(layer.nbytes_by_part() for layer in self.layers)

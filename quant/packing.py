@@ -36,22 +36,36 @@ class PackedCodes:
         return self.data.numel() * self.data.element_size()
 
 
+def _check_bits(bits: int) -> None:
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in QUANT_BITS:
+        raise ValueError(f"invalid bits={bits!r}: allowed packing bits are {QUANT_BITS}")
+
+
 def packed_row_bytes(length: int, bits: int) -> int:
     """Bytes one packed row of ``length`` codes occupies."""
-    if bits not in QUANT_BITS:
-        raise ValueError(f"invalid bits={bits!r}: allowed packing bits are {QUANT_BITS}")
+    _check_bits(bits)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise ValueError(f"invalid length={length!r}: must be an integer >= 0")
     groups = -(-length // _CODES_PER_GROUP[bits])
     return groups * _BYTES_PER_GROUP[bits]
 
 
-def pack(codes: torch.Tensor, bits: int) -> PackedCodes:
-    """Pack uint8 codes (each < 2**bits) along the last dim."""
+def pack(codes: torch.Tensor, bits: int, *, check_range: bool = True) -> PackedCodes:
+    """Pack uint8 codes (each < 2**bits) along the last dim.
+
+    A code of ``2**bits`` or more would spill into its neighbours' bits, so it is an error
+    (``check_range=False`` skips the check, for codes straight from ``quantize``)."""
+    if not isinstance(codes, torch.Tensor):
+        raise TypeError(f"invalid codes: expected a torch.Tensor, got {type(codes).__name__}")
     if codes.dtype != torch.uint8:
         raise ValueError(f"invalid codes dtype={codes.dtype}: pack takes uint8 codes")
     if codes.dim() == 0:
-        raise ValueError("pack needs at least one dimension")
+        raise ValueError("invalid codes shape=(): pack needs at least one dimension")
     length = codes.shape[-1]
     packed_row_bytes(length, bits)  # validates bits
+    if check_range and bits < 8 and codes.numel() and int(codes.max()) >= 2 ** bits:
+        raise ValueError(f"invalid codes: max code {int(codes.max())} does not fit in bits={bits} "
+                         f"(allowed codes are 0..{2 ** bits - 1})")
     per_group = _CODES_PER_GROUP[bits]
     pad = (-length) % per_group
     if pad:
@@ -67,7 +81,16 @@ def pack(codes: torch.Tensor, bits: int) -> PackedCodes:
 
 def unpack(packed: PackedCodes) -> torch.Tensor:
     """Inverse of :func:`pack`: uint8 codes of the original shape."""
+    if not isinstance(packed, PackedCodes):
+        raise TypeError(f"invalid packed: expected PackedCodes (from pack), got {type(packed).__name__}")
     bits, data = packed.bits, packed.data
+    row_bytes = packed_row_bytes(packed.length, bits)  # validates bits and length
+    if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8 or data.dim() == 0:
+        raise ValueError(f"invalid packed.data: must be a uint8 tensor with at least one dim, got "
+                         f"{getattr(data, 'dtype', type(data).__name__)}")
+    if data.shape[-1] != row_bytes:
+        raise ValueError(f"invalid packed.data shape={tuple(data.shape)}: {packed.length} codes at bits={bits} "
+                         f"take {row_bytes} bytes per row, not {data.shape[-1]}")
     per_group, n_bytes = _CODES_PER_GROUP[bits], _BYTES_PER_GROUP[bits]
     if n_bytes == 1:  # 2/4/8 bits: shift whole bytes, staying in uint8 (the decode hot path)
         if per_group == 1:

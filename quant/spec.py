@@ -18,10 +18,14 @@ Ids (fields that a method does not use are absent; method defaults are filled in
 Optional suffixes, in this order: ``-r{R}`` (residual window, when not implied),
 ``-sym`` (symmetric), ``-c{ratio}`` (clip ratio below 1), ``-fpprefill`` (KV only:
 full-precision prefill attention, KIVI's deployment semantics).
+
+Every option may appear once (``kv4-group-g32-g64`` is an error, not "last wins"); bits
+are an integer; an unknown option is named in the error with the options allowed.
 """
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -31,6 +35,12 @@ FLOAT_BITS = 16
 KV_METHODS = ("uniform", "group", "outlier")
 WEIGHT_METHODS = ("rtn", "group", "awq")
 KV_GRANULARITIES = ("tensor", "token")
+MAX_OUTLIER_RATIO = 0.5
+
+# what each option token means, for error messages
+KV_OPTIONS = ("g<group_size>", "r<residual_length>", "s<outlier_percent>", "lr<rank>", "c<clip_ratio>",
+              "sym", "token", "tensor", "fpprefill")
+WEIGHT_OPTIONS = ("g<group_size>", "c<clip_ratio>", "sym")
 
 _TOKEN_PATTERNS = {
     "group_size": re.compile(r"g(\d+)"),
@@ -50,16 +60,49 @@ def _format_number(x: float) -> str:
     return f"{round(x, 4):g}"
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_int(spec: object, name: str, minimum: int) -> None:
+    """An optional integer field: None, or an integer >= minimum (stored as a plain int)."""
+    value = getattr(spec, name)
+    if value is None:
+        return
+    if not _is_int(value) or value < minimum:
+        raise _bad(name, value, f"must be an integer >= {minimum}")
+    object.__setattr__(spec, name, int(value))
+
+
+def _check_bool(spec: object, name: str) -> None:
+    value = getattr(spec, name)
+    if not isinstance(value, bool):
+        raise _bad(name, value, "must be True or False")
+
+
+def _check_bits(spec: object) -> None:
+    if not _is_int(spec.bits) or spec.bits not in ALLOWED_BITS:
+        raise _bad("bits", spec.bits, f"allowed bits are {ALLOWED_BITS} (16 = no quantization; an integer)")
+    object.__setattr__(spec, "bits", int(spec.bits))
+
+
 def _validate_common(spec: KVQuantSpec | WeightQuantSpec, methods: tuple[str, ...]) -> None:
-    if spec.bits not in ALLOWED_BITS:
-        raise _bad("bits", spec.bits, f"allowed bits are {ALLOWED_BITS} (16 = no quantization)")
+    _check_bits(spec)
     if spec.bits != FLOAT_BITS and spec.method not in methods:
         raise _bad("method", spec.method, f"allowed methods are {methods}")
-    if spec.group_size is not None and (not isinstance(spec.group_size, int) or spec.group_size < 1):
-        raise _bad("group_size", spec.group_size, "must be a positive integer")
-    if not 0.0 < spec.clip_ratio <= 1.0:
-        raise _bad("clip_ratio", spec.clip_ratio, "must be in (0, 1]")
-    object.__setattr__(spec, "clip_ratio", round(float(spec.clip_ratio), 4))
+    _check_int(spec, "group_size", 1)
+    _check_bool(spec, "symmetric")
+    allowed = "must be a number in (0, 1], at least 0.0001 (4 decimals are kept)"
+    if not _is_real(spec.clip_ratio) or not 0.0 < spec.clip_ratio <= 1.0:
+        raise _bad("clip_ratio", spec.clip_ratio, allowed)
+    rounded = round(float(spec.clip_ratio), 4)
+    if rounded <= 0.0:
+        raise _bad("clip_ratio", spec.clip_ratio, allowed)
+    object.__setattr__(spec, "clip_ratio", rounded)
 
 
 def _reject_unused(spec: object, defaults: dict[str, object], method: str) -> None:
@@ -70,29 +113,49 @@ def _reject_unused(spec: object, defaults: dict[str, object], method: str) -> No
 
 
 def _split_id(text: str, prefix: str) -> tuple[int, str, list[str]]:
-    head = re.fullmatch(rf"{prefix}(\d+)-([a-z]+)((?:-[a-z0-9.]+)*)", text)
+    if not isinstance(text, str):
+        raise _bad("id", text, f"expected a string 'fp16' or '{prefix}<bits>-<method>[-option...]'")
+    head = re.fullmatch(rf"{prefix}([0-9.]+)-([a-z]+)((?:-[a-z0-9.]+)*)", text)
     if head is None:
         raise _bad("id", text, f"expected 'fp16' or '{prefix}<bits>-<method>[-option...]'")
-    tokens = [t for t in head.group(3).split("-") if t]
+    if not head.group(1).isdigit():
+        raise _bad("id", text, f"bits={head.group(1)} is not an integer; allowed bits are {ALLOWED_BITS}")
+    tokens = head.group(3).split("-")[1:]
     return int(head.group(1)), head.group(2), tokens
 
 
-def _parse_tokens(text: str, tokens: list[str], flags: tuple[str, ...]) -> dict[str, object]:
-    """Turn option tokens (g32, r128, s2, lr4, c0.9, sym, token, fpprefill) into fields."""
+def _parse_tokens(text: str, tokens: list[str], flags: tuple[str, ...],
+                  allowed: tuple[str, ...]) -> dict[str, object]:
+    """Turn option tokens (g32, r128, s2, lr4, c0.9, sym, token, fpprefill) into fields.
+
+    Each field may be given once; ``token``/``tensor`` both set the granularity."""
     values: dict[str, object] = {}
+    seen: dict[str, str] = {}  # field -> the token that set it
     for token in tokens:
         if token in flags:
-            values[token] = True
-            continue
-        for name, pattern in _TOKEN_PATTERNS.items():
-            match = pattern.fullmatch(token)
-            if match:
-                raw = match.group(1)
-                values[name] = float(raw) if name in ("outlier_percent", "clip_ratio") else int(raw)
-                break
+            name, value = ("granularity" if token in ("token", "tensor") else token), token
         else:
-            raise _bad("id", text, f"unknown option {token!r}")
+            for name, pattern in _TOKEN_PATTERNS.items():
+                match = pattern.fullmatch(token)
+                if match:
+                    raw = match.group(1)
+                    value = float(raw) if name in ("outlier_percent", "clip_ratio") else int(raw)
+                    break
+            else:
+                raise _bad("id", text, f"unknown option {token!r}; allowed options are {', '.join(allowed)}")
+            if name not in {_option_field(a) for a in allowed}:
+                raise _bad("id", text, f"unknown option {token!r}; allowed options are {', '.join(allowed)}")
+        if name in seen:
+            raise _bad("id", text, f"option {token!r} repeats {name} (already set by {seen[name]!r}); "
+                                   "each option may appear once")
+        seen[name] = token
+        values[name] = value
     return values
+
+
+def _option_field(option: str) -> str:
+    """'g<group_size>' -> 'group_size'; a flag names itself."""
+    return option[option.index("<") + 1:-1] if "<" in option else option
 
 
 class _SpecBase:
@@ -155,19 +218,22 @@ class KVQuantSpec(_SpecBase):
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
-        if self.residual_length < 0:
-            raise _bad("residual_length", self.residual_length, "must be >= 0")
+        _check_bool(self, "quantize_prefill")
+        _check_int(self, "residual_length", 0)
         if self.method == "group" and self.residual_length % self.group_size:
             raise _bad("residual_length", self.residual_length,
                        f"must be a multiple of group_size={self.group_size} (KIVI flushes whole groups)")
         if self.method == "uniform" and self.granularity not in KV_GRANULARITIES:
             raise _bad("granularity", self.granularity, f"allowed granularities are {KV_GRANULARITIES}")
         if self.method == "outlier":
-            object.__setattr__(self, "outlier_ratio", round(self.outlier_ratio, 6))
-            if not 0.0 <= self.outlier_ratio < 1.0:
-                raise _bad("outlier_ratio", self.outlier_ratio, "must be in [0, 1)")
-            if self.rank < 0:
-                raise _bad("rank", self.rank, "must be >= 0")
+            # ratio/2 largest and ratio/2 smallest entries are kept sparse (value + int32 index);
+            # at 0.5 or more that is larger than the dense tensor. 0 means no outliers.
+            if (not _is_real(self.outlier_ratio) or not 0.0 <= self.outlier_ratio < MAX_OUTLIER_RATIO
+                    or round(float(self.outlier_ratio), 6) >= MAX_OUTLIER_RATIO):
+                raise _bad("outlier_ratio", self.outlier_ratio,
+                           f"must be a number in [0, {MAX_OUTLIER_RATIO}) (0 keeps no outliers; 6 decimals kept)")
+            object.__setattr__(self, "outlier_ratio", round(float(self.outlier_ratio), 6))
+            _check_int(self, "rank", 0)
 
     @property
     def id(self) -> str:
@@ -194,17 +260,14 @@ class KVQuantSpec(_SpecBase):
         if text == "fp16":
             return cls()
         bits, method, tokens = _split_id(text, "kv")
-        values = _parse_tokens(text, tokens, ("sym", "fpprefill", "token", "tensor"))
+        values = _parse_tokens(text, tokens, ("sym", "fpprefill", "token", "tensor"), KV_OPTIONS)
         kwargs: dict[str, object] = {"method": method, "bits": bits,
-                                     "symmetric": values.pop("sym", False),
+                                     "symmetric": bool(values.pop("sym", False)),
                                      "quantize_prefill": not values.pop("fpprefill", False)}
-        for granularity in KV_GRANULARITIES:
-            if values.pop(granularity, False):
-                kwargs["granularity"] = granularity
         if "outlier_percent" in values:
             kwargs["outlier_ratio"] = values.pop("outlier_percent") / 100
         kwargs.update(values)
-        return cls(**kwargs)
+        return _construct(cls, text, kwargs)
 
 
 @dataclass(frozen=True)
@@ -248,12 +311,18 @@ class WeightQuantSpec(_SpecBase):
         if text == "fp16":
             return cls()
         bits, method, tokens = _split_id(text, "w")
-        values = _parse_tokens(text, tokens, ("sym",))
-        unknown = set(values) - {"group_size", "clip_ratio", "sym"}
-        if unknown:
-            raise _bad("id", text, f"weight specs take only g, sym and c options, not {sorted(unknown)}")
-        return cls(method=method, bits=bits, group_size=values.get("group_size"),
-                   symmetric=bool(values.get("sym", False)), clip_ratio=values.get("clip_ratio", 1.0))
+        values = _parse_tokens(text, tokens, ("sym",), WEIGHT_OPTIONS)
+        return _construct(cls, text, {"method": method, "bits": bits, "group_size": values.get("group_size"),
+                                      "symmetric": bool(values.get("sym", False)),
+                                      "clip_ratio": values.get("clip_ratio", 1.0)})
+
+
+def _construct(cls, text: str, kwargs: dict[str, object]):
+    """Build the spec an id describes; a field error also names the id it came from."""
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        raise ValueError(f"invalid id={text!r}: {error}") from None
 
 
 def _common_suffix(spec: KVQuantSpec | WeightQuantSpec) -> list[str]:

@@ -11,6 +11,9 @@
   α = 0 is plain group quantization, so the search can only improve on it (on calibration
   data). llm-awq folds ``1/s`` into the preceding norm or linear; we keep it as a per-layer
   input scale, which works for any module layout. AWQ's weight-clipping search is not done.
+
+NaN/inf weights (or AWQ calibration activations) raise :class:`~quant.affine.NonFiniteError`
+naming the module, before any layer is replaced: quantizing them would silently give NaN rows.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .affine import QParams, choose_qparams, dequantize, quantize
+from .affine import NonFiniteError, QParams, choose_qparams, describe_non_finite, dequantize, quantize
 from .memory import nbytes
 from .packing import PackedCodes, pack, unpack
 from .spec import WeightQuantSpec
@@ -41,10 +44,28 @@ def weight_block_size(spec: WeightQuantSpec, in_features: int) -> tuple[int, int
 
 
 def quantize_weight(weight: torch.Tensor, spec: WeightQuantSpec) -> tuple[PackedCodes, QParams]:
-    """Packed codes and per-block parameters of a [out, in] weight."""
+    """Packed codes and per-block parameters of a [out, in] weight (NaN/inf: NonFiniteError)."""
+    _check_spec(spec)
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not weight.is_floating_point():
+        raise ValueError(f"invalid weight: expected a float [out, in] tensor, got "
+                         f"{getattr(weight, 'dtype', type(weight).__name__)} of shape {tuple(getattr(weight, 'shape', ()))}")
+    if spec.is_float:
+        raise ValueError(f"invalid spec={spec.id!r}: 16 bits means no quantization; there is nothing to quantize")
     block = weight_block_size(spec, weight.shape[1])
     qparams = choose_qparams(weight, spec.bits, block, symmetric=spec.symmetric, clip_ratio=spec.clip_ratio)
-    return pack(quantize(weight, qparams), spec.bits), qparams
+    # choose_qparams has checked the weight is finite
+    return pack(quantize(weight, qparams, check_finite=False), spec.bits, check_range=False), qparams
+
+
+def _check_spec(spec: object) -> None:
+    if not isinstance(spec, WeightQuantSpec):
+        raise TypeError(f"invalid spec={spec!r}: expected a WeightQuantSpec (e.g. WeightQuantSpec.from_id('w4-group-g128'))")
+
+
+def _check_finite(name: str, what: str, t: torch.Tensor) -> None:
+    if not bool(torch.isfinite(t).all()):
+        raise NonFiniteError(f"module {name!r}: {what} (shape {tuple(t.shape)}) has {describe_non_finite(t)}; "
+                             "NaN/inf cannot be quantized (they would turn whole rows into NaN)")
 
 
 def fake_quantize_weight(weight: torch.Tensor, spec: WeightQuantSpec) -> torch.Tensor:
@@ -60,6 +81,9 @@ def awq_input_scale(weight: torch.Tensor, inputs: torch.Tensor, spec: WeightQuan
     ``inputs`` are calibration activations [rows, in]. Returns ``s`` such that the layer
     stores ``Q(W * s)`` and computes ``(x / s) @ Q(W * s)^T``.
     """
+    if inputs.shape[-1] != weight.shape[1]:
+        raise ValueError(f"invalid inputs shape={tuple(inputs.shape)}: the last dim must be the weight's "
+                         f"in_features={weight.shape[1]}")
     x = inputs.reshape(-1, inputs.shape[-1]).float()
     w = weight.float()
     reference = x @ w.T
@@ -195,17 +219,21 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
     dotted name contains a word in ``skip`` (``lm_head`` by default) are kept. ``awq`` needs
     ``calibration``: an iterable of model kwargs dicts or input-ids tensors.
     """
+    _check_spec(spec)
     summary = QuantizationSummary(spec.id)
     if spec.is_float:
         return summary
     linears = _target_linears(model, include_vision, skip)
-    for name, linear in linears.items():
-        weight_block_size(spec, linear.in_features)  # fail before touching any layer
+    for name, linear in linears.items():  # fail before touching any layer
+        weight_block_size(spec, linear.in_features)
+        _check_finite(name, "weight", linear.weight.detach())
     inputs: dict[str, torch.Tensor] = {}
     if spec.method == "awq":
         if calibration is None:
             raise ValueError("method 'awq' needs calibration data: pass calibration=[batch, ...]")
         inputs = collect_linear_inputs(model, linears, calibration)
+        for name, rows in inputs.items():
+            _check_finite(name, "calibration inputs", rows)
     for name, linear in linears.items():
         quantized = QuantizedLinear.from_linear(linear, spec, inputs.get(name))
         parent_name, _, child = name.rpartition(".")
