@@ -82,6 +82,7 @@ def pytest_cmdline_main(config: pytest.Config):
 
 def pytest_configure(config: pytest.Config) -> None:
     options = read_options(config)
+    from .gencache import GenerationCache
     from .models import check_hub_model, resolve_model
     from .report import check_writable
     from .results import Results
@@ -95,9 +96,11 @@ def pytest_configure(config: pytest.Config) -> None:
             if not ref.is_local:
                 check_hub_model(ref)
         gates = Gates.from_options(options)
-        for path, flag in ((options.report, "--lvlm-report"), (options.plot, "--lvlm-plot")):
+        for path, flag in ((options.report, "--lvlm-report"), (options.plot, "--lvlm-plot"),
+                           (options.cache_dir / "generations.sqlite", "--lvlm-cache")):
             if path:   # fail now, not after the whole run
                 check_writable(path, flag)
+        GenerationCache(options.cache_dir / "generations.sqlite").close()   # corrupt, read-only, wrong schema
     except ValueError as error:
         raise _usage_error(error) from None
     if options.plot:

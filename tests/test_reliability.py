@@ -99,3 +99,63 @@ def test_usage_errors_exit_4_with_one_line(pytester, args, ini, message):
     assert [line for line in result.stderr.lines if line.strip()] == [line for line in result.stderr.lines
                                                                        if line.startswith("ERROR: ")]
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+def _answers_in(cache_dir) -> int:
+    import sqlite3
+
+    path = cache_dir / "generations.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+    except sqlite3.OperationalError:   # the table is not created yet
+        return 0
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGINT"])
+def test_a_run_killed_mid_way_resumes_without_regenerating_finished_answers(pytester, signal_name):
+    """kill -9 (or Ctrl-C) after some batches: the rerun generates only what was missing and its
+    records equal an uninterrupted run's."""
+    import signal
+    import subprocess
+    import sys
+
+    pytester.makepyfile(test_hallucination="from pytest_lvlmbench.suite import capability_test\n"
+                                           "test_hallucination = capability_test('hallucination')\n")
+    cache = pytester.path / "cache"
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-k", "pope_random and fp16",
+            "--lvlm-limit", "40", "--lvlm-batch-size", "2", "--lvlm-cache", str(cache)]
+    process = subprocess.Popen(args, cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _answers_in(cache) < 6 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(getattr(signal, signal_name))
+    process.wait(timeout=60)
+    done = _answers_in(cache)
+    assert 6 <= done < 40, done   # killed part-way: some answers kept, not all
+    resumed = pytester.path / "resumed.json"
+    subprocess.run(args + ["--lvlm-report", str(resumed), "--lvlm-report-answers", "yes"], cwd=pytester.path,
+                   check=True, stdout=subprocess.DEVNULL)
+    clean = pytester.path / "clean.json"
+    subprocess.run(args[:-1] + [str(pytester.path / "fresh"), "--lvlm-report", str(clean), "--lvlm-report-answers",
+                                "yes"], cwd=pytester.path, check=True, stdout=subprocess.DEVNULL)
+    [again], [fresh] = (json.loads(p.read_text())["records"] for p in (resumed, clean))
+    assert again["generated"] == 40 - done and fresh["generated"] == 40
+    assert again["predictions"] == fresh["predictions"] and again["metrics"] == fresh["metrics"]
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: (d / "cache").write_text("x"), "*--lvlm-cache */cache/generations.sqlite: cannot write there: "
+                                              "*/cache is a file, not a directory"),
+    (lambda d: ((d / "cache").mkdir(), (d / "cache" / "generations.sqlite").write_bytes(b"\x13" * 5000)),
+     "*generation cache */cache/generations.sqlite is corrupt or truncated (file is not a database); delete it*"),
+])
+def test_a_broken_cache_is_a_usage_error_before_any_test_runs(pytester, setup, message):
+    setup(pytester.path)
+    pytester.makepyfile(test_hallucination="from pytest_lvlmbench.suite import capability_test\n"
+                                           "test_hallucination = capability_test('hallucination')\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--lvlm-cache", str(pytester.path / "cache"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: lvlmbench: {message}"])
