@@ -159,3 +159,27 @@ def test_a_broken_cache_is_a_usage_error_before_any_test_runs(pytester, setup, m
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--lvlm-cache", str(pytester.path / "cache"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: lvlmbench: {message}"])
+
+
+def test_a_crashed_xdist_worker_names_the_lost_test_and_a_rerun_completes_it(pytester):
+    """A worker killed mid-test: xdist reports the crashed test by its id (model, setting, dataset) and
+    the others finish; the same command again completes the lost one, reusing every cached answer."""
+    pytester.makepyfile(test_recognition="from pytest_lvlmbench.suite import capability_test\n"
+                                         "test_recognition = capability_test('recognition')\n")
+    pytester.makeconftest(
+        "import os, signal\n"
+        "def pytest_runtest_call(item):\n"
+        "    if 'kv2-uniform-shapes_vqa' in item.nodeid and os.path.exists('crash'):\n"
+        "        os.remove('crash')\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n")
+    (pytester.path / "crash").write_text("once")
+    args = ["-p", "no:cacheprovider", "-n", "2", "--kv-bits", "8,4,2", "--kv-method", "uniform", "--lvlm-limit", "6",
+            "--lvlm-cache", str(pytester.path / "cache")]
+    crashed = pytester.runpytest_subprocess(*args)
+    crashed.assert_outcomes(passed=3, failed=1)
+    crashed.stdout.fnmatch_lines(["*crashed while running*test_recognition[[]tiny-kv2-uniform-shapes_vqa[]]*"])
+    report = pytester.path / "r.json"
+    rerun = pytester.runpytest_subprocess(*args, "--lvlm-report", str(report))
+    rerun.assert_outcomes(passed=4)
+    generated = {(r["setting"], r["task"]): r["generated"] for r in json.loads(report.read_text())["records"]}
+    assert generated.pop(("kv2-uniform", "shapes_vqa")) == 6 and set(generated.values()) == {0}
