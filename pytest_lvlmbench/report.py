@@ -24,15 +24,20 @@ from .settings import BASELINE, Setting
 SIGNIFICANCE = 0.05
 
 
+def dtype_name(options) -> str:
+    """The float dtype the run computes in, as a name (``auto`` resolved for the device)."""
+    from .session import resolve_dtype
+
+    return str(resolve_dtype(options.dtype, options.device)).replace("torch.", "")
+
+
 def machine_info(options) -> dict:
     import torch
     import transformers
 
-    from .session import resolve_dtype
-
     return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
             "transformers": transformers.__version__, "device": options.device,
-            "dtype": str(resolve_dtype(options.dtype, options.device)).replace("torch.", ""),
+            "dtype": dtype_name(options),
             "quant_kernels": "torch"}   # quant/ has no Triton kernels yet: every path is the torch one
 
 

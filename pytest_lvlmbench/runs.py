@@ -42,6 +42,11 @@ def run_path(cache_dir: Path, name: str) -> Path:
     return runs_dir(cache_dir) / f"{name}.json"
 
 
+def entry_key(entry: dict) -> tuple[str, str, str]:
+    """(model, setting, task) of a record as stored in JSON: the same key as ``Record.key``."""
+    return entry["model"], entry["setting"], entry["task"]
+
+
 def record_id(key: tuple[str, str, str]) -> str:
     """``model-setting-task``: the test id's parameter part."""
     return "-".join(key)
@@ -64,12 +69,6 @@ def read_saved(path: Path) -> dict:
     return data
 
 
-def _resolved_dtype(options) -> str:
-    from .session import resolve_dtype
-
-    return str(resolve_dtype(options.dtype, options.device)).replace("torch.", "")
-
-
 def _shown(option: str, value) -> str:
     return f"no {option} (every sample)" if option == "--lvlm-limit" and value is None else f"{option} {value}"
 
@@ -80,7 +79,9 @@ def incomparable(data: dict, options, name: str, path: Path, doing: str) -> str 
               (("--lvlm-limit", "limit", options.limit), ("--lvlm-seed", "seed", options.seed)) if key in data]
     machine = data.get("machine")
     if isinstance(machine, dict) and "dtype" in machine:
-        checks.append(("--lvlm-dtype", "dtype", machine["dtype"], _resolved_dtype(options)))
+        from .report import dtype_name
+
+        checks.append(("--lvlm-dtype", "dtype", machine["dtype"], dtype_name(options)))
     for option, key, before, now in checks:
         if before != now:
             return (f"cannot {doing} saved run {name!r} ({path}): it was made with {_shown(option, before)}, "
@@ -110,7 +111,7 @@ class SavedRun:
             if why:
                 raise ValueError(why)
         self.name, self.path, self.tolerance = name, path, tolerance
-        self.metrics = {(r["model"], r["setting"], r["task"]): r["metrics"] for r in data["records"]}
+        self.metrics = {entry_key(r): r["metrics"] for r in data["records"]}
 
     def breaches(self, record: Record) -> list[str]:
         saved = self.metrics.get(record.key)
@@ -190,8 +191,8 @@ def save_run(results, options, name: str) -> Saved:
         why = incomparable(data, options, name, path, "merge this run into")
         if why:
             raise ValueError(why + " (save under another name)")
-        incoming = {(r["model"], r["setting"], r["task"]): r for r in now["records"]}
-        old = {(r["model"], r["setting"], r["task"]): r for r in data["records"]}
+        incoming = {entry_key(r): r for r in now["records"]}
+        old = {entry_key(r): r for r in data["records"]}
         replaced = len(incoming.keys() & old.keys())
         new = len(incoming) - replaced
         kept = len(old) - replaced

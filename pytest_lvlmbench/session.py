@@ -110,6 +110,10 @@ class Session:
         conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         return self.processor(name).apply_chat_template(conversation, add_generation_prompt=True)
 
+    def prompts(self, name: str, task: Task, items) -> list[str]:
+        """The chat-template prompt of each item: the task's question text in the model's template."""
+        return [self.prompt(name, task.prompt(item)) for item in items]
+
     # ------------------------------------------------------------ generation
     def evaluate(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
         """The record of (model, setting, task): reused if this run already has it. Evaluate
@@ -120,7 +124,7 @@ class Session:
         """Answers for every item (cached ones reused), scored; the record is kept and returned."""
         start = time.perf_counter()
         items = task.load(self.options.limit)
-        prompts = [self.prompt(name, task.prompt(item)) for item in items]
+        prompts = self.prompts(name, task, items)
         config = {"max_new_tokens": task.max_new_tokens, "do_sample": False, "dtype": str(self.dtype),
                   "device": device_kind(self.options.device)}
         keys = [generation_key(self.fingerprint(name), setting.id, p, image_hash(item.image()), config, self.cache.code)
@@ -173,7 +177,7 @@ class Session:
 
         record = self.evaluate(name, setting, task)
         items = list(task.load(self.options.limit))[:samples]
-        prompts = [self.prompt(name, task.prompt(item)) for item in items]
+        prompts = self.prompts(name, task, items)
 
         def generate(chunk, chunk_prompts):
             return [g.answer for g in self._generate(name, setting, chunk, chunk_prompts, task.max_new_tokens)]

@@ -62,6 +62,11 @@ def test_every_weight_spec_id_parses_back_to_an_equal_spec():
         assert WeightQuantSpec.from_id(spec.id) == spec, spec
 
 
+def parse_spec_id(text: str):
+    """A weight id (``w...``) or a KV id, parsed by its own spec class."""
+    return (WeightQuantSpec if text.startswith("w") else KVQuantSpec).from_id(text)
+
+
 @pytest.mark.parametrize("text, match", [
     ("kv4-group-g32-g64", r"id='kv4-group-g32-g64'.*'g64' repeats group_size \(already set by 'g32'\).*once"),
     ("kv4-uniform-r16-r32", r"'r32' repeats residual_length"),
@@ -73,9 +78,8 @@ def test_every_weight_spec_id_parses_back_to_an_equal_spec():
     ("w4-group-g32-g64", r"id='w4-group-g32-g64'.*'g64' repeats group_size"),
 ])
 def test_a_repeated_option_is_an_error_not_last_wins(text, match):
-    parse = WeightQuantSpec.from_id if text.startswith("w") else KVQuantSpec.from_id
     with pytest.raises(ValueError, match=match):
-        parse(text)
+        parse_spec_id(text)
 
 
 @pytest.mark.parametrize("make, match", [
@@ -100,9 +104,8 @@ def test_bits_must_be_an_integer(make, match):
     ("kv4-uniform-g32", r"id='kv4-uniform-g32'.*group_size=32: method 'uniform' does not use group_size"),
 ])
 def test_unknown_options_are_named_with_the_allowed_ones(text, match):
-    parse = WeightQuantSpec.from_id if text.startswith("w") else KVQuantSpec.from_id
     with pytest.raises(ValueError, match=match):
-        parse(text)
+        parse_spec_id(text)
 
 
 # ---------------------------------------------------------------- 2. constructor validation
