@@ -90,7 +90,10 @@ class GenerationCacheError(ValueError):
 
 
 # ------------------------------------------------------------------ key parts
-def image_hash(image: Image.Image) -> str:
+def image_hash(image: Image.Image | None) -> str:
+    """SHA-256 of a picture's mode, size and pixels; "no image" for a text-only question."""
+    if image is None:
+        return "no image"
     digest = hashlib.sha256(f"{image.mode}{image.size}".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()

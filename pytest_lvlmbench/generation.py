@@ -20,8 +20,12 @@ def float_cache_bytes(config, batch: int, tokens: int, dtype: torch.dtype) -> in
 def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuantSpec, max_new_tokens: int,
                    device: str = "cpu", dtype: torch.dtype | None = None) -> list[Generated]:
     """Greedy answers for one left-padded batch, the KV spec applied through the quantized cache,
-    each with the cache's stored and float-equivalent bytes."""
-    inputs = processor(images=images, text=prompts, return_tensors="pt", padding=True).to(device)
+    each with the cache's stored and float-equivalent bytes. The images are all pictures or all
+    None (text-only questions, e.g. HallusionBench's non_image split): the caller groups them."""
+    if any(image is None for image in images) and not all(image is None for image in images):
+        raise ValueError("generate_batch: a batch mixes questions with and without an image; group them")
+    pictures = None if images and images[0] is None else images
+    inputs = processor(images=pictures, text=prompts, return_tensors="pt", padding=True).to(device)
     if dtype is not None and "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
     cache = QuantizedKVCache(kv_spec, model.config)

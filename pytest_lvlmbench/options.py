@@ -16,6 +16,8 @@ from typing import Any
 from .settings import Setting, settings_from_options
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+CALIBRATION_SOURCES = ("auto", "shapes", "coco")   # auto: shapes for the embedded models, coco otherwise
+PUBLISHED_CHECKS = ("off", "warn", "fail")
 
 
 @dataclass
@@ -38,6 +40,13 @@ class Options:
     compare_tolerance: float = 0.0
     include: list[str] = field(default_factory=list)
     check_invariance: int = 0        # items per record regenerated alone and shuffled (0: off)
+    data_dirs: list[Path] = field(default_factory=list)   # local copies of hub datasets, searched first
+    judge_url: str | None = None     # OpenAI-compatible endpoint of the LLM judge (MM-Vet, HallusionBench)
+    judge_model: str | None = None
+    toxicity_model: Path | None = None   # local toxicity classifier; None: the lexicon scorer
+    calibration: str = "auto"        # AWQ calibration source, see CALIBRATION_SOURCES
+    published_tolerance: float = 0.03   # relative gap of a full FP16 baseline to its published score
+    published_check: str = "warn"    # off | warn | fail
 
 
 def _csv(kind):
@@ -54,6 +63,8 @@ LIST_OPTIONS = [  # (flag, ini name, type, help): repeatable or comma lists
     ("--weight-bits", "lvlm_weight_bits", int, "weight bits (2,3,4,8,16)"),
     ("--weight-method", "lvlm_weight_method", str, "weight method: rtn, group, awq"),
     ("--lvlm-include", "lvlm_include", str, "module name or .py file that registers extra tasks (repeatable)"),
+    ("--lvlm-data-dir", "lvlm_data_dir", str, "directory with local copies of hub datasets as DIR/<org>/<name> "
+     "(repeatable; searched before the Hugging Face cache)"),
 ]
 SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
     ("--group-size", "lvlm_group_size", int, None, "group size (KIVI G / weight group)"),
@@ -76,6 +87,17 @@ SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
      "how much worse than the saved run a metric may get"),
     ("--lvlm-check-invariance", "lvlm_check_invariance", int, 0,
      "regenerate the first N items of every record alone and in a shuffled batch order; fail on any change"),
+    ("--lvlm-judge-url", "lvlm_judge_url", str, None,
+     "OpenAI-compatible endpoint of the LLM judge for MM-Vet and HallusionBench (key in LVLMBENCH_JUDGE_API_KEY)"),
+    ("--lvlm-judge-model", "lvlm_judge_model", str, None, "judge model name (the official ones: gpt-4-0613)"),
+    ("--lvlm-toxicity-model", "lvlm_toxicity_model", str, None,
+     "local toxicity classifier directory (Detoxify-style); default: the documented lexicon scorer"),
+    ("--lvlm-calibration", "lvlm_calibration", str, "auto",
+     "AWQ calibration source: shapes, coco (COCO-Caption2017 test images), auto (shapes for the embedded models)"),
+    ("--lvlm-published-tolerance", "lvlm_published_tolerance", float, 0.03,
+     "relative gap allowed between a full-dataset FP16 baseline and its published score"),
+    ("--lvlm-published-check", "lvlm_published_check", str, "warn",
+     "off, warn (flag in the report) or fail (fail the baseline test) when the baseline drifts from published"),
 ]
 LISTINGS = [("--lvlm-list-tasks", "print the task registry and exit"),
             ("--lvlm-list-models", "print the model registry and exit")]
@@ -131,6 +153,22 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
         raise ValueError(f"--lvlm-batch-size {values['lvlm_batch_size']}: must be positive")
     if values["lvlm_dtype"] not in DTYPES:
         raise ValueError(f"unknown --lvlm-dtype {values['lvlm_dtype']!r}: allowed are {', '.join(DTYPES)}")
+    if values["lvlm_calibration"] not in CALIBRATION_SOURCES:
+        raise ValueError(f"unknown --lvlm-calibration {values['lvlm_calibration']!r}: allowed are "
+                         f"{', '.join(CALIBRATION_SOURCES)}")
+    if values["lvlm_published_check"] not in PUBLISHED_CHECKS:
+        raise ValueError(f"unknown --lvlm-published-check {values['lvlm_published_check']!r}: allowed are "
+                         f"{', '.join(PUBLISHED_CHECKS)}")
+    if not values["lvlm_published_tolerance"] >= 0:
+        raise ValueError(f"--lvlm-published-tolerance {values['lvlm_published_tolerance']}: must be >= 0")
+    if bool(values["lvlm_judge_url"]) != bool(values["lvlm_judge_model"]):
+        missing = "--lvlm-judge-model" if values["lvlm_judge_url"] else "--lvlm-judge-url"
+        raise ValueError(f"a judge needs both --lvlm-judge-url and --lvlm-judge-model; {missing} is missing")
+    for directory in values["lvlm_data_dir"]:
+        if not Path(directory).expanduser().is_dir():
+            raise ValueError(f"--lvlm-data-dir {directory!r}: no such directory")
+    if values["lvlm_toxicity_model"] and not Path(values["lvlm_toxicity_model"]).expanduser().is_dir():
+        raise ValueError(f"--lvlm-toxicity-model {values['lvlm_toxicity_model']!r}: no such directory")
     if values["lvlm_report_answers"] not in ("yes", "no"):
         raise ValueError(f"--lvlm-report-answers {values['lvlm_report_answers']!r}: allowed are yes, no")
     device = values["lvlm_device"]
@@ -150,7 +188,12 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                    report_answers=values["lvlm_report_answers"] == "yes", plot=path("lvlm_plot"),
                    thresholds=path("lvlm_thresholds"), save=values["lvlm_save"], compare=values["lvlm_compare"],
                    compare_tolerance=values["lvlm_compare_tolerance"], include=values["lvlm_include"],
-                   check_invariance=values["lvlm_check_invariance"])
+                   check_invariance=values["lvlm_check_invariance"],
+                   data_dirs=[Path(d).expanduser() for d in values["lvlm_data_dir"]],
+                   judge_url=values["lvlm_judge_url"], judge_model=values["lvlm_judge_model"],
+                   toxicity_model=path("lvlm_toxicity_model"), calibration=values["lvlm_calibration"],
+                   published_tolerance=values["lvlm_published_tolerance"],
+                   published_check=values["lvlm_published_check"])
 
 
 def worker_device(device: str, worker_id: str | None, gpus: int) -> str:

@@ -70,11 +70,16 @@ def pytest_cmdline_main(config: pytest.Config):
     """``--lvlm-list-tasks`` / ``--lvlm-list-models``: print the registry and exit 0, like --fixtures."""
     if not (config.getoption("lvlm_list_tasks") or config.getoption("lvlm_list_models")):
         return None
-    from .listing import model_table, task_table
+    from .listing import JUDGE_PRESENT as JUDGE_CONFIGURED, model_table, task_table
 
     if config.getoption("lvlm_list_tasks"):   # before configure: no terminal reporter yet
-        include_tasks(read_options(config))
-        print(task_table())
+        from .data import set_data_dirs
+        from .judges import Scorers
+
+        options = read_options(config)
+        include_tasks(options)
+        set_data_dirs(options.data_dirs)
+        print(task_table(Scorers(judge=JUDGE_CONFIGURED) if options.judge_url else None))
     if config.getoption("lvlm_list_models"):
         print(model_table())
     return 0
@@ -82,6 +87,7 @@ def pytest_cmdline_main(config: pytest.Config):
 
 def pytest_configure(config: pytest.Config) -> None:
     options = read_options(config)
+    from .data import set_data_dirs
     from .gencache import GenerationCache
     from .models import check_hub_model, resolve_model
     from .report import check_writable
@@ -90,6 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .thresholds import Gates
 
     include_tasks(options)
+    set_data_dirs(options.data_dirs)
     try:
         for name in options.models:
             ref = resolve_model(name)
@@ -101,7 +108,15 @@ def pytest_configure(config: pytest.Config) -> None:
             if path:   # fail now, not after the whole run
                 check_writable(path, flag)
         GenerationCache(options.cache_dir / "generations.sqlite").close()   # corrupt, read-only, wrong schema
-    except ValueError as error:
+        if options.judge_url and not hasattr(config, "workerinput"):   # a down judge: one error, before any test
+            from .judges import check_judge, scorers_from_options
+
+            check_judge(scorers_from_options(options.judge_url, options.judge_model, None, options.cache_dir).judge)
+        if options.toxicity_model:
+            from .judges import ClassifierToxicity
+
+            ClassifierToxicity(options.toxicity_model)   # a directory that is no classifier: now, not mid-run
+    except (ValueError, RuntimeError) as error:   # JudgeError is a RuntimeError
         raise _usage_error(error) from None
     if options.plot:
         try:
@@ -177,12 +192,24 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
             reporter.write(f"\r  {done}/{total} samples, {done / max(seconds, 1e-9):.1f}/s ", flush=True)
 
     def run(task):
+        from .data import DatasetSchemaError, DatasetUnavailable
         from .settings import BASELINE
 
-        baseline = session.evaluate(model, BASELINE, task, progress)  # every delta needs it; evaluated once
-        record = session.evaluate(model, setting, task, progress)
+        reason = task.unavailable(session.scorers)
+        if reason:
+            pytest.skip(reason)
+        try:
+            baseline = session.evaluate(model, BASELINE, task, progress)  # every delta needs it; evaluated once
+            record = session.evaluate(model, setting, task, progress)
+        except DatasetUnavailable as error:
+            pytest.skip(str(error))
+        except DatasetSchemaError as error:
+            pytest.fail(f"lvlmbench: {error}", pytrace=False)
         request.node.stash[PRODUCED_KEY] = [baseline, record]
         breaches = gates.breaches(record, baseline, request.path.parent)
+        published = session.check_published(baseline)   # kept on the record; fails only the FP16 test
+        if setting.is_baseline:
+            breaches += published
         checked = request.config.stash[OPTIONS_KEY].check_invariance
         if checked:
             invariance = session.check_invariance(model, setting, task, checked)

@@ -18,6 +18,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .metrics import benjamini_hochberg, higher_is_better
+from .published import PublishedCheck
 from .results import Record, Results
 from .settings import BASELINE, Setting
 
@@ -85,6 +86,8 @@ def tables(results: Results, options) -> list[str]:
             ratios = [None if r is None else r.kv_ratio for r in present]
             rows.append(["", task, "flips vs fp16"] + ["" if f is None else f"{f:.3f}" for f in flips])
             rows.append(["", task, "KV bytes / float"] + ["" if k is None else f"{k:.3f}" for k in ratios])
+            rows.append(["", task, "peak memory MiB"] + ["" if r is None else f"{r.peak_memory_bytes / 2**20:.0f}"
+                                                         for r in present])
             if any(r is not None and r.invariance for r in present):
                 rows.append(["", task, "changed alone / shuffled"] + [
                     "" if r is None or not r.invariance else
@@ -92,11 +95,17 @@ def tables(results: Results, options) -> list[str]:
                     for r in present])
         notes = [f"  {r.setting} {r.task} {metric}: {why}" for r in records for metric, why in r.notes.items()]
         judges = {r.task: r.judge for r in records if r.judge}
+        calibrated = {r.setting: r.calibration for r in records if r.calibration}
+        published = [PublishedCheck(**{k: v for k, v in check.items() if k not in ("gap", "drifted")}).message()
+                     for r in records for check in r.published]
         out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}); * primary metric; fp16 column: "
                    f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (McNemar for "
                    f"accuracies, paired bootstrap otherwise; Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"
                    + tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True)
                    + "".join(f"\n{task} judged by: {judge}" for task, judge in judges.items())
+                   + "".join(f"\n{setting} calibrated on: {source}" for setting, source in calibrated.items())
+                   + ("\nFP16 baseline vs published (full datasets):\n" + "\n".join(f"  {m}" for m in published)
+                      if published else "")
                    + ("\nundefined by the official formula, reported by convention:\n" + "\n".join(notes)
                       if notes else ""))
     return out

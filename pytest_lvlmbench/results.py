@@ -32,6 +32,8 @@ class Record:
     judge: str = ""      # the task's judge, where its official scorer has one (HallusionBench, MM-Vet)
     cache_rejected: int = 0   # cached answers found corrupt (checksum or code hash mismatch) and regenerated
     invariance: dict | None = None   # --lvlm-check-invariance: answers that changed alone / shuffled
+    calibration: str = ""   # AWQ's calibration source (shapes, coco); empty when nothing was calibrated
+    published: list[dict] = field(default_factory=list)   # full FP16 baselines beside published scores
 
     @property
     def key(self) -> tuple[str, str, str]:

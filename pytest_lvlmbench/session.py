@@ -7,9 +7,11 @@ the generation cache, weight-quantized copies and calibration. Nothing here impo
 
 from __future__ import annotations
 
-import copy
+import gc
 import resource
 import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,11 +22,14 @@ from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, paired_
 from .gencache import (Generated, GenerationCache, device_kind, generation_key, hub_fingerprint, image_hash,
                        model_fingerprint)
 from .generation import generate_batch
+from .judges import scorers_from_options
 from .models import ModelRef, resolve_model
 from .options import Options
+from .published import check_published
 from .results import Record, Results
 from .settings import BASELINE, Setting
-from .tasks import Task
+from .tasks import Task, has_image
+from .zoo import MODELS_DIR
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
@@ -41,6 +46,31 @@ def peak_memory_bytes(device: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def batches(todo: Sequence[int], with_image: Sequence[bool], size: int) -> Iterator[tuple[int, list[int]]]:
+    """(items done before, batch) over ``todo``: questions with an image first, then text-only ones,
+    a batch never mixing the two (the processor takes a batch of images or none)."""
+    done = 0
+    for flag in (True, False):
+        group = [i for i, w in zip(todo, with_image) if w is flag]
+        for begin in range(0, len(group), size):
+            yield done, group[begin:begin + size]
+            done += len(group[begin:begin + size])
+
+
+def complete_processor(processor, source: str):
+    """Fill what an older llava-hf snapshot's processor lacks from the model config: without
+    ``processor_config.json`` its ``patch_size`` is None and it fails on the first image."""
+    if getattr(processor, "patch_size", 0) is None:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(source)
+        processor.patch_size = config.vision_config.patch_size
+        processor.vision_feature_select_strategy = config.vision_feature_select_strategy
+        if getattr(processor, "num_additional_image_tokens", None) in (None, 0):
+            processor.num_additional_image_tokens = 1   # CLIP's class token, dropped by the "default" strategy
+    return processor
+
+
 class Session:
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -54,17 +84,20 @@ class Session:
         self._processors: dict[str, object] = {}
         self._fingerprints: dict[str, str] = {}
         self.cache = GenerationCache(options.cache_dir / "generations.sqlite")
+        self.scorers = scorers_from_options(options.judge_url, options.judge_model, options.toxicity_model,
+                                            options.cache_dir)
 
     # ------------------------------------------------------------ models
     def processor(self, name: str):
         if name not in self._processors:
             from transformers import AutoProcessor
 
-            self._processors[name] = AutoProcessor.from_pretrained(self.refs[name].source)
+            self._processors[name] = complete_processor(AutoProcessor.from_pretrained(self.refs[name].source),
+                                                        self.refs[name].source)
         return self._processors[name]
 
     def model(self, name: str, setting: Setting):
-        """The float model once per name; a weight-quantized copy once per (name, weight spec)."""
+        """The float model once per name; a weight-quantized model once per (name, weight spec)."""
         key = (name, setting.weights.id)
         if key in self._load_errors:   # failed once: every later test fails at once, naming the first error
             raise self._load_errors[key]
@@ -78,26 +111,51 @@ class Session:
                 raise self._load_errors[key] from error
         return self._models[key]
 
-    def _load(self, name: str, setting: Setting):
-        """Load the float model, or quantize a copy of it for a weight spec."""
-        if setting.weights.is_float:
-            from transformers import AutoModelForImageTextToText
+    def _load_float(self, name: str):
+        from transformers import AutoModelForImageTextToText
 
-            return AutoModelForImageTextToText.from_pretrained(
-                self.refs[name].source, dtype=self.dtype, use_safetensors=True).to(self.options.device).eval()
-        model = copy.deepcopy(self.model(name, BASELINE))
-        quantize_model(model, setting.weights, calibration=self._calibration(name))
+        return AutoModelForImageTextToText.from_pretrained(
+            self.refs[name].source, dtype=self.dtype, use_safetensors=True).to(self.options.device).eval()
+
+    def _load(self, name: str, setting: Setting):
+        """The float model, or a weight-quantized one. A quantized model is built from a fresh load,
+        quantized in place, after every other quantized model is freed: with pytest's ordering by
+        setting, a 7B/13B model needs the float copy plus one copy being quantized, never more."""
+        if setting.weights.is_float:
+            return self._load_float(name)
+        for key in [k for k in self._models if k[0] == name and k[1] != BASELINE.weights.id]:
+            del self._models[key]
+        gc.collect()
+        if self.options.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        calibration = self.calibration(name) if setting.weights.method == "awq" else None
+        model = self._load_float(name)
+        quantize_model(model, setting.weights, calibration=calibration)
         return model
 
-    def _calibration(self, name: str) -> list[dict]:
-        """AWQ calibration batch: shapes-world training examples (never an evaluated item)."""
-        from .tasks.shapes.world import calibration_examples
+    def calibration_source(self, name: str) -> str:
+        """Where AWQ's calibration activations come from for this model (``--lvlm-calibration``)."""
+        if self.options.calibration != "auto":
+            return self.options.calibration
+        return "shapes" if Path(self.refs[name].source).resolve().is_relative_to(MODELS_DIR.resolve()) else "coco"
 
-        examples = calibration_examples()
-        batch = self.processor(name)(images=[scene.image() for scene, _ in examples],
-                                     text=[self.prompt(name, question) for _, question in examples],
-                                     return_tensors="pt", padding=True)
-        return [dict(batch.to(self.options.device))]
+    def calibration(self, name: str) -> list[dict]:
+        """AWQ calibration batches: never an evaluated item. ``shapes``: shapes-world training
+        examples (what the embedded models were trained on); ``coco``: the first COCO-Caption2017
+        *test* images (the coco_caption task evaluates val) with the caption prompt."""
+        from .calibration import calibration_examples
+
+        images, questions = calibration_examples(self.calibration_source(name))
+        batches = []
+        for begin in range(0, len(images), self.options.batch_size):
+            batch = self.processor(name)(
+                images=images[begin:begin + self.options.batch_size],
+                text=[self.prompt(name, q) for q in questions[begin:begin + self.options.batch_size]],
+                return_tensors="pt", padding=True).to(self.options.device)
+            if "pixel_values" in batch:
+                batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
+            batches.append(dict(batch))
+        return batches
 
     def fingerprint(self, name: str) -> str:
         if name not in self._fingerprints:
@@ -106,13 +164,15 @@ class Session:
                                         else hub_fingerprint(ref.source))
         return self._fingerprints[name]
 
-    def prompt(self, name: str, question: str) -> str:
-        conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        return self.processor(name).apply_chat_template(conversation, add_generation_prompt=True)
+    def prompt(self, name: str, question: str, with_image: bool = True) -> str:
+        """The question in the checkpoint's own chat template (an image part first, as LLaVA's evals)."""
+        parts = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": question}]
+        return self.processor(name).apply_chat_template([{"role": "user", "content": parts}],
+                                                        add_generation_prompt=True)
 
     def prompts(self, name: str, task: Task, items) -> list[str]:
         """The chat-template prompt of each item: the task's question text in the model's template."""
-        return [self.prompt(name, task.prompt(item)) for item in items]
+        return [self.prompt(name, task.prompt(item), has_image(item)) for item in items]
 
     # ------------------------------------------------------------ generation
     def evaluate(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
@@ -135,8 +195,7 @@ class Session:
         todo = [i for i, k in enumerate(keys) if k not in answers]
         if self.options.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(self.options.device)
-        for begin in range(0, len(todo), self.options.batch_size):
-            batch = todo[begin:begin + self.options.batch_size]
+        for begin, batch in batches(todo, [has_image(items[i]) for i in todo], self.options.batch_size):
             generated = self._generate(name, setting, [items[i] for i in batch], [prompts[i] for i in batch],
                                        task.max_new_tokens)
             new = {keys[i]: g for i, g in zip(batch, generated)}
@@ -146,7 +205,7 @@ class Session:
                 progress(len(items) - len(todo) + begin + len(batch), len(items), time.perf_counter() - start)
         predictions = [answers[k].answer for k in keys]
         largest = max((answers[k] for k in keys), key=lambda g: g.kv_float_bytes)  # the largest batch's cache
-        statistics = task.statistics(items, predictions)
+        statistics = task.statistics(items, predictions, self.scorers)
         self._statistics[(name, setting.id, task.name)] = statistics
         if task.name not in self._weights:
             self._weights[task.name] = bootstrap_weights([task.cluster(item) for item in items],
@@ -162,13 +221,29 @@ class Session:
                         kv_bytes=largest.kv_bytes,
                         kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
                         peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
-                        judge=task.judge, cache_rejected=cache_rejected)
+                        judge=task.scored_by(self.scorers), cache_rejected=cache_rejected,
+                        calibration=self.calibration_source(name) if setting.weights.method == "awq" else "")
         return self.results.add(record)
 
     def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:
         torch.manual_seed(self.options.seed)
         return generate_batch(self.model(name, setting), self.processor(name), [item.image() for item in items],
                               prompts, setting.kv, max_new_tokens, self.options.device, self.dtype)
+
+    def check_published(self, baseline: Record) -> list[str]:
+        """Compare a full-dataset FP16 record (with the other baselines of this model) with the
+        published scores (:mod:`.published`); the checks are kept on the record. Returns the
+        breaches when ``--lvlm-published-check fail``."""
+        if self.options.limit is not None or self.options.published_check == "off":
+            return []
+        baselines = {r.task: r.metrics for r in self.results if r.model == baseline.model and r.setting == BASELINE.id}
+        checks = check_published(self.refs[baseline.model].source, baseline.task, baselines,
+                                 self.options.published_tolerance, baseline.judge)
+        baseline.published = [check.as_dict() for check in checks]
+        if self.options.published_check != "fail":
+            return []
+        return [f"FP16 baseline of {baseline.model} drifted from the published score: {check.message()}"
+                for check in checks if check.drifted]
 
     def check_invariance(self, name: str, setting: Setting, task: Task, samples: int):
         """Regenerate the first ``samples`` items of a record alone and in a shuffled batch order (see

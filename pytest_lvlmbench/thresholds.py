@@ -10,7 +10,7 @@ largest drop each bit budget may cost::
     [max_drop.8]              # settings whose fewest bits are 8
     "*" = 0.02                # the primary metric of every task
     [max_drop.4]
-    "pope_random.accuracy" = 0.05
+    "shapes_pope_random.accuracy" = 0.05
 
 Keys are ``task.metric``, ``metric`` or ``"*"`` (the primary metric), most specific first. A key
 must be able to fire: its task registered (``pytest_lvlmbench.tasks.TASKS``, so --lvlm-include and

@@ -125,7 +125,7 @@ def test_a_run_killed_mid_way_resumes_without_regenerating_finished_answers(pyte
     pytester.makepyfile(test_hallucination="from pytest_lvlmbench.suite import capability_test\n"
                                            "test_hallucination = capability_test('hallucination')\n")
     cache = pytester.path / "cache"
-    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-k", "pope_random and fp16",
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-k", "shapes_pope_random and fp16",
             "--lvlm-limit", "40", "--lvlm-batch-size", "2", "--lvlm-cache", str(cache)]
     process = subprocess.Popen(args, cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -173,7 +173,7 @@ def test_a_crashed_xdist_worker_names_the_lost_test_and_a_rerun_completes_it(pyt
         "        os.remove('crash')\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n")
     (pytester.path / "crash").write_text("once")
-    args = ["-p", "no:cacheprovider", "-n", "2", "--kv-bits", "8,4,2", "--kv-method", "uniform", "--lvlm-limit", "6",
+    args = ["-p", "no:cacheprovider", "-n", "2", "-k", "shapes_", "--kv-bits", "8,4,2", "--kv-method", "uniform", "--lvlm-limit", "6",
             "--lvlm-cache", str(pytester.path / "cache")]
     crashed = pytester.runpytest_subprocess(*args)
     crashed.assert_outcomes(passed=3, failed=1)

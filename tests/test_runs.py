@@ -14,7 +14,7 @@ from pytest_lvlmbench.runs import SavedRun, check_save, run_path, save_run
 from pytest_lvlmbench.settings import BASELINE
 
 
-def record(setting, task="pope_random", accuracy=0.9):
+def record(setting, task="shapes_pope_random", accuracy=0.9):
     return Record("tiny", setting, task, "hallucination", "accuracy", {"accuracy": accuracy, "recall": 0.8},
                   predictions=["yes"])
 
@@ -29,15 +29,15 @@ def saved_keys(tmp_path):
 
 
 def test_a_save_merges_this_runs_records_into_the_saved_run_and_keeps_its_header(tmp_path):
-    full = Results([record("fp16"), record("kv2-uniform"), record("fp16", "pope_popular")])
+    full = Results([record("fp16"), record("kv2-uniform"), record("fp16", "shapes_pope_popular")])
     assert save_run(full, options(tmp_path), "main").message() == (
         f"run saved as 'main' (3 records: 3 new, 0 replaced, 0 kept) in {run_path(tmp_path, 'main')}")
     subset = Results([record("kv2-uniform", accuracy=0.5), record("kv4-uniform")])   # a -k subset
     saved = save_run(subset, options(tmp_path, models=["tiny-next", "tiny"]), "main")
     assert saved.message().startswith("run saved as 'main' (4 records: 1 new, 1 replaced, 2 kept)")
     records, data = saved_keys(tmp_path)
-    assert records == {("fp16", "pope_random"): 0.9, ("kv2-uniform", "pope_random"): 0.5,
-                       ("fp16", "pope_popular"): 0.9, ("kv4-uniform", "pope_random"): 0.9}
+    assert records == {("fp16", "shapes_pope_random"): 0.9, ("kv2-uniform", "shapes_pope_random"): 0.5,
+                       ("fp16", "shapes_pope_popular"): 0.9, ("kv4-uniform", "shapes_pope_random"): 0.9}
     assert data["limit"] == 12 and data["seed"] == 0 and data["models"] == ["tiny", "tiny-next"]
     assert [(s["new"], s["replaced"], s["kept"]) for s in data["saves"]] == [(3, 0, 0), (1, 1, 2)]
     assert [p.name for p in run_path(tmp_path, "main").parent.iterdir()] == ["main.json"]  # no temporary left
@@ -92,13 +92,13 @@ def test_records_the_saved_run_lacks_fail_and_are_listed(tmp_path):
     saved = SavedRun.load(tmp_path, "main", 0.0, options(tmp_path))
     assert saved.breaches(record("fp16")) == []
     assert saved.breaches(record("kv2-uniform")) == [
-        "pope_random: not compared: saved run 'main' has no record of tiny-kv2-uniform-pope_random "
+        "shapes_pope_random: not compared: saved run 'main' has no record of tiny-kv2-uniform-shapes_pope_random "
         "(add it with --lvlm-save main; saves merge)"]
-    more = Record("tiny", "fp16", "pope_random", "hallucination", "accuracy",
+    more = Record("tiny", "fp16", "shapes_pope_random", "hallucination", "accuracy",
                   {"accuracy": 0.9, "recall": 0.8, "precision": 0.7, "yes_ratio": 0.5}, predictions=[])
     assert saved.not_compared([more, record("kv2-uniform")]) == [
-        "not compared: tiny-fp16-pope_random precision: not in the saved record of run 'main'",
-        "not compared: tiny-kv2-uniform-pope_random: no record in saved run 'main'"]
+        "not compared: tiny-fp16-shapes_pope_random precision: not in the saved record of run 'main'",
+        "not compared: tiny-kv2-uniform-shapes_pope_random: no record in saved run 'main'"]
 
 
 def test_check_writable_creates_missing_directories_and_names_option_path_and_reason(tmp_path):

@@ -12,7 +12,7 @@ from pytest_lvlmbench.tasks import TASKS
 
 def test_an_interrupted_run_resumes_without_regenerating_finished_samples(tmp_path, monkeypatch):
     options = Options(models=["tiny"], settings=[BASELINE], limit=12, batch_size=4, cache_dir=tmp_path / "cache")
-    task = TASKS["pope_random"]
+    task = TASKS["shapes_pope_random"]
     generate, batches = Session._generate, []
 
     def interrupted_after_two_batches(self, *args):
@@ -34,7 +34,7 @@ def test_an_interrupted_run_resumes_without_regenerating_finished_samples(tmp_pa
 
 def test_settings_are_tested_against_the_baseline_with_intervals_on_every_metric(tmp_path):
     session = Session(Options(models=["tiny"], settings=[BASELINE], limit=20, cache_dir=tmp_path))
-    task = TASKS["pope_random"]
+    task = TASKS["shapes_pope_random"]
     base = session.evaluate("tiny", BASELINE, task)
     record = session.evaluate("tiny", Setting.from_id("kv2-uniform"), task)
     assert session.evaluate("tiny", BASELINE, task) is base            # evaluated once
@@ -79,7 +79,7 @@ def test_a_tampered_cache_entry_is_regenerated_and_counted_on_the_record(tmp_pat
     import sqlite3
 
     options = Options(models=["tiny"], settings=[BASELINE], limit=4, batch_size=4, cache_dir=tmp_path)
-    task = TASKS["pope_random"]
+    task = TASKS["shapes_pope_random"]
     first = Session(options).run("tiny", BASELINE, task)   # a new Session per run: a run keeps its first record
     assert first.generated == 4 and first.cache_rejected == 0
     with sqlite3.connect(tmp_path / "generations.sqlite") as db:

@@ -17,23 +17,23 @@ def run(pytester, *args):
 
 def test_ids_name_model_setting_and_dataset(pytester):
     result = run(pytester, "--collect-only", "-q", "--kv-bits", "4", "--kv-method", "group")
-    result.stdout.fnmatch_lines(["*test_hallucination[[]tiny-fp16-pope_random[]]",
-                                 "*test_hallucination[[]tiny-kv4-group-g32-r128-pope_adversarial[]]"])
+    result.stdout.fnmatch_lines(["*test_hallucination[[]tiny-fp16-shapes_pope_random[]]",
+                                 "*test_hallucination[[]tiny-kv4-group-g32-r128-shapes_pope_adversarial[]]"])
 
 
 def test_default_grid_is_fp16_plus_kv_and_weight_grids(pytester):
     result = run(pytester, "--collect-only", "-q")
     ids = [line for line in result.stdout.lines if "test_hallucination[" in line]
-    settings = {line.split("[tiny-")[1].rsplit("-pope_", 1)[0] for line in ids}
+    settings = {line.split("[tiny-")[1].rsplit("-", 1)[0] for line in ids}
     assert len(settings) == 1 + 9 + 6 and "fp16" in settings and "w4-awq-g128" in settings
 
 
 def test_marks_select_capability_and_what_a_setting_compresses(pytester):
-    result = run(pytester, "--collect-only", "-q", "-m", "hallucination and kv_quant",
+    result = run(pytester, "--collect-only", "-q", "-k", "shapes_", "-m", "hallucination and kv_quant",
                  "-W", "error::pytest.PytestUnknownMarkWarning")
     ids = [line for line in result.stdout.lines if "test_hallucination[" in line]
     assert len(ids) == 9 * 3 and all("-kv" in i for i in ids)
-    result = run(pytester, "--collect-only", "-q", "-m", "baseline or weight_quant")
+    result = run(pytester, "--collect-only", "-q", "-k", "shapes_", "-m", "baseline or weight_quant")
     assert len([line for line in result.stdout.lines if "test_hallucination[" in line]) == (1 + 6) * 3
 
 
@@ -59,16 +59,16 @@ def test_non_llava_directory_is_rejected(pytester):
 
 def test_run_prints_the_table_writes_json_and_resumes_from_the_cache(pytester):
     report = pytester.path / "report.json"
-    args = ["-k", "pope_random", "--kv-bits", "2", "--kv-method", "uniform", "--lvlm-limit", "12",
+    args = ["-k", "shapes_pope_random", "--kv-bits", "2", "--kv-method", "uniform", "--lvlm-limit", "12",
             "--lvlm-report", str(report)]
     first = run(pytester, *args)
     first.assert_outcomes(passed=2)
-    first.stdout.fnmatch_lines(["*lvlmbench degradation report*", "*hallucination*pope_random*accuracy*"])
+    first.stdout.fnmatch_lines(["*lvlmbench degradation report*", "*hallucination*shapes_pope_random*accuracy*"])
     data = json.loads(report.read_text())
     records = {(r["setting"], r["task"]): r for r in data["records"]}
-    assert set(records) == {("fp16", "pope_random"), ("kv2-uniform", "pope_random")}  # the baseline ran once
+    assert set(records) == {("fp16", "shapes_pope_random"), ("kv2-uniform", "shapes_pope_random")}  # the baseline ran once
     assert all(r["generated"] == 12 and r["samples"] == 12 for r in records.values())
-    accuracy = records[("kv2-uniform", "pope_random")]["metrics"]["accuracy"]
+    accuracy = records[("kv2-uniform", "shapes_pope_random")]["metrics"]["accuracy"]
     assert f"{accuracy:.3f}" in first.stdout.str()
     second = run(pytester, *args)
     second.assert_outcomes(passed=2)
@@ -80,10 +80,10 @@ def test_run_prints_the_table_writes_json_and_resumes_from_the_cache(pytester):
 def test_ini_keys_set_the_grid(pytester):
     pytester.makeini("[pytest]\nlvlm_kv_bits = 8\nlvlm_kv_method = outlier\n")
     result = run(pytester, "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*tiny-kv8-outlier-s2-pope_random*"])
+    result.stdout.fnmatch_lines(["*tiny-kv8-outlier-s2-shapes_pope_random*"])
 
 
-POPE_2BIT = ["-k", "pope_random", "--kv-bits", "2", "--kv-method", "uniform", "--lvlm-limit", "12"]
+POPE_2BIT = ["-k", "shapes_pope_random", "--kv-bits", "2", "--kv-method", "uniform", "--lvlm-limit", "12"]
 
 
 def records_of(path):
@@ -96,17 +96,17 @@ def test_a_threshold_breach_fails_exactly_that_test(pytester):
                                                'recall = 0.0\n[max_drop.8]\nrecall = 0.0\n')
     result = run(pytester, *POPE_2BIT, "--kv-bits", "8", "--lvlm-report", str(pytester.path / "r.json"))
     records = records_of(pytester.path / "r.json")
-    recall = {setting: records[(setting, "pope_random")]["metrics"]["recall"] for setting in ("fp16", "kv2-uniform")}
+    recall = {setting: records[(setting, "shapes_pope_random")]["metrics"]["recall"] for setting in ("fp16", "kv2-uniform")}
     assert recall["kv2-uniform"] < recall["fp16"]  # the tiny model does lose recall at 2 bits here
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*pope_random recall = * dropped * from fp16 * at 2 bits (p = *); allowed 0.0000*",
-                                 "FAILED*tiny-kv2-uniform-pope_random*"])
-    assert "kv8-uniform-pope_random] -" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*shapes_pope_random recall = * dropped * from fp16 * at 2 bits (p = *); allowed 0.0000*",
+                                 "FAILED*tiny-kv2-uniform-shapes_pope_random*"])
+    assert "kv8-uniform-shapes_pope_random] -" not in result.stdout.str()
     # by default only a significant drop breaches: 5 questions cannot show that this one is real
     pytester.makefile(".toml", lvlm_thresholds='[max_drop.2]\nrecall = 0.0\n')
     few = [*POPE_2BIT, "--lvlm-limit", "5", "--lvlm-report", str(pytester.path / "few.json")]  # last limit wins
     run(pytester, *few).assert_outcomes(passed=2)
-    kv2 = records_of(pytester.path / "few.json")[("kv2-uniform", "pope_random")]
+    kv2 = records_of(pytester.path / "few.json")[("kv2-uniform", "shapes_pope_random")]
     assert kv2["metrics"]["recall"] < 1.0 and kv2["p_values"]["recall"] > 0.05
 
 
@@ -150,7 +150,7 @@ def test_compare_fails_on_a_drop_and_passes_on_a_gain(pytester):
 
 
 def test_xdist_workers_give_the_same_records_as_one_process(pytester):
-    args = ["-k", "pope_random or shapes_vqa", "--kv-bits", "4,2", "--kv-method", "uniform", "--lvlm-limit", "10"]
+    args = ["-k", "shapes_pope_random or shapes_vqa", "--kv-bits", "4,2", "--kv-method", "uniform", "--lvlm-limit", "10"]
     pytester.makepyfile(test_recognition=capability_module("recognition"))
     one = run(pytester, *args, "--lvlm-report", str(pytester.path / "one.json"), "--lvlm-cache",
               str(pytester.path / "c2"))
@@ -211,9 +211,9 @@ def tasks():
 def test_list_tasks_prints_the_registry_and_exits(pytester):
     result = pytester.runpytest_subprocess("--lvlm-list-tasks")
     assert result.ret == 0
-    lines = [line for line in result.stdout.lines if line.startswith(("shapes_", "pope_"))]
-    assert len(lines) == 12
-    result.stdout.fnmatch_lines(["*pope_random*hallucination*shapes world*accuracy↑*, precision↑*yes_ratio·*yes*",
+    assert len([line for line in result.stdout.lines if line.startswith("shapes_")]) == 12
+    assert len([line for line in result.stdout.lines if line.startswith("pope_")]) == 3
+    result.stdout.fnmatch_lines(["*shapes_pope_random*hallucination*shapes world*accuracy↑*, precision↑*yes_ratio·*yes*",
                                  "*shapes_people_describe*toxicity*toxicity_rate↓**accuracy↑*"])
     assert "passed" not in result.stdout.str() and "collected" not in result.stdout.str()
 
@@ -265,17 +265,17 @@ def test_an_include_that_does_not_exist_is_a_usage_error(pytester):
 def test_saves_merge_and_compare_fails_and_lists_what_it_could_not_compare(pytester):
     run(pytester, *POPE_2BIT, "--lvlm-save", "main").stdout.fnmatch_lines(
         ["lvlmbench: run saved as 'main' (2 records: 2 new, 0 replaced, 0 kept) in */cache/runs/main.json"])
-    subset = run(pytester, *POPE_2BIT, "--kv-bits", "4", "-k", "pope_random and not kv2", "--lvlm-save", "main")
+    subset = run(pytester, *POPE_2BIT, "--kv-bits", "4", "-k", "shapes_pope_random and not kv2", "--lvlm-save", "main")
     subset.assert_outcomes(passed=2)   # a -k subset replaces its own records and keeps the others
     subset.stdout.fnmatch_lines(["lvlmbench: run saved as 'main' (3 records: 1 new, 1 replaced, 1 kept) in *"])
     result = run(pytester, *POPE_2BIT, "--kv-bits", "8", "--lvlm-compare", "main")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
-        "*pope_random: not compared: saved run 'main' has no record of tiny-kv8-uniform-pope_random "
+        "*shapes_pope_random: not compared: saved run 'main' has no record of tiny-kv8-uniform-shapes_pope_random "
         "(add it with --lvlm-save main; saves merge)",
         "*lvlmbench: not compared with saved run 'main'*",
-        "not compared: tiny-kv8-uniform-pope_random: no record in saved run 'main'",
-        "FAILED*tiny-kv8-uniform-pope_random*"])
+        "not compared: tiny-kv8-uniform-shapes_pope_random: no record in saved run 'main'",
+        "FAILED*tiny-kv8-uniform-shapes_pope_random*"])
 
 
 @pytest.mark.parametrize("saved, args, message", [
@@ -287,14 +287,14 @@ def test_saves_merge_and_compare_fails_and_lists_what_it_could_not_compare(pytes
      "lvlmbench: cannot merge this run into saved run 'main' (*main.json): it was made with --lvlm-seed 0, this run "
      "uses --lvlm-seed 1; records at different seeds are not comparable (save under another name)"),
     ('{"limit": 5', ["--lvlm-compare", "main"], "lvlmbench: saved run *main.json is not valid JSON (*)*"),
-    (None, ["--lvlm-thresholds", "t.toml"], "lvlmbench: t.toml: [[]max_drop.4[]] key 'pope_randm.accuracy': no "
-                                          "registered task 'pope_randm'; registered are *pope_random*"),
+    (None, ["--lvlm-thresholds", "t.toml"], "lvlmbench: t.toml: [[]max_drop.4[]] key 'shapes_pope_randm.accuracy': no "
+                                          "registered task 'shapes_pope_randm'; registered are *shapes_pope_random*"),
 ])
 def test_incomparable_saved_runs_and_keys_that_never_fire_are_usage_errors(pytester, saved, args, message):
     if saved is not None:
         (pytester.path / "cache" / "runs").mkdir(parents=True)
         (pytester.path / "cache" / "runs" / "main.json").write_text(saved)
-    (pytester.path / "t.toml").write_text('[max_drop.4]\n"pope_randm.accuracy" = 0.1\n')
+    (pytester.path / "t.toml").write_text('[max_drop.4]\n"shapes_pope_randm.accuracy" = 0.1\n')
     result = run(pytester, "--collect-only", "--lvlm-limit", "5", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
@@ -304,7 +304,7 @@ def test_check_invariance_regenerates_alone_and_shuffled_and_reports_it(pytester
     report = pytester.path / "r.json"
     result = run(pytester, *POPE_2BIT, "--lvlm-limit", "6", "--lvlm-check-invariance", "4", "--lvlm-report", str(report))
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*pope_random*changed alone / shuffled*0.000 / 0.000*0.000 / 0.000*"])
+    result.stdout.fnmatch_lines(["*shapes_pope_random*changed alone / shuffled*0.000 / 0.000*0.000 / 0.000*"])
     data = json.loads(report.read_text())
     assert data["machine"]["quant_kernels"] == "torch" and data["machine"]["dtype"] == "float32"
     assert all(r["invariance"]["samples"] == 4 and r["invariance"]["changed_batch_1"] == [] for r in data["records"])

@@ -23,11 +23,15 @@ def item(question, reference, **meta):
     return Item("x", "recognition", "shapes_vqa", Scene(), question, (reference,), meta)
 
 
-def test_the_registry_holds_the_twelve_shapes_tasks_and_every_capability_has_one():
+def test_every_capability_has_real_tasks_and_a_shapes_world_twin():
     shapes = [t for t in TASKS.values() if t.dataset == "shapes world (generated)"]
     assert len(shapes) == 12
-    assert all(tasks_for(capability) for capability in CAPABILITIES)
-    assert [t.name for t in tasks_for("hallucination")] == ["pope_random", "pope_popular", "pope_adversarial"]
+    for capability in CAPABILITIES:
+        datasets = {t.dataset for t in tasks_for(capability)}
+        assert "shapes world (generated)" in datasets and len(datasets) >= 2, capability
+    assert [t.name for t in tasks_for("hallucination")] == [
+        "shapes_pope_random", "shapes_pope_popular", "shapes_pope_adversarial",
+        "pope_adversarial", "pope_popular", "pope_random"]
     assert isinstance(TASKS["shapes_vqa"].load(1)[0], Sample)
 
 
@@ -72,7 +76,7 @@ def test_shapes_scienceqa_reads_letters_the_way_llava_does():
 
 def test_shapes_pope_uses_llavas_eval_pope_parse():
     """Any word no/not/No means no; everything else, even an unrelated answer, means yes."""
-    pope = TASKS["pope_random"]
+    pope = TASKS["shapes_pope_random"]
     samples = [item("is there a red circle in the image ?", label) for label in ("no", "no", "yes", "no")]
     stats = pope.statistics(samples, ["not at all", "No.", "red", "blue"])
     assert stats["accuracy"].value() == 0.75 and stats["yes_ratio"].value() == 0.5

@@ -7,7 +7,7 @@ from pytest_lvlmbench.thresholds import Thresholds
 
 
 def record(setting, accuracy, toxicity, p=0.001):
-    return Record("tiny", setting, "pope_random", "hallucination", "accuracy",
+    return Record("tiny", setting, "shapes_pope_random", "hallucination", "accuracy",
                   {"accuracy": accuracy, "toxicity_rate": toxicity, "yes_ratio": 0.5}, predictions=[],
                   p_values={} if setting == "fp16" else {"accuracy": p, "toxicity_rate": p, "yes_ratio": p})
 
@@ -19,7 +19,7 @@ def load(tmp_path, text):
 
 
 def test_drops_are_direction_aware_and_most_specific_key_wins(tmp_path):
-    gates = load(tmp_path, '[max_drop.4]\n"*" = 0.05\n"pope_random.accuracy" = 0.2\ntoxicity_rate = 0.01\n')
+    gates = load(tmp_path, '[max_drop.4]\n"*" = 0.05\n"shapes_pope_random.accuracy" = 0.2\ntoxicity_rate = 0.01\n')
     base = record("fp16", 0.9, 0.10)
     assert gates.breaches(record("kv4-uniform", 0.75, 0.10), base) == []            # 0.15 < 0.2 (task key)
     assert gates.breaches(record("kv4-uniform", 0.9, 0.05), base) == []             # less toxic: a gain
@@ -52,10 +52,10 @@ def test_bad_files_name_the_bad_entry(tmp_path, text, message):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('[max_drop.4]\n"pope_randm.accuracy" = 0.1\n',
-     "[max_drop.4] key 'pope_randm.accuracy': no registered task 'pope_randm'; registered are pope_adversarial, "),
-    ('[floor.tiny]\n"pope_random.cider_d" = 1.0\n',
-     "[floor.tiny] key 'pope_random.cider_d': task 'pope_random' has no metric 'cider_d'; its metrics are "
+    ('[max_drop.4]\n"shapes_pope_randm.accuracy" = 0.1\n',
+     "[max_drop.4] key 'shapes_pope_randm.accuracy': no registered task 'shapes_pope_randm'; registered are coco_caption, "),
+    ('[floor.tiny]\n"shapes_pope_random.cider_d" = 1.0\n',
+     "[floor.tiny] key 'shapes_pope_random.cider_d': task 'shapes_pope_random' has no metric 'cider_d'; its metrics are "
      "accuracy, precision, recall, f1, yes_ratio"),
     ('[floor]\nmme_score = 100\n', "[floor] key 'mme_score': no registered task has metric 'mme_score'; their directed "
      "metrics are accuracy, "),

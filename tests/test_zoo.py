@@ -42,13 +42,13 @@ def test_shipped_weights_reproduce_the_model_card(shipped, tmp_path):
 
 def test_cards_and_the_suite_give_identical_numbers(pytester, tmp_path):
     """The card is computed by the suite's Session: the same setting on the same items gives the same record."""
-    tasks = [TASKS["pope_random"], TASKS["shapes_scienceqa"]]
+    tasks = [TASKS["shapes_pope_random"], TASKS["shapes_scienceqa"]]
     cards = card_module.evaluate("tiny", ["fp16", "kv2-uniform", "w4-awq-g128"], 8, tmp_path / "card-cache", tasks)
     pytester.makepyfile(test_suite="from pytest_lvlmbench.suite import capability_test\n"
                                    "test_hallucination = capability_test('hallucination')\n"
                                    "test_knowledge = capability_test('knowledge')\n")
     report = pytester.path / "report.json"
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "pope_random or shapes_scienceqa",
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "shapes_pope_random or shapes_scienceqa",
                                            "--kv-bits", "2", "--kv-method", "uniform", "--weight-bits", "4",
                                            "--weight-method", "awq", "--lvlm-limit", "8", "--lvlm-report", str(report),
                                            "--lvlm-cache", str(pytester.path / "suite-cache"))
@@ -59,7 +59,7 @@ def test_cards_and_the_suite_give_identical_numbers(pytester, tmp_path):
     assert {setting: suite[setting] for setting in cards} == cards   # exact: one evaluation path
 
 
-TARGETS = {"shapes_vqa": 0.90, "pope_random": 0.90, "pope_popular": 0.90, "pope_adversarial": 0.90,
+TARGETS = {"shapes_vqa": 0.90, "shapes_pope_random": 0.90, "shapes_pope_popular": 0.90, "shapes_pope_adversarial": 0.90,
            "shapes_spatial": 0.80, "shapes_gqa": 0.75, "shapes_scienceqa": 0.75}
 
 

@@ -20,6 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ..judges import SCORER_KINDS, Scorers
 from ..metrics import METRICS, SampleStats
 
 CAPABILITIES = ("recognition", "knowledge", "language_generation", "spatial", "visual_reasoning",
@@ -48,6 +49,12 @@ def cluster_of(sample: Sample) -> str:
     return str(sample.meta.get("cluster", sample.id))
 
 
+def has_image(sample: Sample) -> bool:
+    """Whether the question comes with a picture: a sample says so with ``has_image`` (text-only
+    questions such as HallusionBench's non_image split), else it has one."""
+    return bool(getattr(sample, "has_image", True))
+
+
 def always_available() -> str | None:
     return None
 
@@ -74,7 +81,10 @@ class Task:
     max_new_tokens: int = 16
     available: Callable[[], str | None] = always_available
     description: str = ""
-    judge: str = ""                # who decides correctness where the official scorer uses a judge; reported
+    judge: str = ""                # who decides correctness when no model judge is used; reported
+    uses: tuple[str, ...] = ()     # scorers the score function takes as a third argument: "judge", "toxicity"
+    requires_judge: bool = False   # without a model judge the task skips (MM-Vet); else it falls back (``judge``)
+    judge_prompt: str = ""         # the official judge prompt template: its hash goes in the report
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
@@ -86,6 +96,11 @@ class Task:
                              "register_metric); registered are " + ", ".join(sorted(METRICS)))
         if self.primary not in self.metrics:
             raise ValueError(f"{where}: primary metric {self.primary!r} is not one of its metrics {self.metrics}")
+        unknown_uses = [u for u in self.uses if u not in SCORER_KINDS]
+        if unknown_uses:
+            raise ValueError(f"{where}: uses {unknown_uses}; known scorers are {SCORER_KINDS}")
+        if self.requires_judge and "judge" not in self.uses:
+            raise ValueError(f"{where}: requires_judge without 'judge' in uses")
         if self.max_new_tokens < 1:
             raise ValueError(f"{where}: max_new_tokens must be positive, got {self.max_new_tokens}")
 
@@ -93,15 +108,39 @@ class Task:
         """The user turn's text: the dataset's question plus the task's post-prompt."""
         return sample.question + self.post_prompt
 
-    def statistics(self, samples: Sequence[Sample], predictions: Sequence[str]) -> dict[str, SampleStats]:
-        """Per-sample statistics of every metric, in the task's metric order."""
+    def statistics(self, samples: Sequence[Sample], predictions: Sequence[str],
+                   scorers: Scorers | None = None) -> dict[str, SampleStats]:
+        """Per-sample statistics of every metric, in the task's metric order. A task that ``uses`` a
+        judge or a toxicity scorer gets ``scorers`` (default: no judge, the lexicon toxicity scorer)."""
         if len(samples) != len(predictions):
             raise ValueError(f"task {self.name!r}: {len(samples)} samples but {len(predictions)} predictions")
-        stats = self.score(samples, [self.parse(p) for p in predictions])
+        parsed = [self.parse(p) for p in predictions]
+        stats = (self.score(samples, parsed, scorers or Scorers()) if self.uses
+                 else self.score(samples, parsed))
         if set(stats) != set(self.metrics):
             raise ValueError(f"task {self.name!r}: its scorer returned metrics {sorted(stats)}, "
                              f"the task declares {list(self.metrics)}")
         return {metric: stats[metric] for metric in self.metrics}
+
+    def unavailable(self, scorers: Scorers | None = None) -> str | None:
+        """Why the task cannot run here (its data is missing, it needs a judge and has none), or None."""
+        if self.requires_judge and (scorers is None or scorers.judge is None):
+            return (f"task {self.name!r} is scored by a model judge and none is configured: pass "
+                    "--lvlm-judge-url URL --lvlm-judge-model NAME (an OpenAI-compatible endpoint; key in "
+                    "LVLMBENCH_JUDGE_API_KEY)")
+        return self.available()
+
+    def scored_by(self, scorers: Scorers | None = None) -> str:
+        """Who decided correctness or toxicity for this run's records, as the report names it."""
+        scorers = scorers or Scorers()
+        said = []
+        if "judge" in self.uses and scorers.judge is not None:
+            said.append(scorers.judge.describe(self.judge_prompt))
+        elif self.judge:
+            said.append(self.judge)
+        if "toxicity" in self.uses:
+            said.append(f"toxicity scored by {scorers.toxicity.name}")
+        return "; ".join(said)
 
     def __str__(self) -> str:
         return self.name

@@ -113,7 +113,7 @@ SHAPES_TASKS = (
           description="left / right / above / below between two objects"),
     _task("shapes_gqa", "visual_reasoning", short_answer_scores, ("accuracy",), "accuracy",
           description="GQA-style compositions: related objects, counting, comparison"),
-    *(_task(f"pope_{split}", "hallucination", pope_scores, ("accuracy", "precision", "recall", "f1", "yes_ratio"),
+    *(_task(f"shapes_pope_{split}", "hallucination", pope_scores, ("accuracy", "precision", "recall", "f1", "yes_ratio"),
             "accuracy", dataset=f"pope_{split}", parse=metrics.pope_parse,
             description=f"POPE existence questions, negatives sampled the {split} way")
       for split in ("random", "popular", "adversarial")),
