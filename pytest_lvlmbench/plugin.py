@@ -109,9 +109,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 check_writable(path, flag)
         GenerationCache(options.cache_dir / "generations.sqlite").close()   # corrupt, read-only, wrong schema
         if options.judge_url and not hasattr(config, "workerinput"):   # a down judge: one error, before any test
-            from .judges import check_judge, scorers_from_options
+            from .judges import OpenAIJudge, check_judge
 
-            check_judge(scorers_from_options(options.judge_url, options.judge_model, None, options.cache_dir).judge)
+            check_judge(OpenAIJudge(options.judge_url, options.judge_model, retries=1, timeout=15.0))
         if options.toxicity_model:
             from .judges import ClassifierToxicity
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pytest_lvlmbench import data
+from pytest_lvlmbench import data, metrics
 from pytest_lvlmbench.data import DatasetSchemaError
 from pytest_lvlmbench.metrics import bootstrap_weights
 from pytest_lvlmbench.tasks import coco_caption, gqa, mme, scienceqa, textvqa, vizwiz  # noqa: F401 (registers)
@@ -324,7 +324,7 @@ def test_vizwiz_scores_lmms_evals_soft_accuracy(copies, data_at):
     # "yes" against ["yes", "no"]: the "yes" answer sees no other match (0), the "no" sees one (1/3): 1/6.
     stats = task.statistics(samples, ["Navy blue", "Unanswerable.", "yes"])["vqa_accuracy"]
     assert stats.value() == pytest.approx((0.9 + 1.0 + 1 / 6) / 3)
-    assert vizwiz.vizwiz_accuracy("anything", []) == 0.0
+    assert metrics.vizwiz_accuracy("anything", []) == 0.0
 
 
 # ----------------------------------------------------------------------------- ScienceQA

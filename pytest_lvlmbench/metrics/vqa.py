@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 
 __all__ = ["normalize_answer", "vqa_accuracy", "normalized_exact_match", "textvqa_normalize", "textvqa_accuracy",
-           "gqa_correct", "scienceqa_parse", "scienceqa_correct", "SCIENCEQA_OPTIONS"]
+           "vizwiz_accuracy", "gqa_correct", "scienceqa_parse", "scienceqa_correct", "SCIENCEQA_OPTIONS"]
 
 # ----------------------------------------------------------------------------- shared tables
 
@@ -213,6 +213,15 @@ def textvqa_accuracy(prediction: str, references: Sequence[str]) -> float:
         raise ValueError(f"textvqa_accuracy needs exactly 10 reference answers (m4c_evaluator's "
                          f"TextVQAAccuracyEvaluator asserts len(answers) == 10), got {len(references)}")
     return _leave_one_out(textvqa_normalize(prediction), [textvqa_normalize(ref) for ref in references])
+
+
+def vizwiz_accuracy(prediction: str, references: Sequence[str]) -> float:
+    """VizWiz-VQA val accuracy of lmms-eval (``lmms_eval/tasks/vizwiz_vqa/utils.py``,
+    ``vizwiz_vqa_process_results``): :func:`textvqa_normalize` on the prediction and every answer, then
+    the leave-one-out score of :func:`textvqa_accuracy` over however many answers there are (0.0 with
+    none: the official loop would divide by zero on an unanswered row)."""
+    answers = [textvqa_normalize(answer) for answer in references]
+    return _leave_one_out(textvqa_normalize(prediction), answers) if answers else 0.0
 
 
 # ----------------------------------------------------------------------------- GQA

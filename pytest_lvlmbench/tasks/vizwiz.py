@@ -50,19 +50,8 @@ def vizwiz_sample(row: dict) -> HubSample:
                      meta={"cluster": question_id}, image_value=row["image"], source=REPO)
 
 
-def vizwiz_accuracy(prediction: str, references: Sequence[str]) -> float:
-    """lmms-eval ``vizwiz_vqa_process_results``: EvalAIAnswerProcessor on prediction and answers, then
-    the mean over answers of min(1, matches among the others / 3); 0.0 without answers."""
-    said = metrics.textvqa_normalize(prediction)
-    answers = [metrics.textvqa_normalize(answer) for answer in references]
-    if not answers:
-        return 0.0
-    matches = sum(answer == said for answer in answers)
-    return float(sum(min(1.0, float(matches - (answer == said)) / 3) for answer in answers)) / len(answers)
-
-
 def vizwiz_scores(samples: Sequence[HubSample], answers: Sequence[str]) -> dict[str, metrics.SampleStats]:
-    values = [vizwiz_accuracy(answer, sample.references) for sample, answer in zip(samples, answers)]
+    values = [metrics.vizwiz_accuracy(answer, sample.references) for sample, answer in zip(samples, answers)]
     return {"vqa_accuracy": replace(metrics.share_stats(values), binary=False)}
 
 
