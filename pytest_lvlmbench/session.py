@@ -140,22 +140,18 @@ class Session:
         return "shapes" if Path(self.refs[name].source).resolve().is_relative_to(MODELS_DIR.resolve()) else "coco"
 
     def calibration(self, name: str) -> list[dict]:
-        """AWQ calibration batches: never an evaluated item. ``shapes``: shapes-world training
-        examples (what the embedded models were trained on); ``coco``: the first COCO-Caption2017
-        *test* images (the coco_caption task evaluates val) with the caption prompt."""
+        """AWQ calibration batch: never an evaluated item. ``shapes``: shapes-world training examples
+        (what the embedded models were trained on); ``coco``: the first COCO-Caption2017 *test* images
+        (the coco_caption task evaluates val) with the caption prompt. One batch, whatever
+        ``--lvlm-batch-size`` is, so the quantized weights never depend on it."""
         from .calibration import calibration_examples
 
         images, questions = calibration_examples(self.calibration_source(name))
-        batches = []
-        for begin in range(0, len(images), self.options.batch_size):
-            batch = self.processor(name)(
-                images=images[begin:begin + self.options.batch_size],
-                text=[self.prompt(name, q) for q in questions[begin:begin + self.options.batch_size]],
-                return_tensors="pt", padding=True).to(self.options.device)
-            if "pixel_values" in batch:
-                batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
-            batches.append(dict(batch))
-        return batches
+        batch = self.processor(name)(images=images, text=[self.prompt(name, q) for q in questions],
+                                     return_tensors="pt", padding=True).to(self.options.device)
+        if "pixel_values" in batch:
+            batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
+        return [dict(batch)]
 
     def fingerprint(self, name: str) -> str:
         if name not in self._fingerprints:

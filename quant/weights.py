@@ -189,12 +189,19 @@ def collect_linear_inputs(model: nn.Module, linears: Mapping[str, nn.Linear],
     """Inputs each linear sees when the float model runs on ``calibration`` batches.
 
     A batch is a dict of model kwargs or an input-ids tensor. Keeps at most ``max_rows``
-    evenly spaced rows per layer, so the memory cost stays bounded.
+    evenly spaced rows per layer, thinned as each batch arrives, so the memory cost stays
+    bounded (a 7B model's 224 layers would otherwise hold every calibration token in float32).
     """
     seen: dict[str, list[torch.Tensor]] = {name: [] for name in linears}
-    handles = [module.register_forward_pre_hook(
-        lambda _m, args, name=name: seen[name].append(args[0].detach().reshape(-1, args[0].shape[-1]).float().cpu()))
-        for name, module in linears.items()]
+
+    def keep(name: str, inputs: torch.Tensor) -> None:
+        rows = inputs.detach().reshape(-1, inputs.shape[-1])
+        if rows.shape[0] > max_rows:
+            rows = rows[torch.linspace(0, rows.shape[0] - 1, max_rows, device=rows.device).long()]
+        seen[name].append(rows.float().cpu())
+
+    handles = [module.register_forward_pre_hook(lambda _m, args, name=name: keep(name, args[0]))
+               for name, module in linears.items()]
     try:
         _run_calibration(model, calibration)
     finally:
