@@ -8,11 +8,32 @@ never an evaluated item, from a source the report names.
 
 from __future__ import annotations
 
-from .data import HubDataset, decode_image, read_rows
+from pathlib import Path
+
+from .data import HubDataset, decode_image, read_rows, unavailable_reason
 
 CALIBRATION_SAMPLES = 32
 COCO_TEST = HubDataset("lmms-lab/COCO-Caption2017", "default", "test", {"question_id": "string", "image": "image"})
 CAPTION_PROMPT = "Provide a one-sentence caption for the provided image."
+
+
+def calibration_source(option: str, model_source: str) -> str:
+    """The source ``--lvlm-calibration`` means for a model: ``auto`` is ``shapes`` for the embedded
+    models (what they were trained on), ``coco`` for any other checkpoint."""
+    if option != "auto":
+        return option
+    from .zoo import MODELS_DIR
+
+    return "shapes" if Path(model_source).resolve().is_relative_to(MODELS_DIR.resolve()) else "coco"
+
+
+def calibration_unavailable(source: str) -> str | None:
+    """Why a calibration source cannot be read here (its dataset is missing), or None."""
+    if source != "coco":
+        return None
+    reason = unavailable_reason(COCO_TEST)
+    return reason and (f"AWQ calibrates on COCO-Caption2017 test images (--lvlm-calibration coco), and {reason}; "
+                       "or pass --lvlm-calibration shapes")
 
 
 def calibration_examples(source: str, n: int = CALIBRATION_SAMPLES) -> tuple[list, list[str]]:

@@ -17,6 +17,8 @@ of another type) is an error naming the dataset, the column and the fix: never a
 
 from __future__ import annotations
 
+import bisect
+import functools
 import io
 import os
 import re
@@ -258,21 +260,68 @@ def read_rows(dataset: HubDataset, where: Callable[[dict], bool] | None = None,
             raise DatasetSchemaError(f"{dataset}: {path} is not a readable parquet file ({error}); re-download "
                                      f"{dataset.repo}") from None
         check_schema(dataset, parquet.schema_arrow, path)
+        images = [name for name, kind in dataset.columns.items() if kind == "image"]
+        index = -1
         for batch in parquet.iter_batches(batch_size=64, columns=list(dataset.columns)):
             for row in batch.to_pylist():
+                index += 1
                 if where is not None and not where(row):
                     continue
+                for name in images:   # a reference, not the bytes: 27 GB of pictures stay on disk
+                    if row[name] is not None:
+                        row[name] = ImageRef(str(path), index, name)
                 yield row
                 count += 1
                 if limit is not None and count >= limit:
                     return
 
 
+@dataclass(frozen=True)
+class ImageRef:
+    """Where a row's picture is: read (and decoded) only when the picture is asked for."""
+
+    path: str
+    row: int        # the row's index in its parquet file
+    column: str
+
+    def value(self) -> Any:
+        """The hub Image value ({'bytes', 'path'}) of the row."""
+        start, values = _row_group_values(self.path, self.row, self.column)
+        return values[self.row - start]
+
+
+@functools.lru_cache(maxsize=2)
+def _row_group_of(path: str) -> tuple[int, ...]:
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(path).metadata
+    starts, total = [], 0
+    for group in range(metadata.num_row_groups):
+        starts.append(total)
+        total += metadata.row_group(group).num_rows
+    return tuple(starts)
+
+
+def _row_group_values(path: str, row: int, column: str) -> tuple[int, list]:
+    starts = _row_group_of(path)
+    group = bisect.bisect_right(starts, row) - 1
+    return starts[group], _read_row_group(path, group, column)
+
+
+@functools.lru_cache(maxsize=2)   # samples are read in order: one row group is decoded from at a time
+def _read_row_group(path: str, group: int, column: str) -> list:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).read_row_group(group, columns=[column]).column(0).to_pylist()
+
+
 def decode_image(value: Any, where: str):
-    """An RGB PIL image from a hub Image value ({'bytes', 'path'}); ValueError naming ``where`` if the
-    bytes are not a picture."""
+    """An RGB PIL image from a hub Image value ({'bytes', 'path'}) or a reference to one; ValueError
+    naming ``where`` if the bytes are not a picture."""
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(value, ImageRef):
+        value = value.value()
     data = value.get("bytes") if isinstance(value, Mapping) else value
     if not data:
         path = value.get("path") if isinstance(value, Mapping) else None

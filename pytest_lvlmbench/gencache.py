@@ -67,7 +67,8 @@ HASH_CHUNK = 8 << 20
 RACY_WINDOW_NS = 2_000_000_000
 
 # Sources between the prompt text and the stored answer (see source_hash).
-CODE_FILES = ("pytest_lvlmbench/generation.py", "pytest_lvlmbench/gencache.py", "pytest_lvlmbench/tasks/shapes/world.py")
+CODE_FILES = ("pytest_lvlmbench/generation.py", "pytest_lvlmbench/gencache.py", "pytest_lvlmbench/tasks/shapes/world.py",
+              "pytest_lvlmbench/calibration.py")
 SESSION_ROOTS = ("prompt", "model", "_generate")
 VERSIONED = ("torch", "transformers", "tokenizers", "pillow", "numpy")
 

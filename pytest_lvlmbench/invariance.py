@@ -10,6 +10,7 @@ run's batch size, and counts the answers that differ from the run's own.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -36,15 +37,19 @@ class Invariance:
         return "; ".join(parts) or f"all {self.samples} answers unchanged at batch size 1 and shuffled"
 
 
-def check_invariance(generate, items, prompts, answers, batch_size: int, seed: int) -> Invariance:
+def check_invariance(generate, items, prompts, answers, batch_size: int, seed: int,
+                     kinds: Sequence[bool] | None = None) -> Invariance:
     """``generate(items, prompts) -> answers`` regenerates without the cache; ``answers`` are the
-    run's own for ``items``. Returns the items whose answer changed in either re-run."""
+    run's own for ``items``. Returns the items whose answer changed in either re-run. ``kinds``
+    (e.g. whether each item has an image) keeps items of different kinds out of one batch."""
     alone = [generate([item], [prompt])[0] for item, prompt in zip(items, prompts)]
     order = random.Random(seed).sample(range(len(items)), len(items))
+    groups = [order] if kinds is None else [[i for i in order if kinds[i]], [i for i in order if not kinds[i]]]
     shuffled: dict[int, str] = {}
-    for begin in range(0, len(order), batch_size):
-        chunk = order[begin:begin + batch_size]
-        shuffled.update(zip(chunk, generate([items[i] for i in chunk], [prompts[i] for i in chunk])))
+    for group in groups:
+        for begin in range(0, len(group), batch_size):
+            chunk = group[begin:begin + batch_size]
+            shuffled.update(zip(chunk, generate([items[i] for i in chunk], [prompts[i] for i in chunk])))
     return Invariance(len(items),
                       [str(item.id) for item, a, b in zip(items, answers, alone) if a != b],
                       [str(item.id) for i, (item, a) in enumerate(zip(items, answers)) if a != shuffled[i]])

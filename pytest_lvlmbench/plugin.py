@@ -196,6 +196,10 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
         from .settings import BASELINE
 
         reason = task.unavailable(session.scorers)
+        if not reason and setting.weights.method == "awq":
+            from .calibration import calibration_unavailable
+
+            reason = calibration_unavailable(session.calibration_source(model))
         if reason:
             pytest.skip(reason)
         try:

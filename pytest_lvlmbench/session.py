@@ -11,7 +11,6 @@ import gc
 import resource
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from quant import quantize_model
 from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, paired_p, undefined_notes
 from .gencache import (Generated, GenerationCache, device_kind, generation_key, hub_fingerprint, image_hash,
                        model_fingerprint)
+from .calibration import calibration_source
 from .generation import generate_batch
 from .judges import scorers_from_options
 from .models import ModelRef, resolve_model
@@ -29,7 +29,6 @@ from .published import check_published
 from .results import Record, Results
 from .settings import BASELINE, Setting
 from .tasks import Task, has_image
-from .zoo import MODELS_DIR
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
@@ -135,9 +134,7 @@ class Session:
 
     def calibration_source(self, name: str) -> str:
         """Where AWQ's calibration activations come from for this model (``--lvlm-calibration``)."""
-        if self.options.calibration != "auto":
-            return self.options.calibration
-        return "shapes" if Path(self.refs[name].source).resolve().is_relative_to(MODELS_DIR.resolve()) else "coco"
+        return calibration_source(self.options.calibration, self.refs[name].source)
 
     def calibration(self, name: str) -> list[dict]:
         """AWQ calibration batch: never an evaluated item. ``shapes``: shapes-world training examples
@@ -180,9 +177,13 @@ class Session:
         """Answers for every item (cached ones reused), scored; the record is kept and returned."""
         start = time.perf_counter()
         items = task.load(self.options.limit)
+        if not items:
+            raise ValueError(f"task {task.name!r} has no samples to evaluate (--lvlm-limit {self.options.limit})")
         prompts = self.prompts(name, task, items)
         config = {"max_new_tokens": task.max_new_tokens, "do_sample": False, "dtype": str(self.dtype),
                   "device": device_kind(self.options.device)}
+        if setting.weights.method == "awq":   # the weights depend on what they were calibrated on
+            config["calibration"] = self.calibration_source(name)
         keys = [generation_key(self.fingerprint(name), setting.id, p, image_hash(item.image()), config, self.cache.code)
                 for p, item in zip(prompts, items)]
         rejected_before = self.cache.rejected
@@ -254,6 +255,6 @@ class Session:
             return [g.answer for g in self._generate(name, setting, chunk, chunk_prompts, task.max_new_tokens)]
 
         result = check_invariance(generate, items, prompts, record.predictions[:len(items)], self.options.batch_size,
-                                  self.options.seed)
+                                  self.options.seed, [has_image(item) for item in items])
         record.invariance = result.as_dict()
         return result

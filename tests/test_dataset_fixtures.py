@@ -63,7 +63,7 @@ def hub_dataset(name: str, config: str | None = None, split: str | None = None, 
 
 
 def rows_of(name: str, config: str | None = None, split: str | None = None) -> list[dict]:
-    return list(read_rows(hub_dataset(name, config, split)))
+    return resolved(read_rows(hub_dataset(name, config, split)))
 
 
 ALL_SPLITS = [(name, c.name, s.name) for name in fx.DATASETS for c in fx.spec(name).configs for s in c.splits]
@@ -200,7 +200,7 @@ def test_every_split_reads_back_with_its_declared_types(hub, name, config, split
         schema = pq.read_schema(path)
         assert schema.remove_metadata() == expected_schema.remove_metadata()
         data.check_schema(dataset, schema, path)
-    assert list(read_rows(dataset)) == spec_split.rows
+    assert resolved(read_rows(dataset)) == spec_split.rows
     assert len(list(read_rows(dataset, limit=3))) == min(3, len(spec_split.rows))
 
 
@@ -476,13 +476,19 @@ def test_a_missing_dataset_says_how_to_get_it(tmp_path, name):
     assert data.unavailable_reason(dataset) == message
 
 
+def test_rows_hold_a_reference_to_their_picture_not_its_bytes(hub):
+    row = next(read_rows(hub_dataset("lmms-lab/POPE")))
+    assert isinstance(row["image"], data.ImageRef)
+    assert decode_image(row["image"], "POPE item").size == decode_image(row["image"].value(), "POPE item").size
+
+
 def test_the_encoder_mirror_is_found(tmp_path):
     set_data_dirs([tmp_path])
     mirror = fx.write_dataset("lmms-lab/POPE", tmp_path, org="lmms-lab-encoder")
     assert mirror == tmp_path / "lmms-lab-encoder" / "POPE"
     dataset = hub_dataset("lmms-lab/POPE")
     assert data.locate(dataset) == mirror
-    assert list(read_rows(dataset)) == fx.spec("lmms-lab/POPE").config("default").split("test").rows
+    assert resolved(read_rows(dataset)) == fx.spec("lmms-lab/POPE").config("default").split("test").rows
     assert data.unavailable_reason(dataset) is None
     original = fx.write_dataset("lmms-lab/POPE", tmp_path)                # both there: the lmms-lab id first
     assert data.locate(dataset) == original
@@ -552,3 +558,8 @@ def test_a_card_listing_data_files_as_plain_paths_is_read(tmp_path):
     (root / "README.md").write_text(text[:start] + "configs:\n- config_name: default\n  data_files:\n  - data/test-*"
                                     + text[end:], encoding="utf-8")
     assert data.readme_configs(root) == {"default": {"train": ["data/test-*"]}}
+
+
+def resolved(rows) -> list[dict]:
+    """Rows with each picture reference read back into its hub Image value."""
+    return [{k: v.value() if isinstance(v, data.ImageRef) else v for k, v in row.items()} for row in rows]

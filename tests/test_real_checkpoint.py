@@ -115,3 +115,28 @@ def test_bad_real_path_options_are_usage_errors(pytester, args, message):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_awq_on_a_real_checkpoint_without_its_calibration_images_skips_saying_so(pytester, tmp_path):
+    directory = build_random_llava("llava-1.5", tmp_path / "m")
+    pytester.makepyfile(test_hallucination=capability_module("hallucination"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", "-k", "shapes_pope_random", "--model",
+                                           str(directory), "--weight-bits", "4", "--weight-method", "awq",
+                                           "--group-size", "32", "--lvlm-limit", "2")
+    result.assert_outcomes(passed=1, skipped=1)   # fp16 runs; the AWQ setting cannot be calibrated here
+    result.stdout.fnmatch_lines(["*AWQ calibrates on COCO-Caption2017 test images (--lvlm-calibration coco), and "
+                                 "dataset lmms-lab/COCO-Caption2017 is not downloaded*or pass --lvlm-calibration shapes"])
+
+
+def test_the_invariance_check_never_batches_pictures_with_text_only_questions():
+    from pytest_lvlmbench.invariance import check_invariance
+
+    kinds = [True, False, True, False, True, False]
+    batches_seen = []
+
+    def generate(items, prompts):
+        batches_seen.append({kinds[i] for i in items})
+        return ["a"] * len(items)
+
+    result = check_invariance(generate, list(range(6)), ["p"] * 6, ["a"] * 6, batch_size=4, seed=0, kinds=kinds)
+    assert result.ok and all(len(kind) == 1 for kind in batches_seen)

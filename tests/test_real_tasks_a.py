@@ -387,12 +387,12 @@ def test_mme_prompts_drop_the_yes_no_sentence_as_llava(copies, data_at):
         "text_translation/0001.png#0"]
 
 
-def test_mme_limit_never_splits_a_pair(copies, data_at):
+def test_mme_limit_rounds_up_to_whole_pairs(copies, data_at):
     data_at(copies)
     task = TASKS["mme_perception"]
-    assert [s.id for s in task.load(3)] == ["existence/000000006040.jpg#0", "existence/000000006040.jpg#1"]
-    assert len(task.load(4)) == 4
-    assert len(task.load(1)) == 0
+    assert [s.id for s in task.load(1)] == ["existence/000000006040.jpg#0", "existence/000000006040.jpg#1"]
+    assert [s.id for s in task.load(2)] == ["existence/000000006040.jpg#0", "existence/000000006040.jpg#1"]
+    assert len(task.load(3)) == 4 and len(task.load(4)) == 4
 
 
 def test_mme_cognition_scores_each_subtask_and_the_total(copies, data_at):

@@ -124,7 +124,8 @@ def mme_loader(family: tuple[str, ...]):
     def load(limit: int | None) -> list[HubSample]:
         key = (limit, data_dirs())
         if key not in memo:
-            memo[key] = pair_up(rows(limit), limit)
+            read = None if limit is None else limit + 1   # the limit rounds up to a whole pair
+            memo[key] = pair_up(rows(read), read)
         return memo[key]
     return load
 
