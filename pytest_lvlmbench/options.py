@@ -61,7 +61,7 @@ LIST_OPTIONS = [  # (flag, ini name, type, help): repeatable or comma lists
     ("--kv-bits", "lvlm_kv_bits", int, "KV-cache bits (2,3,4,8,16)"),
     ("--kv-method", "lvlm_kv_method", str, "KV method: uniform, group, outlier"),
     ("--weight-bits", "lvlm_weight_bits", int, "weight bits (2,3,4,8,16)"),
-    ("--weight-method", "lvlm_weight_method", str, "weight method: rtn, group, awq"),
+    ("--weight-method", "lvlm_weight_method", str, "weight method: rtn, group, awq, outlier, gptq"),
     ("--lvlm-include", "lvlm_include", str, "module name or .py file that registers extra tasks (repeatable)"),
     ("--lvlm-data-dir", "lvlm_data_dir", str, "directory with local copies of hub datasets as DIR/<org>/<name> "
      "(repeatable; searched before the Hugging Face cache)"),

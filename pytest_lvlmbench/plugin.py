@@ -196,7 +196,7 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
         from .settings import BASELINE
 
         reason = task.unavailable(session.scorers)
-        if not reason and setting.weights.method == "awq":
+        if not reason and setting.weights.needs_calibration:
             from .calibration import calibration_unavailable
 
             reason = calibration_unavailable(session.calibration_source(model))

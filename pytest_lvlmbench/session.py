@@ -127,7 +127,7 @@ class Session:
         gc.collect()
         if self.options.device.startswith("cuda"):
             torch.cuda.empty_cache()
-        calibration = self.calibration(name) if setting.weights.method == "awq" else None
+        calibration = self.calibration(name) if setting.weights.needs_calibration else None
         model = self._load_float(name)
         quantize_model(model, setting.weights, calibration=calibration)
         return model
@@ -182,7 +182,7 @@ class Session:
         prompts = self.prompts(name, task, items)
         config = {"max_new_tokens": task.max_new_tokens, "do_sample": False, "dtype": str(self.dtype),
                   "device": device_kind(self.options.device)}
-        if setting.weights.method == "awq":   # the weights depend on what they were calibrated on
+        if setting.weights.needs_calibration:   # the weights depend on what they were calibrated on
             config["calibration"] = self.calibration_source(name)
         keys = [generation_key(self.fingerprint(name), setting.id, p, image_hash(item.image()), config, self.cache.code)
                 for p, item in zip(prompts, items)]
@@ -219,7 +219,7 @@ class Session:
                         kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
                         peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
                         judge=task.scored_by(self.scorers), cache_rejected=cache_rejected,
-                        calibration=self.calibration_source(name) if setting.weights.method == "awq" else "")
+                        calibration=self.calibration_source(name) if setting.weights.needs_calibration else "")
         return self.results.add(record)
 
     def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:

@@ -43,10 +43,19 @@ class Setting:
 BASELINE = Setting()
 
 
+GRID_KV_GROUP = {"group_size": 8, "residual_length": 0}
+
+
 def default_grid() -> list[Setting]:
-    """FP16 plus KV {8,4,2} x {uniform, group, outlier} and weights {8,4} x {rtn, group, awq}."""
+    """FP16 plus KV {8,4,2} x {uniform, group, outlier} and weights {8,4} x every weight method.
+
+    The KV group settings use G=8, R=0 rather than KIVI's paper setting G=32, R=128 (what
+    ``--kv-method group`` gives): on the embedded models' ~25-token prompts, G=32/R=128 keeps every
+    token in full precision and would show KIVI as free. G=8/R=0 compresses all but the newest
+    partial key group, so every KV setting of the default grid stores well under its float bytes."""
     grid = [BASELINE]
-    grid += [Setting(kv=KVQuantSpec(method, bits)) for bits in (8, 4, 2) for method in KV_METHODS]
+    grid += [Setting(kv=KVQuantSpec(method, bits, **(GRID_KV_GROUP if method == "group" else {})))
+             for bits in (8, 4, 2) for method in KV_METHODS]
     grid += [Setting(weights=WeightQuantSpec(method, bits)) for bits in (8, 4) for method in WEIGHT_METHODS]
     return grid
 
@@ -61,9 +70,10 @@ def settings_from_options(kv_bits: list[int], kv_method: list[str], weight_bits:
     kv_methods = kv_method or (list(KV_METHODS) if kv_bits else [])
     weight_methods = weight_method or (list(WEIGHT_METHODS) if weight_bits else [])
     users = {"--group-size": (group_size, "group" in kv_methods or any(m != "rtn" for m in weight_methods),
-                              "--kv-method group, or --weight-method group / awq"),
+                              "--kv-method group, or --weight-method group / awq / outlier / gptq"),
              "--residual-length": (residual_length, "group" in kv_methods, "--kv-method group"),
-             "--outlier-ratio": (outlier_ratio, "outlier" in kv_methods, "--kv-method outlier")}
+             "--outlier-ratio": (outlier_ratio, "outlier" in kv_methods or "outlier" in weight_methods,
+                                 "--kv-method outlier or --weight-method outlier")}
     for flag, (value, used, by) in users.items():
         if value is not None and not used:
             raise ValueError(f"{flag} {value} has no effect on the chosen settings: it is used by {by}")
@@ -78,8 +88,10 @@ def settings_from_options(kv_bits: list[int], kv_method: list[str], weight_bits:
             settings.append(Setting(kv=KVQuantSpec(method, bits, **options)))
     for method in weight_methods:
         for bits in weight_bits or [4]:
-            size = group_size if method != "rtn" else None
-            settings.append(Setting(weights=WeightQuantSpec(method, bits, group_size=size)))
+            options = {"group_size": group_size} if method != "rtn" and group_size is not None else {}
+            if method == "outlier" and outlier_ratio is not None:
+                options["outlier_ratio"] = outlier_ratio
+            settings.append(Setting(weights=WeightQuantSpec(method, bits, **options)))
     if kv_methods and (weight_bits or weight_method):  # both asked: also their combination
         settings += [Setting(w.weights, k.kv) for w in settings if not w.weights.is_float
                      for k in settings if not k.kv.is_float]

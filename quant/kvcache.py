@@ -1,35 +1,75 @@
 """A quantized KV cache on transformers' cache API, with packed storage.
 
 Tensors are ``[batch, heads, tokens, head_dim]``; keys and values are compressed separately.
+Every method is a composition of ``quant.affine``'s one quantize/dequantize primitive.
+
+References (read at the source; the defaults follow their arithmetic):
+
+- GEAR: github opengear-project/GEAR, ``GEARLM/GEARLM/Simulated/compress_function.py`` at commit
+  4ca6495740fef09d360fa1f0bd97f6d04680bcee (the last one that has the simulated functions;
+  01d0a32 deleted the file): ``fake_uniformquantization``, ``fake_groupwise_token_asymmetric_quantization``,
+  ``fake_dense_sparse_uniformquantization``, ``fake_poweriteration``, ``fake_outquant_with_lrap``,
+  ``compress_insert_function``; its streaming in ``modeling_llama_new.py`` (the SDPA attention ``forward``: the past cache
+  is compressed before the new token is appended, so that token is attended in full precision).
+- KIVI: github jy-yuan/KIVI at commit 876b4d2d08e3b1d5f70d0969c299d8c7c42ddfb6, ``quant/new_pack.py``
+  (``triton_quantize_and_pack_along_last_dim``, ``quant_and_pack_kcache``/``vcache``) and
+  ``models/llama_kivi.py`` (``LlamaAttention_KIVI.forward``: prefill split and decode streaming).
+
 Methods (see ``KVQuantSpec``):
 
-- ``uniform`` — GEAR's uniform quantization (Kang et al., arXiv 2403.05527; github
-  opengear-project/GEAR ``fake_uniformquantization``): asymmetric min-max, one scale/zero per
-  quantized block (granularity ``tensor``), or one per token row of ``head_dim`` (``token``).
-- ``group`` — KIVI (Liu et al., arXiv 2402.02750): keys per-channel in groups of G tokens,
-  values per-token in groups of G channels.
-- ``outlier`` — GEAR's outlier-reduced quantization (``fake_dense_sparse_uniformquantization``):
-  the largest and smallest ``s/2`` fraction of entries are kept exactly as a sparse part, the
-  rest is quantized uniformly with its own range; with ``rank > 0`` the quantization residual is
-  approximated at rank r by power iteration with QR (GEAR's ``fake_poweriteration``), so
-  ``X ≈ dequant(Q(X − S)) + L + S``. ``s = 0`` keeps no outliers (GEAR's slicing ``[k:-k]`` with
-  k = 0 would quantize nothing). The rank-r term is stored only for blocks where it is smaller
-  than the values it corrects (``r·(T + H·D) < T·H·D``); for a single decode token it would be
-  an exact copy larger than the token itself.
+- ``uniform`` — GEAR's uniform quantization: asymmetric min-max, ``scale = (max - min)/(2^b - 1)``,
+  ``q = round((x - min)/scale)``, ``x̂ = q·scale + min``; one range per quantized block
+  (granularity ``tensor``), per token over all heads' H·D channels (``-token``), or per head row of
+  head_dim channels (``-headrow``).
+- ``group`` — KIVI: keys per channel in groups of G tokens, values per token in groups of G
+  channels (``(x - mn)/scale`` clamped to ``[0, 2^b - 1]`` and rounded: the same codes).
+- ``outlier`` — GEAR's outlier-reduced quantization with optional low rank
+  (``fake_outquant_with_lrap``): the largest and smallest ``s/2`` fraction of entries are the sparse
+  part S, kept exactly; the rest is quantized with its own range; the residual
+  ``X − dequant(Q(X − S)) − S`` (zero at outlier positions) is approximated at rank r by power
+  iteration with QR on the last round (``fake_poweriteration``, 3 loops), and
+  ``X ≈ dequant(Q(X − S)) + S + L`` with L added at EVERY position, outliers included. The rank is
+  fixed (``-lr4``) or, as GEAR sets it, ``int(f · min(tokens, H·D))`` of each compressed block
+  (``-lrf0.02``). ``s = 0`` keeps no outliers (GEAR's slicing ``[k:-k]`` with k = 0 would
+  quantize nothing).
 
-Deviation from GEAR, on purpose: "tensor" blocks, outliers and the low-rank term are taken per
-sequence (batch element), not over the whole batch, so a sample's result does not depend on
-what it is batched with. Left-padding tokens do take part in their sequence's ranges.
+Streaming (KIVI ``LlamaAttention_KIVI.forward``): with residual length R, keys keep the newest
+``l mod R`` tokens in full precision (whole blocks of R, so whole groups of G, are flushed); KIVI's
+values (method ``group``) keep a sliding window of the newest R tokens and each token is
+compressed as it leaves it. GEAR's methods flush keys and values together every R tokens (GEAR's
+``streaming_gap``). With R = 0 every token is compressed (KIVI keys: whole groups of G; the < G
+leftover waits). History is never re-quantized. A token produced at a decode step is attended
+in full precision at that step and compressed afterwards, as in KIVI and GEAR's simulated mode.
 
-Streaming (KIVI §3.3, shared by every method): with residual length R > 0 the newest
-``l mod R`` tokens stay in full precision; when that window reaches R tokens they are compressed
-as one block and appended to packed storage. History is never re-quantized. With R = 0 every
-token is compressed on arrival (KIVI keys: whole groups of G; the < G leftover waits).
+Prefill: by default the prefill attention already sees the compressed prompt (the study's
+semantics), so a one-token answer can change. ``quantize_prefill=False`` (id suffix
+``-fpprefill``) is KIVI's deployment semantics: prefill attention uses the float prompt and only
+later steps read the compressed cache — a one-token answer cannot change.
 
-Prefill: by default the prefill attention already sees the compressed prompt (the study's and
-GEAR's simulated semantics), so a one-token answer can change. ``quantize_prefill=False``
-(id suffix ``-fpprefill``) is KIVI's deployment semantics: prefill attention uses the float
-prompt and only later steps read the compressed cache — a one-token answer cannot change.
+Deliberate differences from the references, each with the option that selects ours or theirs:
+
+- ``-exactoutliers``: ours, the low-rank term is not added where an outlier is written back
+  (outliers stay exact). Default: GEAR's, L added everywhere.
+- ``-headrow``: one range per head row (head_dim values). ``-token`` is one range per token over
+  all H·D values. GEAR's ``fake_groupwise_token_asymmetric_quantization`` itself hard-codes groups
+  of 128 consecutive channels of the H·D row, which is ``-headrow`` when head_dim = 128 (LLaMA /
+  LLaVA 7B-13B) and ``-token`` when H·D = 128.
+- Scope, no option: ``tensor`` blocks, outliers and the low-rank term are taken per sequence
+  (batch element); GEAR flattens the whole batch (``input.reshape(-1)``, power iteration over
+  ``batch·seq_len`` rows). Ours keeps a sample's result independent of its batch mates.
+- Left padding, no option: padding positions of a left-padded batch take part in their
+  sequence's ranges, outliers and low rank (as in GEAR), so answers still depend on how much
+  padding a batch adds. ``Cache.update`` receives no attention mask, so the cache cannot tell
+  padding apart.
+- Low-rank storage, no option: the rank-r factors are stored only where they are smaller than the
+  values they correct (``r·(T + H·D) < T·H·D``); for a single token they would be an exact copy
+  larger than the token itself. GEAR always adds them.
+- Constant blocks, no option: a block with zero range (``max == min``) dequantizes exactly;
+  GEAR's and KIVI's code divide by the zero step and return NaN there.
+- Power-iteration start, no option: a fixed-seed ``torch.rand`` start (GEAR: unseeded), so
+  results are reproducible.
+- GEAR re-compresses the whole past cache at each streaming step; ours never re-quantizes
+  history (KIVI's rule).
 
 Errors: ``update()`` checks its inputs (4-D float ``[batch, heads, tokens, head_dim]``, keys and
 values with the same batch, heads and tokens, the same batch/heads/head_dim as the cached
@@ -63,18 +103,28 @@ class KVCodec:
     """How one of keys/values is compressed: bits, block layout, outliers, low rank."""
 
     bits: int
-    block: str  # "tensor" (per sequence), "token" (per head-token row), "channel_group", "token_group"
+    block: str  # "tensor" (per sequence), "token" (per token, all heads), "headrow", "channel_group", "token_group"
     group_size: int = 0
     symmetric: bool = False
     clip_ratio: float = 1.0
     outlier_ratio: float = 0.0
     rank: int = 0
+    rank_fraction: float = 0.0  # GEAR: rank = int(rank_fraction * min(tokens, H·D)) of each block
+    exact_outliers: bool = False  # ours: the low-rank term is not added at outlier positions
+
+    def rank_for(self, tokens: int, width: int) -> int:
+        """Low-rank rank for a block of ``tokens`` rows of ``width = H·D`` (GEAR's compress_insert_function)."""
+        if self.rank_fraction:
+            return int(min(tokens, width) * self.rank_fraction)
+        return self.rank
 
     def block_size(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         _, heads, tokens, dim = shape
         if self.block == "tensor":
             return (1, heads, tokens, dim)
-        if self.block == "token":
+        if self.block == "token":  # GEAR's per-token: one range over all heads' channels
+            return (1, heads, 1, dim)
+        if self.block == "headrow":
             return (1, 1, 1, dim)
         if self.block == "channel_group":  # KIVI keys: per channel, G consecutive tokens
             return (1, 1, self.group_size, 1)
@@ -95,7 +145,8 @@ def codecs_for(spec: KVQuantSpec) -> tuple[KVCodec, KVCodec]:
     if spec.method == "uniform":
         codec = KVCodec(block=spec.granularity, **common)
     else:
-        codec = KVCodec(block="tensor", outlier_ratio=spec.outlier_ratio, rank=spec.rank, **common)
+        codec = KVCodec(block="tensor", outlier_ratio=spec.outlier_ratio, rank=spec.rank,
+                        rank_fraction=spec.rank_fraction or 0.0, exact_outliers=spec.exact_outliers, **common)
     return codec, codec
 
 
@@ -112,6 +163,7 @@ class Segment:
     outlier_values: torch.Tensor | None = None   # [batch, n_outliers], storage dtype
     outlier_index: torch.Tensor | None = None    # [batch, n_outliers], int32
     low_rank: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (first token, Q, P)
+    exact_outliers: bool = False  # True: outliers are written after the low-rank term (ours, -exactoutliers)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -137,7 +189,7 @@ class Segment:
             PackedCodes(torch.cat([self.codes.data, other.codes.data], dim=2), qp.bits, self.codes.length),
             QParams(torch.cat([qp.scale, oq.scale], dim=2), zero, qp.bits, qp.block_size),
             values, index,
-            self.low_rank + [(start + self.tokens, q, p) for start, q, p in other.low_rank])
+            self.low_rank + [(start + self.tokens, q, p) for start, q, p in other.low_rank], self.exact_outliers)
 
     def dequantize_into(self, out: torch.Tensor) -> None:
         """Write the reconstructed tokens into ``out`` ([batch, heads, tokens, head_dim], may be a slice)."""
@@ -147,9 +199,13 @@ class Segment:
         x = dequantize(unpack(self.codes), self.qparams, torch.float32)
         batch, heads, tokens, dim = x.shape
         flat = x.transpose(1, 2).reshape(batch, tokens, heads * dim)
+        if self.outlier_values is not None and not self.exact_outliers:
+            # GEAR (fake_outquant_with_lrap): dequant(Q(X - S)) + S, then + L at every position.
+            flat = flat.reshape(batch, -1).scatter(1, self.outlier_index.long(), self.outlier_values.float())
+            flat = flat.reshape(batch, tokens, heads * dim)
         for start, q, p in self.low_rank:
             flat[:, start:start + q.shape[1]] += q.float() @ p.float().transpose(1, 2)
-        if self.outlier_values is not None:
+        if self.outlier_values is not None and self.exact_outliers:
             flat = flat.reshape(batch, -1).scatter(1, self.outlier_index.long(), self.outlier_values.float())
         out.copy_(flat.reshape(batch, tokens, heads, dim).transpose(1, 2))
 
@@ -169,7 +225,7 @@ class Segment:
         return Segment(PackedCodes(pick(self.codes.data), qp.bits, self.codes.length),
                        QParams(pick(qp.scale), pick(qp.zero), qp.bits, qp.block_size),
                        pick(self.outlier_values), pick(self.outlier_index),
-                       [(start, pick(q), pick(p)) for start, q, p in self.low_rank])
+                       [(start, pick(q), pick(p)) for start, q, p in self.low_rank], self.exact_outliers)
 
 
 STORED_PARTS = ("codes", "scale_zero", "sparse", "low_rank")
@@ -244,17 +300,22 @@ def compress(x: torch.Tensor, codec: KVCodec, *, check_finite: bool = True) -> S
         x32 = filled.reshape(batch, tokens, heads, dim).transpose(1, 2)
         values = values.to(x.dtype)
     block = codec.block_size(x.shape)
+    # A constant block (max == min) gets scale 0 and dequantizes exactly (quant.affine). GEAR's
+    # fake_uniformquantization divides by that zero step and returns NaN there; KIVI's
+    # quant_and_pack_* likewise divide by a zero scale. Ours stays exact on purpose.
     qparams = choose_qparams(x32, codec.bits, block, symmetric=codec.symmetric, clip_ratio=codec.clip_ratio,
                              param_dtype=x.dtype, check_finite=False)
     codes = quantize(x32, qparams, check_finite=False)
     low_rank = []
-    if codec.rank > 0 and codec.rank * (tokens + heads * dim) < tokens * heads * dim:
+    rank = codec.rank_for(tokens, heads * dim)
+    if rank > 0 and rank * (tokens + heads * dim) < tokens * heads * dim:
         residual = (x32 - dequantize(codes, qparams, torch.float32)).transpose(1, 2).reshape(batch, tokens, -1)
         if index is not None:
             residual = residual.reshape(batch, -1).scatter(1, index.long(), 0.0).reshape(batch, tokens, -1)
-        q, p = low_rank_approximation(residual, codec.rank)
+        q, p = low_rank_approximation(residual, rank)
         low_rank = [(0, q.to(x.dtype), p.to(x.dtype))]
-    return Segment(pack(codes, codec.bits, check_range=False), qparams, values, index, low_rank)
+    return Segment(pack(codes, codec.bits, check_range=False), qparams, values, index, low_rank,
+                   codec.exact_outliers)
 
 
 class QuantizedStream:
@@ -312,12 +373,21 @@ class QuantizedKVLayer(DynamicLayer):
             key_codec, value_codec = codecs_for(spec)
             self.key_stream, self.value_stream = QuantizedStream(key_codec), QuantizedStream(value_codec)
 
-    def _tokens_to_flush(self, window: int) -> int:
-        """KIVI's rule: compress whole multiples of R (or of the codec's token block when R = 0)."""
+    def _tokens_to_flush(self, key_window: int, value_window: int) -> tuple[int, int]:
+        """(keys, values) to compress out of full-precision windows of these lengths.
+
+        Keys (every method) and GEAR's values: whole multiples of R (of the codec's token block
+        when R = 0), leaving ``l mod R``. KIVI's values (method ``group``): a sliding window of the
+        newest R tokens; older ones are compressed as they leave it (jy-yuan/KIVI
+        ``models/llama_kivi.py``, ``LlamaAttention_KIVI.forward``)."""
         if self.key_stream is None:
-            return 0
-        unit = self.spec.residual_length or self.key_stream.codec.token_multiple
-        return window // unit * unit
+            return 0, 0
+        residual = self.spec.residual_length
+        unit = residual or self.key_stream.codec.token_multiple
+        keys = key_window // unit * unit
+        if self.spec.method == "group":
+            return keys, max(value_window - residual, 0)
+        return keys, value_window // unit * unit
 
     @property
     def _name(self) -> str:
@@ -344,11 +414,12 @@ class QuantizedKVLayer(DynamicLayer):
             raise ValueError(f"{self._name}: group_size={self.spec.group_size} must divide the value head_dim="
                              f"{value_states.shape[3]} (KIVI groups value channels)")
 
-    def _check_finite(self, keys: torch.Tensor, values: torch.Tensor, first_token: int) -> None:
-        """Tokens about to be compressed must be finite; one sync for keys and values together."""
+    def _check_finite(self, keys: torch.Tensor, first_key: int, values: torch.Tensor, first_value: int) -> None:
+        """Tokens about to be compressed must be finite; one sync for keys and values together.
+        ``first_key``/``first_value``: sequence position of the first token of each."""
         if bool(torch.isfinite(keys).all() & torch.isfinite(values).all()):
             return
-        for name, t in (("keys", keys), ("values", values)):
+        for name, t, first_token in (("keys", keys, first_key), ("values", values, first_value)):
             bad = ~torch.isfinite(t)
             if bad.any():
                 b, h, tok, _ = (int(i) for i in bad.nonzero()[0])
@@ -368,23 +439,32 @@ class QuantizedKVLayer(DynamicLayer):
         else:
             keys = torch.cat([self.keys, key_states], dim=-2)
             values = torch.cat([self.values, value_states], dim=-2)
-        flush = self._tokens_to_flush(keys.shape[-2])
-        if flush:  # check before anything is stored, so an error leaves the cache as it was
-            compressed = 0 if first_call else self.cumulative_length - self.keys.shape[-2]
-            self._check_finite(keys[:, :, :flush], values[:, :, :flush], compressed)
+        flush_k, flush_v = self._tokens_to_flush(keys.shape[-2], values.shape[-2])
+        if flush_k or flush_v:  # check before anything is stored, so an error leaves the cache as it was
+            before = 0 if first_call else self.cumulative_length
+            self._check_finite(keys[:, :, :flush_k], before + key_states.shape[-2] - keys.shape[-2],
+                               values[:, :, :flush_v], before + value_states.shape[-2] - values.shape[-2])
         if first_call:
             self.lazy_initialization(key_states, value_states)
         self.update_calls += 1
         self.cumulative_length += key_states.shape[-2]
-        self.keys, self.values = keys, values
-        if flush:
-            self.key_stream.append(self.keys[:, :, :flush], check_finite=False)
-            self.value_stream.append(self.values[:, :, :flush], check_finite=False)
-            self.keys, self.values = self.keys[:, :, flush:], self.values[:, :, flush:]
-        if first_call and not self.spec.quantize_prefill:
-            return key_states, value_states
         if self.key_stream is None:
-            return self.keys, self.values
+            self.keys, self.values = keys, values
+            return keys, values
+        decode = not first_call
+        if decode:
+            # KIVI and GEAR's simulated mode: the new token is attended in full precision at its
+            # own step and compressed afterwards (for the next steps).
+            out = (self.key_stream.read(keys), self.value_stream.read(values))
+        if flush_k:
+            self.key_stream.append(keys[:, :, :flush_k], check_finite=False)
+        if flush_v:
+            self.value_stream.append(values[:, :, :flush_v], check_finite=False)
+        self.keys, self.values = keys[:, :, flush_k:], values[:, :, flush_v:]
+        if decode:
+            return out
+        if not self.spec.quantize_prefill:
+            return key_states, value_states
         return self.key_stream.read(self.keys), self.value_stream.read(self.values)
 
     def get_seq_length(self) -> int:

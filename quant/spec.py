@@ -8,16 +8,24 @@ Ids (fields that a method does not use are absent; method defaults are filled in
 
     fp16                      no quantization (bits=16)
     kv4-uniform               GEAR uniform, one scale/zero per quantized block (tensor)
-    kv4-uniform-token         ... one scale/zero per token row
+    kv4-uniform-token         ... one scale/zero per token over all heads (H·D values, GEAR's per-token)
+    kv4-uniform-headrow       ... one scale/zero per head row of a token (head_dim values)
     kv2-group-g32-r128        KIVI: group size 32, 128 recent tokens in full precision
     kv2-outlier-s2-lr4        GEAR: 2% outliers kept sparse, rank-4 low-rank residual
+    kv2-outlier-s2-lrf0.02    ... rank = int(0.02 · min(tokens, H·D)) per compressed block (GEAR's form)
+    kv2-outlier-s2-lr4-exactoutliers  ... low-rank term not added at outlier positions
     w8-rtn                    round-to-nearest, one scale/zero per output channel
     w4-group-g128             groups of 128 input channels
     w4-awq-g128               activation-aware scaling (AWQ) then group quantization
+    w3-outlier-s1-g128        dense+sparse: the largest 1% |w| of each output row kept exactly,
+                              the rest group-quantized (``-matrix``: 1% of the whole matrix)
+    w4-gptq-g128              GPTQ (Hessian-based error compensation), groups of 128
+    w4-gptq-g128-actorder     ... columns in descending Hessian-diagonal order (static groups)
 
 Optional suffixes, in this order: ``-r{R}`` (residual window, when not implied),
 ``-sym`` (symmetric), ``-c{ratio}`` (clip ratio below 1), ``-fpprefill`` (KV only:
-full-precision prefill attention, KIVI's deployment semantics).
+full-precision prefill attention, KIVI's deployment semantics). Weight ids put
+``-matrix`` (outlier) or ``-actorder`` (gptq) right after the group size, before ``-sym``.
 
 Every option may appear once (``kv4-group-g32-g64`` is an error, not "last wins"); bits
 are an integer; an unknown option is named in the error with the options allowed.
@@ -33,20 +41,24 @@ from typing import ClassVar
 ALLOWED_BITS = (2, 3, 4, 8, 16)
 FLOAT_BITS = 16
 KV_METHODS = ("uniform", "group", "outlier")
-WEIGHT_METHODS = ("rtn", "group", "awq")
-KV_GRANULARITIES = ("tensor", "token")
+WEIGHT_METHODS = ("rtn", "group", "awq", "outlier", "gptq")
+CALIBRATED_METHODS = ("awq", "gptq")  # weight methods that need calibration activations
+WEIGHT_OUTLIER_SCOPES = ("row", "matrix")
+DEFAULT_WEIGHT_OUTLIER_RATIO = 0.01
+KV_GRANULARITIES = ("tensor", "token", "headrow")
 MAX_OUTLIER_RATIO = 0.5
 
 # what each option token means, for error messages
 KV_OPTIONS = ("g<group_size>", "r<residual_length>", "s<outlier_percent>", "lr<rank>", "c<clip_ratio>",
-              "sym", "token", "tensor", "fpprefill")
-WEIGHT_OPTIONS = ("g<group_size>", "c<clip_ratio>", "sym")
+              "sym", "token", "tensor", "fpprefill", "lrf<rank_fraction>", "headrow", "exactoutliers")
+WEIGHT_OPTIONS = ("g<group_size>", "c<clip_ratio>", "sym", "s<outlier_percent>", "matrix", "actorder")
 
 _TOKEN_PATTERNS = {
     "group_size": re.compile(r"g(\d+)"),
     "residual_length": re.compile(r"r(\d+)"),
     "outlier_percent": re.compile(r"s(\d+(?:\.\d+)?)"),
     "rank": re.compile(r"lr(\d+)"),
+    "rank_fraction": re.compile(r"lrf(\d*\.?\d+)"),
     "clip_ratio": re.compile(r"c(0?\.\d+)"),
 }
 
@@ -133,13 +145,13 @@ def _parse_tokens(text: str, tokens: list[str], flags: tuple[str, ...],
     seen: dict[str, str] = {}  # field -> the token that set it
     for token in tokens:
         if token in flags:
-            name, value = ("granularity" if token in ("token", "tensor") else token), token
+            name, value = ("granularity" if token in KV_GRANULARITIES else token), token
         else:
             for name, pattern in _TOKEN_PATTERNS.items():
                 match = pattern.fullmatch(token)
                 if match:
                     raw = match.group(1)
-                    value = float(raw) if name in ("outlier_percent", "clip_ratio") else int(raw)
+                    value = float(raw) if name in ("outlier_percent", "clip_ratio", "rank_fraction") else int(raw)
                     break
             else:
                 raise _bad("id", text, f"unknown option {token!r}; allowed options are {', '.join(allowed)}")
@@ -183,7 +195,12 @@ class KVQuantSpec(_SpecBase):
     method: ``uniform`` (GEAR's uniform, arXiv 2403.05527), ``group`` (KIVI, arXiv 2402.02750:
     keys per-channel, values per-token, groups of ``group_size``) or ``outlier`` (GEAR's
     outlier-reduced: ``outlier_ratio`` of entries kept sparse in full precision, optional
-    rank-``rank`` low-rank residual). ``bits=16`` means no quantization (method ``none``).
+    low-rank residual of rank ``rank``, or of rank ``int(rank_fraction · min(tokens, H·D))`` per
+    compressed block as GEAR sets it; ``exact_outliers`` keeps the outlier positions exact by not
+    adding the low-rank term there, where GEAR adds it everywhere). ``granularity`` (uniform):
+    ``tensor`` (per sequence), ``token`` (one range per token over all heads, H·D values) or
+    ``headrow`` (one range per head row of head_dim values). ``bits=16`` means no quantization
+    (method ``none``).
     ``residual_length`` recent tokens stay in full precision. ``quantize_prefill`` (default)
     lets the prefill attention see the compressed prompt, as the study does; ``False`` is
     KIVI's deployment semantics, under which a one-token answer cannot change.
@@ -199,6 +216,8 @@ class KVQuantSpec(_SpecBase):
     symmetric: bool = False
     clip_ratio: float = 1.0
     quantize_prefill: bool = True
+    rank_fraction: float | None = None
+    exact_outliers: bool = False
 
     DEFAULTS: ClassVar[dict[str, dict[str, object]]] = {
         "uniform": {"granularity": "tensor", "residual_length": 0},
@@ -214,6 +233,8 @@ class KVQuantSpec(_SpecBase):
         unused = {f.name: None for f in fields(self) if f.name in
                   ("group_size", "residual_length", "outlier_ratio", "rank", "granularity")
                   and f.name not in defaults}
+        if self.method != "outlier":
+            unused.update(rank_fraction=None, exact_outliers=False)
         _reject_unused(self, unused, self.method)
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -234,6 +255,19 @@ class KVQuantSpec(_SpecBase):
                            f"must be a number in [0, {MAX_OUTLIER_RATIO}) (0 keeps no outliers; 6 decimals kept)")
             object.__setattr__(self, "outlier_ratio", round(float(self.outlier_ratio), 6))
             _check_int(self, "rank", 0)
+            _check_bool(self, "exact_outliers")
+            if self.rank_fraction is not None:
+                allowed = "must be a number in (0, 1], at least 0.0001 (4 decimals are kept)"
+                if (not _is_real(self.rank_fraction) or not 0.0 < self.rank_fraction <= 1.0
+                        or round(float(self.rank_fraction), 4) <= 0.0):
+                    raise _bad("rank_fraction", self.rank_fraction, allowed)
+                if self.rank:
+                    raise _bad("rank_fraction", self.rank_fraction,
+                               f"give a fixed rank (rank={self.rank}) or a rank_fraction, not both")
+                object.__setattr__(self, "rank_fraction", round(float(self.rank_fraction), 4))
+            if self.exact_outliers and not (self.rank or self.rank_fraction):
+                raise _bad("exact_outliers", self.exact_outliers,
+                           "only changes the low-rank term; needs rank > 0 or a rank_fraction")
 
     @property
     def id(self) -> str:
@@ -248,6 +282,10 @@ class KVQuantSpec(_SpecBase):
             parts.append(f"s{_format_number(self.outlier_ratio * 100)}")
             if self.rank:
                 parts.append(f"lr{self.rank}")
+            if self.rank_fraction:
+                parts.append(f"lrf{_format_number(self.rank_fraction)}")
+            if self.exact_outliers:
+                parts.append("exactoutliers")
         if self.method != "group" and self.residual_length:
             parts.append(f"r{self.residual_length}")
         parts += _common_suffix(self)
@@ -260,10 +298,11 @@ class KVQuantSpec(_SpecBase):
         if text == "fp16":
             return cls()
         bits, method, tokens = _split_id(text, "kv")
-        values = _parse_tokens(text, tokens, ("sym", "fpprefill", "token", "tensor"), KV_OPTIONS)
+        values = _parse_tokens(text, tokens, ("sym", "fpprefill", "exactoutliers") + KV_GRANULARITIES, KV_OPTIONS)
         kwargs: dict[str, object] = {"method": method, "bits": bits,
                                      "symmetric": bool(values.pop("sym", False)),
-                                     "quantize_prefill": not values.pop("fpprefill", False)}
+                                     "quantize_prefill": not values.pop("fpprefill", False),
+                                     "exact_outliers": bool(values.pop("exactoutliers", False))}
         if "outlier_percent" in values:
             kwargs["outlier_ratio"] = values.pop("outlier_percent") / 100
         kwargs.update(values)
@@ -275,9 +314,14 @@ class WeightQuantSpec(_SpecBase):
     """How linear weights are compressed.
 
     method: ``rtn`` (round-to-nearest, one scale/zero per output channel), ``group``
-    (groups of ``group_size`` input channels, default 128) or ``awq`` (per-input-channel
-    scales from activations, AWQ arXiv 2306.00978, then group quantization).
-    ``bits=16`` means no quantization.
+    (groups of ``group_size`` input channels, default 128), ``awq`` (per-input-channel
+    scales from activations, AWQ arXiv 2306.00978, then group quantization), ``outlier``
+    (dense + sparse: ``outlier_ratio`` of the largest-magnitude weights of each output row,
+    or of the whole matrix with ``outlier_scope="matrix"``, kept exactly in a sparse part,
+    the rest group-quantized) or ``gptq`` (Frantar et al., arXiv 2210.17323: column-by-column
+    quantization with Hessian-based error compensation; ``act_order`` quantizes columns in
+    descending Hessian-diagonal order with static groups). ``bits=16`` means no quantization.
+    ``needs_calibration``: the method needs calibration activations (awq, gptq).
     """
 
     method: str = "none"
@@ -285,6 +329,9 @@ class WeightQuantSpec(_SpecBase):
     group_size: int | None = None
     symmetric: bool = False
     clip_ratio: float = 1.0
+    outlier_ratio: float | None = None
+    outlier_scope: str | None = None
+    act_order: bool = False
 
     DEFAULT_GROUP_SIZE: ClassVar[int] = 128
 
@@ -292,18 +339,52 @@ class WeightQuantSpec(_SpecBase):
         if self._normalise_float():
             return
         _validate_common(self, WEIGHT_METHODS)
+        unused: dict[str, object] = {}
+        if self.method != "outlier":
+            unused.update(outlier_ratio=None, outlier_scope=None)
+        if self.method != "gptq":
+            unused["act_order"] = False
         if self.method == "rtn":
-            _reject_unused(self, {"group_size": None}, self.method)
-        elif self.group_size is None:
+            unused["group_size"] = None
+        _reject_unused(self, unused, self.method)
+        if self.method != "rtn" and self.group_size is None:
             object.__setattr__(self, "group_size", self.DEFAULT_GROUP_SIZE)
+        _check_bool(self, "act_order")
+        if self.method == "outlier":
+            if self.outlier_ratio is None:
+                object.__setattr__(self, "outlier_ratio", DEFAULT_WEIGHT_OUTLIER_RATIO)
+            if self.outlier_scope is None:
+                object.__setattr__(self, "outlier_scope", "row")
+            # values + int16/int32 column indices: at 0.5 or more the sparse part outweighs the
+            # dense weight. 0 keeps no outliers (plain group quantization).
+            if (not _is_real(self.outlier_ratio) or not 0.0 <= self.outlier_ratio < MAX_OUTLIER_RATIO
+                    or round(float(self.outlier_ratio), 6) >= MAX_OUTLIER_RATIO):
+                raise _bad("outlier_ratio", self.outlier_ratio,
+                           f"must be a number in [0, {MAX_OUTLIER_RATIO}) (a fraction: 0.01 is the id's s1; "
+                           "0 keeps no outliers; 6 decimals kept)")
+            object.__setattr__(self, "outlier_ratio", round(float(self.outlier_ratio), 6))
+            if self.outlier_scope not in WEIGHT_OUTLIER_SCOPES:
+                raise _bad("outlier_scope", self.outlier_scope,
+                           f"allowed outlier scopes are {WEIGHT_OUTLIER_SCOPES}")
+
+    @property
+    def needs_calibration(self) -> bool:
+        """True for methods that need calibration activations (``CALIBRATED_METHODS``)."""
+        return self.method in CALIBRATED_METHODS
 
     @property
     def id(self) -> str:
         if self.is_float:
             return "fp16"
         parts = [f"w{self.bits}", self.method]
+        if self.method == "outlier":
+            parts.append(f"s{_format_number(self.outlier_ratio * 100)}")
         if self.group_size is not None:
             parts.append(f"g{self.group_size}")
+        if self.outlier_scope == "matrix":
+            parts.append("matrix")
+        if self.act_order:
+            parts.append("actorder")
         return "-".join(parts + _common_suffix(self))
 
     @classmethod
@@ -311,10 +392,16 @@ class WeightQuantSpec(_SpecBase):
         if text == "fp16":
             return cls()
         bits, method, tokens = _split_id(text, "w")
-        values = _parse_tokens(text, tokens, ("sym",), WEIGHT_OPTIONS)
-        return _construct(cls, text, {"method": method, "bits": bits, "group_size": values.get("group_size"),
-                                      "symmetric": bool(values.get("sym", False)),
-                                      "clip_ratio": values.get("clip_ratio", 1.0)})
+        values = _parse_tokens(text, tokens, ("sym", "matrix", "actorder"), WEIGHT_OPTIONS)
+        kwargs: dict[str, object] = {"method": method, "bits": bits, "group_size": values.get("group_size"),
+                                     "symmetric": bool(values.get("sym", False)),
+                                     "clip_ratio": values.get("clip_ratio", 1.0),
+                                     "act_order": bool(values.get("actorder", False))}
+        if "outlier_percent" in values:
+            kwargs["outlier_ratio"] = values["outlier_percent"] / 100
+        if "matrix" in values:
+            kwargs["outlier_scope"] = "matrix"
+        return _construct(cls, text, kwargs)
 
 
 def _construct(cls, text: str, kwargs: dict[str, object]):

@@ -1,4 +1,4 @@
-"""Weight quantization: RTN, group-wise and activation-aware (AWQ) into packed QuantizedLinear.
+"""Weight quantization: RTN, group-wise, AWQ, dense+sparse outlier and GPTQ into packed QuantizedLinear.
 
 - ``rtn``: round-to-nearest with one scale/zero per output channel (block ``(1, in)``).
 - ``group``: one scale/zero per ``group_size`` consecutive input channels of a row
@@ -11,6 +11,22 @@
   α = 0 is plain group quantization, so the search can only improve on it (on calibration
   data). llm-awq folds ``1/s`` into the preceding norm or linear; we keep it as a per-layer
   input scale, which works for any module layout. AWQ's weight-clipping search is not done.
+- ``outlier``: dense + sparse, as SpQR (Dettmers et al., arXiv 2306.03078; github
+  Vahe1994/SpQR ``spqr_engine.py`` ``SPQRUtil.quantize``) and GEAR's dense+sparse split
+  (opengear-project/GEAR ``fake_dense_sparse_uniformquantization``, mirrored for the KV cache
+  in quant/kvcache.py). The ``outlier_ratio`` largest-|w| entries of each output row (or of the
+  whole matrix, scope ``matrix``) are kept exactly (original dtype) in a CSR sparse part:
+  values, int16 column indices (int32 when in_features > 32768) and int32 row pointers, all
+  buffers, so ``nbytes`` counts them. Outliers are MASKED out of the group ranges, not zeroed:
+  like SpQR's ``group_weight_without_outliers`` each outlier is replaced, before group
+  quantization, by the mean of the non-outlier weights of its (row, group) (0 if the whole
+  group is outliers), a value inside the remaining range, so the group's min/max are exactly
+  those of the non-outliers. The dense codes at outlier positions are overwritten by the
+  sparse values on dequantization. Unlike SpQR, outliers are chosen by magnitude, not by
+  GPTQ-error sensitivity, and the dense part is plain round-to-nearest group quantization.
+- ``gptq``: GPTQ (Frantar et al., arXiv 2210.17323; github IST-DASLab/gptq ``gptq.py``
+  ``GPTQ.add_batch`` and ``GPTQ.fasterquant``), restated in :func:`gptq_quantize`: see there
+  for what follows the reference and what differs (our affine grid; inputs from the float model).
 
 NaN/inf weights (or AWQ calibration activations) raise :class:`~quant.affine.NonFiniteError`
 naming the module, before any layer is replaced: quantizing them would silently give NaN rows.
@@ -31,7 +47,9 @@ from .packing import PackedCodes, pack, unpack
 from .spec import WeightQuantSpec
 
 AWQ_GRID = 20
-CALIBRATION_ROWS = 4096  # activation rows kept per layer for the AWQ search
+CALIBRATION_ROWS = 4096  # activation rows kept per layer for the AWQ search and the GPTQ Hessian
+GPTQ_BLOCKSIZE = 128  # reference fasterquant(blocksize=128): columns per lazy batch update
+GPTQ_PERCDAMP = 0.01  # reference fasterquant(percdamp=.01): damping, fraction of the mean Hessian diagonal
 
 
 def weight_block_size(spec: WeightQuantSpec, in_features: int) -> tuple[int, int]:
@@ -69,9 +87,219 @@ def _check_finite(name: str, what: str, t: torch.Tensor) -> None:
 
 
 def fake_quantize_weight(weight: torch.Tensor, spec: WeightQuantSpec) -> torch.Tensor:
-    """Quantize then dequantize: what the stored weight will compute with."""
+    """Quantize then dequantize: what the stored weight will compute with.
+
+    For ``outlier`` the sparse part is included. ``awq`` and ``gptq`` need calibration
+    inputs, so here they give their grid's round-to-nearest (what AWQ applies to ``W * s``)."""
+    if isinstance(spec, WeightQuantSpec) and spec.method == "outlier":
+        codes, qparams, outliers = quantize_outlier_weight(weight, spec)
+        return outliers.apply(dequantize(unpack(codes), qparams, weight.dtype))
     codes, qparams = quantize_weight(weight, spec)
     return dequantize(unpack(codes), qparams, weight.dtype)
+
+
+# ---------------------------------------------------------------- outlier (dense + sparse)
+
+
+def outlier_index_dtype(in_features: int) -> torch.dtype:
+    """Column indices fit int16 up to 32768 columns (every LLaVA linear); int32 beyond."""
+    return torch.int16 if in_features <= 2 ** 15 else torch.int32
+
+
+@dataclass(frozen=True)
+class SparseOutliers:
+    """The sparse part of an ``outlier`` weight, in CSR: row ``r`` holds ``values[p:q]`` at
+    columns ``columns[p:q]`` with ``p, q = row_ptr[r], row_ptr[r + 1]``; columns ascend in a row."""
+
+    values: torch.Tensor   # [nnz], the weight's dtype: the exact original values
+    columns: torch.Tensor  # [nnz], int16 (int32 for in_features > 32768)
+    row_ptr: torch.Tensor  # [out + 1], int32
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.values, self.columns, self.row_ptr))
+
+    def rows(self) -> torch.Tensor:
+        """The row of every stored value (int64)."""
+        counts = (self.row_ptr[1:] - self.row_ptr[:-1]).long()
+        return torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
+
+    def apply(self, dense: torch.Tensor) -> torch.Tensor:
+        """``dense`` with the outlier positions overwritten by the exact values (in place)."""
+        if self.values.numel():
+            dense[self.rows(), self.columns.long()] = self.values.to(dense.dtype)
+        return dense
+
+
+def outlier_count(spec: WeightQuantSpec, shape: tuple[int, int]) -> int:
+    """Outliers per row (scope ``row``) or in the whole matrix (``matrix``): floor(ratio * n),
+    as quant/kvcache.py ``split_outliers`` counts (``int(n * ratio / 2)`` per side)."""
+    n = shape[1] if spec.outlier_scope == "row" else shape[0] * shape[1]
+    return int(n * spec.outlier_ratio)
+
+
+def split_weight_outliers(weight: torch.Tensor, spec: WeightQuantSpec) -> tuple[torch.Tensor, SparseOutliers]:
+    """The dense input (outliers masked by their group's non-outlier mean, SpQR's
+    ``group_weight_without_outliers``) in the weight's dtype, and the exact sparse part.
+
+    Outliers are the ``outlier_count`` largest |w| of each row (scope ``row``) or of the matrix."""
+    _check_spec(spec)
+    if spec.method != "outlier":
+        raise ValueError(f"invalid spec={spec.id!r}: split_weight_outliers needs method 'outlier'")
+    _check_weight(weight)
+    if not bool(torch.isfinite(weight).all()):  # topk would pick NaN as an outlier and hide it
+        raise NonFiniteError(f"weight (shape {tuple(weight.shape)}) has {describe_non_finite(weight)}: "
+                             "cannot quantize NaN/inf")
+    rows, cols = weight.shape
+    group = weight_block_size(spec, cols)[1]
+    w = weight.detach().float()
+    k = outlier_count(spec, (rows, cols))
+    mask = torch.zeros(rows, cols, dtype=torch.bool, device=weight.device)
+    if k:
+        if spec.outlier_scope == "row":
+            mask.scatter_(1, torch.topk(w.abs(), k, dim=1).indices, True)
+        else:
+            mask.view(-1)[torch.topk(w.abs().reshape(-1), k).indices] = True
+    r, c = mask.nonzero(as_tuple=True)  # row-major: CSR order
+    counts = torch.bincount(r, minlength=rows)
+    row_ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).to(torch.int32)
+    sparse = SparseOutliers(weight.detach()[r, c].clone(), c.to(outlier_index_dtype(cols)), row_ptr)
+    grouped, keep = w.reshape(rows, cols // group, group), (~mask).reshape(rows, cols // group, group)
+    mean = (grouped * keep).sum(-1, keepdim=True) / keep.sum(-1, keepdim=True).clamp_min(1)
+    dense = torch.where(keep, grouped, mean).reshape(rows, cols).to(weight.dtype)
+    return dense, sparse
+
+
+def quantize_outlier_weight(weight: torch.Tensor, spec: WeightQuantSpec
+                            ) -> tuple[PackedCodes, QParams, SparseOutliers]:
+    """Dense codes/parameters (group quantization of the masked weight) and the sparse part."""
+    dense, sparse = split_weight_outliers(weight, spec)
+    codes, qparams = quantize_weight(dense, spec)
+    return codes, qparams, sparse
+
+
+# ---------------------------------------------------------------- GPTQ
+
+
+def gptq_hessian(inputs: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``H = 2 X^T X / n`` over calibration rows ``X [n, in]`` (IST-DASLab/gptq ``gptq.py``
+    ``GPTQ.add_batch``, which keeps this running mean of ``2 x x^T``)."""
+    x = inputs.reshape(-1, inputs.shape[-1]).to(dtype)
+    return 2.0 / x.shape[0] * (x.T @ x)
+
+
+def gptq_quantize(weight: torch.Tensor, inputs: torch.Tensor, spec: WeightQuantSpec, *,
+                  blocksize: int = GPTQ_BLOCKSIZE, percdamp: float = GPTQ_PERCDAMP,
+                  dtype: torch.dtype = torch.float32) -> tuple[PackedCodes, QParams]:
+    """GPTQ of a [out, in] weight from calibration inputs [rows, in], into our packed layout.
+
+    Follows IST-DASLab/gptq ``gptq.py`` ``GPTQ.fasterquant`` step by step: ``H = 2 X^T X / n``;
+    dead columns (``H_jj = 0``) get ``H_jj = 1`` and ``W[:, j] = 0``; with ``act_order`` columns
+    are permuted by descending ``diag(H)`` (a stable sort, so ties keep their order) and groups
+    are static (``static_groups=True``: each group's parameters come from the original
+    ``W[:, group]`` before any update, and a column uses its original group's, so the stored
+    layout stays contiguous ``(1, g)`` groups); damping ``percdamp * mean(diag(H))``;
+    ``Hinv = cholesky(cholesky_inverse(cholesky(H)), upper=True)``; columns quantized one by one,
+    the error ``(w - q) / Hinv[i, i]`` propagated to the rest of the block through
+    ``Hinv[i, i:]`` and to later blocks lazily (``W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]``) every
+    ``blocksize`` columns. Without act-order, a group's parameters are chosen when its first
+    column is reached, from ``W[:, c:c + g]`` of the lazily-updated matrix, exactly as the
+    reference does (so with ``g < blocksize`` they do not yet see this block's updates).
+
+    Differences, on purpose: the grid is our affine primitive (quant/affine.py
+    ``choose_qparams`` min-max with a float zero, parameters stored in the weight's dtype, the
+    error measured against what the layer will compute), not the reference's ``Quantizer``
+    (integer zero point, range forced to include 0); the layer's inputs come from the float
+    model (``collect_linear_inputs``, as AWQ's), not from the already-quantized preceding
+    layers as in the reference's ``opt_sequential``; the computation runs in ``dtype``
+    (float32 by default, as the reference).
+    """
+    _check_spec(spec)
+    if spec.method != "gptq":
+        raise ValueError(f"invalid spec={spec.id!r}: gptq_quantize needs method 'gptq'")
+    _check_weight(weight)
+    rows, cols = weight.shape
+    if not isinstance(inputs, torch.Tensor) or inputs.shape[-1] != cols:
+        raise ValueError(f"invalid inputs shape={tuple(getattr(inputs, 'shape', ()))}: the last dim must be the "
+                         f"weight's in_features={cols}")
+    if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
+        raise ValueError(f"invalid blocksize={blocksize!r}: must be an integer >= 1")
+    if not isinstance(percdamp, (int, float)) or isinstance(percdamp, bool) or not percdamp > 0:
+        raise ValueError(f"invalid percdamp={percdamp!r}: must be a number > 0")
+    group = weight_block_size(spec, cols)[1]
+    device, param_dtype = weight.device, weight.dtype
+    W = weight.detach().to(dtype).clone()
+    _check_finite_tensor("weight", W)
+    H = gptq_hessian(inputs.to(device), dtype)
+    _check_finite_tensor("calibration inputs' Hessian", H)
+    dead = torch.diag(H) == 0
+    H[dead, dead] = 1
+    W[:, dead] = 0
+
+    n_groups = cols // group
+    scale = torch.empty(rows, n_groups, dtype=param_dtype, device=device)
+    zero = None if spec.symmetric else torch.empty(rows, n_groups, dtype=param_dtype, device=device)
+
+    def find_params(g: int, block: torch.Tensor) -> None:
+        qp = choose_qparams(block, spec.bits, (1, block.shape[1]), symmetric=spec.symmetric,
+                            clip_ratio=spec.clip_ratio, param_dtype=param_dtype, check_finite=False)
+        scale[:, g:g + 1] = qp.scale
+        if zero is not None:
+            zero[:, g:g + 1] = qp.zero
+
+    perm = None
+    if spec.act_order:  # static groups, from the weight before any update
+        for g in range(n_groups):
+            find_params(g, W[:, g * group:(g + 1) * group])
+        perm = torch.argsort(torch.diag(H), descending=True, stable=True)
+        W, H = W[:, perm], H[perm][:, perm]
+        group_of = (perm // group).tolist()
+
+    damp = percdamp * torch.mean(torch.diag(H))
+    H[range(cols), range(cols)] += damp
+    try:
+        Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
+    except torch.linalg.LinAlgError as error:
+        raise ValueError(f"GPTQ: the damped Hessian (percdamp={percdamp}) is not positive definite; "
+                         f"use more calibration rows or a larger percdamp ({error})") from None
+
+    codes = torch.empty(rows, cols, dtype=torch.uint8, device=device)
+    for i1 in range(0, cols, blocksize):
+        i2 = min(i1 + blocksize, cols)
+        W1 = W[:, i1:i2].clone()
+        Err1 = torch.zeros_like(W1)
+        Hinv1 = Hinv[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            column = i1 + i
+            if perm is not None:
+                g = group_of[column]
+            else:
+                g = column // group
+                if column % group == 0:
+                    find_params(g, W[:, column:column + group])
+            qp = QParams(scale[:, g:g + 1], None if zero is None else zero[:, g:g + 1], spec.bits, (1, 1))
+            w = W1[:, i:i + 1]
+            code = quantize(w, qp, check_finite=False)
+            q = dequantize(code, qp, dtype)
+            codes[:, column:column + 1] = code
+            err = (w - q) / Hinv1[i, i]
+            W1[:, i:] -= err @ Hinv1[i:i + 1, i:]
+            Err1[:, i:i + 1] = err
+        W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+    if perm is not None:
+        codes = codes[:, torch.argsort(perm)]
+    return pack(codes, spec.bits, check_range=False), QParams(scale, zero, spec.bits, (1, group))
+
+
+def _check_weight(weight: object) -> None:
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not weight.is_floating_point():
+        raise ValueError(f"invalid weight: expected a float [out, in] tensor, got "
+                         f"{getattr(weight, 'dtype', type(weight).__name__)} of shape {tuple(getattr(weight, 'shape', ()))}")
+
+
+def _check_finite_tensor(what: str, t: torch.Tensor) -> None:
+    if not bool(torch.isfinite(t).all()):
+        raise NonFiniteError(f"{what} (shape {tuple(t.shape)}) has {describe_non_finite(t)}: cannot quantize NaN/inf")
 
 
 def awq_input_scale(weight: torch.Tensor, inputs: torch.Tensor, spec: WeightQuantSpec
@@ -104,12 +332,14 @@ class QuantizedLinear(nn.Module):
     """A linear layer that stores packed codes and scales/zeros, never a float weight.
 
     ``forward`` dequantizes and matmuls (the CPU path and reference for fused kernels).
-    All state is in buffers, so ``state_dict`` round-trips and ``nbytes`` sees real storage.
+    All state is in buffers, so ``state_dict`` round-trips and ``nbytes`` sees real storage,
+    the sparse outliers of method ``outlier`` included (``outlier_values``, ``outlier_columns``,
+    ``outlier_row_ptr``).
     """
 
     def __init__(self, in_features: int, out_features: int, spec: WeightQuantSpec,
                  codes: PackedCodes, qparams: QParams, bias: torch.Tensor | None = None,
-                 input_scale: torch.Tensor | None = None) -> None:
+                 input_scale: torch.Tensor | None = None, outliers: SparseOutliers | None = None) -> None:
         super().__init__()
         self.in_features, self.out_features, self.spec = in_features, out_features, spec
         self.block_size = qparams.block_size
@@ -118,26 +348,43 @@ class QuantizedLinear(nn.Module):
         self.register_buffer("zero", qparams.zero)
         self.register_buffer("bias", bias)
         self.register_buffer("input_scale", input_scale)
+        self.register_buffer("outlier_values", None if outliers is None else outliers.values)
+        self.register_buffer("outlier_columns", None if outliers is None else outliers.columns)
+        self.register_buffer("outlier_row_ptr", None if outliers is None else outliers.row_ptr)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, spec: WeightQuantSpec,
                     calibration_inputs: torch.Tensor | None = None) -> QuantizedLinear:
+        _check_spec(spec)
         weight = linear.weight.detach()
-        input_scale = None
+        input_scale = outliers = None
+        if spec.needs_calibration and calibration_inputs is None:
+            raise ValueError(f"method {spec.method!r} needs calibration inputs for every layer it quantizes")
         if spec.method == "awq":
-            if calibration_inputs is None:
-                raise ValueError("method 'awq' needs calibration inputs for every layer it quantizes")
             s, _ = awq_input_scale(weight, calibration_inputs, spec)
             input_scale = s.to(weight.dtype)
             weight = (weight.float() * s).to(weight.dtype)
-        codes, qparams = quantize_weight(weight, spec)
+        if spec.method == "gptq":
+            codes, qparams = gptq_quantize(weight, calibration_inputs, spec)
+        elif spec.method == "outlier":
+            codes, qparams, outliers = quantize_outlier_weight(weight, spec)
+        else:
+            codes, qparams = quantize_weight(weight, spec)
         bias = None if linear.bias is None else linear.bias.detach().clone()
-        return cls(linear.in_features, linear.out_features, spec, codes, qparams, bias, input_scale)
+        return cls(linear.in_features, linear.out_features, spec, codes, qparams, bias, input_scale, outliers)
+
+    @property
+    def outliers(self) -> SparseOutliers | None:
+        if self.outlier_values is None:
+            return None
+        return SparseOutliers(self.outlier_values, self.outlier_columns, self.outlier_row_ptr)
 
     def dequantized_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         """The float weight this layer computes with (input scale not folded back)."""
         codes = unpack(PackedCodes(self.codes, self.spec.bits, self.in_features))
-        return dequantize(codes, QParams(self.scale, self.zero, self.spec.bits, self.block_size), dtype)
+        dense = dequantize(codes, QParams(self.scale, self.zero, self.spec.bits, self.block_size), dtype)
+        outliers = self.outliers
+        return dense if outliers is None else outliers.apply(dense)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_scale is not None:
@@ -223,8 +470,9 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
     """Replace the language model's nn.Linear layers by QuantizedLinear, in place.
 
     The vision tower and projector stay float unless ``include_vision``; layers whose
-    dotted name contains a word in ``skip`` (``lm_head`` by default) are kept. ``awq`` needs
-    ``calibration``: an iterable of model kwargs dicts or input-ids tensors.
+    dotted name contains a word in ``skip`` (``lm_head`` by default) are kept. ``awq`` and
+    ``gptq`` (``spec.needs_calibration``) need ``calibration``: an iterable of model kwargs
+    dicts or input-ids tensors; every layer's inputs are collected from the float model.
     """
     _check_spec(spec)
     summary = QuantizationSummary(spec.id)
@@ -235,9 +483,9 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
         weight_block_size(spec, linear.in_features)
         _check_finite(name, "weight", linear.weight.detach())
     inputs: dict[str, torch.Tensor] = {}
-    if spec.method == "awq":
+    if spec.needs_calibration:
         if calibration is None:
-            raise ValueError("method 'awq' needs calibration data: pass calibration=[batch, ...]")
+            raise ValueError(f"method {spec.method!r} needs calibration data: pass calibration=[batch, ...]")
         inputs = collect_linear_inputs(model, linears, calibration)
         for name, rows in inputs.items():
             _check_finite(name, "calibration inputs", rows)

@@ -24,7 +24,12 @@ def ref_uniform_tensor(x, bits):  # one range per sequence
     return ref_rows(x.reshape(x.shape[0], -1), bits).reshape(x.shape)
 
 
-def ref_uniform_token(x, bits):  # one range per head-token row
+def ref_uniform_token(x, bits):  # GEAR's per-token: one range per token over all heads (H·D)
+    b, h, t, d = x.shape
+    return ref_rows(x.transpose(1, 2).reshape(b * t, h * d), bits).reshape(b, t, h, d).transpose(1, 2)
+
+
+def ref_uniform_headrow(x, bits):  # one range per head-token row
     return ref_rows(x.reshape(-1, x.shape[-1]), bits).reshape(x.shape)
 
 
@@ -74,6 +79,7 @@ def activations(shape=(2, 4, 64, 32), seed=0, outlier_channels=(3, 17)):
     pytest.param(*case, id=case[0].format(b="")) for case in [
     ("kv{b}-uniform", lambda x, b: ref_uniform_tensor(x, b)),
     ("kv{b}-uniform-token", lambda x, b: ref_uniform_token(x, b)),
+    ("kv{b}-uniform-headrow", lambda x, b: ref_uniform_headrow(x, b)),
     ("kv{b}-outlier-s2", lambda x, b: ref_outlier(x, b, 0.02)),
     ("kv{b}-outlier-s10", lambda x, b: ref_outlier(x, b, 0.10)),
     ("kv{b}-outlier-s0", lambda x, b: ref_uniform_tensor(x, b)),  # s = 0: no outliers, all quantized
@@ -91,17 +97,20 @@ def test_kivi_group_matches_float64_reference_and_keeps_the_residual_exact(bits)
     x_k, x_v = activations(shape=(2, 4, 80, 32), seed=3), activations(shape=(2, 4, 80, 32), seed=4)
     layer = QuantizedKVLayer(KVQuantSpec("group", bits, group_size=16, residual_length=32))
     keys, values = layer.update(x_k, x_v)
-    quantized = 64  # 80 tokens, R = 32: the l mod R = 16 newest stay in full precision
-    assert_matches_reference(keys[:, :, :quantized], ref_kivi_keys(x_k[:, :, :quantized], bits, 16), x_k, bits)
-    assert_matches_reference(values[:, :, :quantized], ref_kivi_values(x_v[:, :, :quantized], bits, 16), x_v, bits)
-    assert torch.equal(keys[:, :, quantized:], x_k[:, :, quantized:])
-    assert torch.equal(values[:, :, quantized:], x_v[:, :, quantized:])
+    qk, qv = 64, 48  # 80 tokens, R = 32: keys keep the l mod R = 16 newest, values the R = 32 newest
+    assert_matches_reference(keys[:, :, :qk], ref_kivi_keys(x_k[:, :, :qk], bits, 16), x_k, bits)
+    assert_matches_reference(values[:, :, :qv], ref_kivi_values(x_v[:, :, :qv], bits, 16), x_v, bits)
+    assert torch.equal(keys[:, :, qk:], x_k[:, :, qk:])
+    assert torch.equal(values[:, :, qv:], x_v[:, :, qv:])
 
 
 def test_outliers_are_exact_and_low_rank_is_near_the_best_rank_r_correction():
+    """Our -exactoutliers variant: outliers stay exact; GEAR's default adds L there too
+    (tests/test_kv_reference.py)."""
     x = activations(shape=(1, 4, 96, 32), seed=5)
     plain, _ = QuantizedKVLayer(KVQuantSpec("outlier", 2, outlier_ratio=0.02)).update(x, x)
-    with_lr, _ = QuantizedKVLayer(KVQuantSpec("outlier", 2, outlier_ratio=0.02, rank=4)).update(x, x)
+    with_lr, _ = QuantizedKVLayer(KVQuantSpec("outlier", 2, outlier_ratio=0.02, rank=4,
+                                              exact_outliers=True)).update(x, x)
     flat_x = x.transpose(1, 2).reshape(-1)
     k = int(flat_x.numel() * 0.01)
     extremes = torch.cat([torch.topk(flat_x, k).indices, torch.topk(flat_x, k, largest=False).indices])
@@ -139,15 +148,17 @@ def test_history_is_never_requantized_and_the_window_follows_l_mod_r():
         assert keys.shape[-2] == layer.get_seq_length() == 41 + step
 
 
-def test_uniform_with_no_residual_compresses_every_decode_token():
+def test_uniform_with_no_residual_compresses_every_decode_token_after_its_step():
     layer = QuantizedKVLayer(KVQuantSpec("uniform", 4))
     x = activations(shape=(1, 2, 8, 32))
     layer.update(x, x)
     new = activations(shape=(1, 2, 1, 32), seed=9)
     keys, _ = layer.update(new, new)
-    assert layer.keys.shape[-2] == 0
-    assert not torch.equal(keys[:, :, -1:], new)
-    assert_matches_reference(keys[:, :, -1:], ref_uniform_tensor(new, 4), new, 4)
+    assert torch.equal(keys[:, :, -1:], new)  # attended in full precision at its own step
+    assert layer.keys.shape[-2] == 0           # ... and compressed afterwards
+    keys, _ = layer.update(new, new)
+    assert not torch.equal(keys[:, :, -2:-1], new)
+    assert_matches_reference(keys[:, :, -2:-1], ref_uniform_tensor(new, 4), new, 4)
 
 
 # ---------------------------------------------------------------- storage
@@ -158,12 +169,16 @@ def closed_form_bytes(spec: KVQuantSpec) -> int:
     """Bytes the spec must store for LAYERS x HEADS x TOKENS x HEAD_DIM keys and values, fp16."""
     n = HEADS * TOKENS * HEAD_DIM
     if spec.method == "group":
-        residual = TOKENS % spec.residual_length
-        quantized = (TOKENS - residual) * HEADS * HEAD_DIM
-        per_stream = quantized * spec.bits // 8 + 2 * 2 * quantized // spec.group_size
-        return LAYERS * (2 * per_stream + 2 * 2 * residual * HEADS * HEAD_DIM)
+        total = 0
+        for residual in (TOKENS % spec.residual_length, spec.residual_length):  # keys l mod R, values R
+            quantized = (TOKENS - residual) * HEADS * HEAD_DIM
+            total += quantized * spec.bits // 8 + 2 * 2 * quantized // spec.group_size
+            total += 2 * residual * HEADS * HEAD_DIM
+        return LAYERS * total
     codes = n * spec.bits // 8
     if spec.method == "uniform" and spec.granularity == "token":
+        return LAYERS * 2 * (codes + 2 * 2 * TOKENS)
+    if spec.method == "uniform" and spec.granularity == "headrow":
         return LAYERS * 2 * (codes + 2 * 2 * HEADS * TOKENS)
     per_stream = codes + 2 * 2
     if spec.method == "outlier":
@@ -173,7 +188,7 @@ def closed_form_bytes(spec: KVQuantSpec) -> int:
 
 
 STORAGE_SPECS = [f"kv{bits}-{method}" for bits in (2, 4, 8)
-                 for method in ("uniform", "uniform-token", "group-g32-r128", "outlier-s2", "outlier-s2-lr4")]
+                 for method in ("uniform", "uniform-token", "uniform-headrow", "group-g32-r128", "outlier-s2", "outlier-s2-lr4")]
 
 
 @pytest.mark.parametrize("spec_id", STORAGE_SPECS)

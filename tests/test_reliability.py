@@ -72,7 +72,7 @@ def test_an_unreachable_hub_id_fails_once_and_fast_with_the_fix(monkeypatch):
      "--outlier-ratio 0.05 has no effect on the chosen settings: it is used by --kv-method outlier"),
     ({"lvlm_limit": -3}, "--lvlm-limit -3: must be a positive number of samples per dataset"),
     ({"lvlm_batch_size": -1}, "--lvlm-batch-size -1: must be positive"),
-    ({"weight_method": ["gptq"]}, "invalid method='gptq'"),
+    ({"weight_method": ["quip"]}, "invalid method='quip'"),
 ])
 def test_options_that_would_be_ignored_or_meaningless_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

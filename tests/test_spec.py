@@ -66,7 +66,7 @@ def test_sixteen_bits_means_no_quantization():
     (lambda: KVQuantSpec("uniform", 5), "bits", "5"),
     (lambda: WeightQuantSpec("group", 1), "bits", "1"),
     (lambda: KVQuantSpec("kivi", 4), "method", "'kivi'"),
-    (lambda: WeightQuantSpec("gptq", 4), "method", "'gptq'"),
+    (lambda: WeightQuantSpec("quip", 4), "method", "'quip'"),
     (lambda: WeightQuantSpec("group", 4, group_size=0), "group_size", "0"),
     (lambda: KVQuantSpec("group", 4, group_size=-8), "group_size", "-8"),
     (lambda: KVQuantSpec("group", 2, group_size=32, residual_length=100), "residual_length", "100"),
@@ -90,5 +90,5 @@ def test_bad_spec_names_field_value_and_what_is_allowed(make, field, value):
 def test_allowed_values_are_listed_in_the_error():
     with pytest.raises(ValueError, match=r"allowed bits are \(2, 3, 4, 8, 16\)"):
         KVQuantSpec("uniform", 5)
-    with pytest.raises(ValueError, match=r"allowed methods are \('rtn', 'group', 'awq'\)"):
-        WeightQuantSpec("gptq", 4)
+    with pytest.raises(ValueError, match=r"allowed methods are \('rtn', 'group', 'awq', 'outlier', 'gptq'\)"):
+        WeightQuantSpec("quip", 4)

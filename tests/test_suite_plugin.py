@@ -25,7 +25,7 @@ def test_default_grid_is_fp16_plus_kv_and_weight_grids(pytester):
     result = run(pytester, "--collect-only", "-q")
     ids = [line for line in result.stdout.lines if "test_hallucination[" in line]
     settings = {line.split("[tiny-")[1].rsplit("-", 1)[0] for line in ids}
-    assert len(settings) == 1 + 9 + 6 and "fp16" in settings and "w4-awq-g128" in settings
+    assert len(settings) == 1 + 9 + 10 and "fp16" in settings and "w4-gptq-g128" in settings and "kv2-group-g8-r0" in settings
 
 
 def test_marks_select_capability_and_what_a_setting_compresses(pytester):
@@ -34,7 +34,7 @@ def test_marks_select_capability_and_what_a_setting_compresses(pytester):
     ids = [line for line in result.stdout.lines if "test_hallucination[" in line]
     assert len(ids) == 9 * 3 and all("-kv" in i for i in ids)
     result = run(pytester, "--collect-only", "-q", "-k", "shapes_", "-m", "baseline or weight_quant")
-    assert len([line for line in result.stdout.lines if "test_hallucination[" in line]) == (1 + 6) * 3
+    assert len([line for line in result.stdout.lines if "test_hallucination[" in line]) == (1 + 10) * 3
 
 
 @pytest.mark.parametrize("args, message", [

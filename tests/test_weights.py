@@ -100,7 +100,7 @@ def relative_logit_change(spec: WeightQuantSpec, ids: torch.Tensor) -> tuple[flo
     model = tiny_llama()
     with torch.no_grad():
         reference = model(ids).logits
-    summary = quantize_model(model, spec, calibration=[ids] if spec.method == "awq" else None)
+    summary = quantize_model(model, spec, calibration=[ids] if spec.needs_calibration else None)
     assert len(summary.layers) == 2 * 7  # q, k, v, o, gate, up, down per layer; lm_head kept
     assert all(isinstance(model.get_submodule(name), QuantizedLinear) for name in summary.layers)
     assert isinstance(model.lm_head, nn.Linear)
@@ -114,7 +114,8 @@ def prompt():
     return torch.randint(0, 128, (2, 24), generator=torch.Generator().manual_seed(5))
 
 
-@pytest.mark.parametrize("spec_id", ["w8-rtn", "w8-group-g128", "w8-awq-g128"])
+@pytest.mark.parametrize("spec_id", ["w8-rtn", "w8-group-g128", "w8-awq-g128", "w8-gptq-g128",
+                                     "w8-outlier-s1-g128", "w8-gptq-g128-actorder"])
 def test_quantize_model_at_8_bits_keeps_llama_logits_close(spec_id, prompt):
     change, model = relative_logit_change(WeightQuantSpec.from_id(spec_id), prompt)
     assert change < 0.02, change  # measured 0.0105 (rtn), 0.0104 (group), 0.0087 (awq)
@@ -122,7 +123,8 @@ def test_quantize_model_at_8_bits_keeps_llama_logits_close(spec_id, prompt):
     assert out.shape == (2, 29)
 
 
-@pytest.mark.parametrize("spec_id", ["w2-rtn", "w2-group-g128", "w2-awq-g128"])
+@pytest.mark.parametrize("spec_id", ["w2-rtn", "w2-group-g128", "w2-awq-g128", "w2-gptq-g128",
+                                     "w2-outlier-s1-g128-matrix"])
 def test_quantize_model_at_2_bits_moves_logits(spec_id, prompt):
     change, _ = relative_logit_change(WeightQuantSpec.from_id(spec_id), prompt)
     assert change > 0.1, change  # measured 0.74 for all three
@@ -151,9 +153,10 @@ def test_llava_vision_tower_and_projector_stay_float_unless_asked(tiny_llava):
     assert torch.isfinite(out.logits).all()
 
 
-def test_awq_without_calibration_is_a_clear_error():
-    with pytest.raises(ValueError, match="awq.*calibration"):
-        quantize_model(tiny_llama(), WeightQuantSpec("awq", 4))
+@pytest.mark.parametrize("method", ["awq", "gptq"])
+def test_calibrated_method_without_calibration_is_a_clear_error(method):
+    with pytest.raises(ValueError, match=f"{method}.*calibration"):
+        quantize_model(tiny_llama(), WeightQuantSpec(method, 4))
 
 
 def test_group_size_that_does_not_divide_fails_before_any_layer_changes():

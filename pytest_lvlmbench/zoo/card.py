@@ -31,9 +31,9 @@ from . import MODELS_DIR
 
 CHECK_ITEMS = 200
 CARD_ITEMS = 500
-SETTINGS = ["fp16", "kv8-uniform", "kv4-uniform", "kv2-uniform", "kv4-group-g32-r0", "kv2-group-g32-r0",
-            "kv2-group-g32-r128", "kv2-outlier-s2", "kv2-outlier-s2-lr4", "w8-rtn", "w4-rtn", "w4-group-g128",
-            "w4-awq-g128", "w2-group-g128"]
+SETTINGS = ["fp16", "kv8-uniform", "kv4-uniform", "kv2-uniform", "kv2-uniform-token", "kv4-group-g8-r0",
+            "kv2-group-g8-r0", "kv2-group-g32-r128", "kv2-outlier-s2", "kv2-outlier-s2-lr4", "w8-rtn", "w4-rtn",
+            "w4-group-g128", "w4-awq-g128", "w4-gptq-g128", "w3-outlier-s1-g128", "w2-group-g128", "w2-gptq-g128"]
 
 Results = dict[str, dict[str, dict[str, float]]]   # setting id -> task -> metric -> value
 
