@@ -247,6 +247,21 @@ class Generated(NamedTuple):
 
 
 # ------------------------------------------------------------------ the cache
+def enable_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch a connection to WAL, waiting out other processes doing the same on a fresh file: SQLite
+    answers "database is locked" at once there (no busy wait: two connections each want the exclusive
+    lock), so retry until the first switch is done or the busy timeout is spent."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class GenerationCache:
     """key -> Generated, in SQLite; safe for concurrent writers. ``code`` is the code hash each
     entry carries (:func:`code_hash` unless given); ``rejected`` counts entries found corrupt."""
@@ -262,7 +277,7 @@ class GenerationCache:
         self._db.text_factory = bytes   # decoded here: an undecodable answer is a rejected entry, not a crash
         try:
             with self._translated():
-                self._enable_wal()
+                enable_wal(self._db, self.busy_timeout)
                 self._check_integrity()
                 self._check_schema()
         except GenerationCacheError:
@@ -322,20 +337,6 @@ class GenerationCache:
             yield
         except sqlite3.Error as error:
             raise GenerationCacheError(self._message(error)) from None
-
-    def _enable_wal(self) -> None:
-        """Switch to WAL, waiting out other processes doing the same on a fresh file: SQLite answers
-        "database is locked" at once there (no busy wait: two connections each want the exclusive
-        lock), so retry until the first switch is done or the busy timeout is spent."""
-        deadline = time.monotonic() + self.busy_timeout
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
 
     def _check_integrity(self) -> None:
         """``PRAGMA quick_check``: a truncated or damaged file is refused at open (linear in the file:

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from .gencache import enable_wal
+
 SCORER_KINDS = ("judge", "toxicity")
 API_KEY_ENV = ("LVLMBENCH_JUDGE_API_KEY", "OPENAI_API_KEY")   # read in this order when no key is passed
 JUDGE_CACHE_FILE = "judgements.sqlite"
@@ -133,15 +135,7 @@ class _AnswerCache:
                              "pass --lvlm-cache DIR on a writable disk") from None
         with self._translated():
             self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-            deadline = time.monotonic() + busy_timeout
-            while True:   # a fresh file switched to WAL by two processes at once answers "locked" without waiting
-                try:
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                    break
-                except sqlite3.OperationalError as error:
-                    if "locked" not in str(error) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+            enable_wal(self._db, busy_timeout)
             self._db.execute("CREATE TABLE IF NOT EXISTS judgements (key TEXT PRIMARY KEY, answer TEXT NOT NULL)")
 
     @contextlib.contextmanager
