@@ -20,12 +20,15 @@ Ids (fields that a method does not use are absent; method defaults are filled in
     w3-outlier-s1-g128        dense+sparse: the largest 1% |w| of each output row kept exactly,
                               the rest group-quantized (``-matrix``: 1% of the whole matrix)
     w4-gptq-g128              GPTQ (Hessian-based error compensation), groups of 128
-    w4-gptq-g128-actorder     ... columns in descending Hessian-diagonal order (static groups)
+    w4-gptq-g128-actorder     ... columns in descending Hessian-diagonal order, groups formed in
+                              that order (the reference's default; the layer permutes its input)
+    w4-gptq-g128-actorder-static  ... groups fixed up front from the original columns
+                              (the reference's ``--static-groups``)
 
 Optional suffixes, in this order: ``-r{R}`` (residual window, when not implied),
 ``-sym`` (symmetric), ``-c{ratio}`` (clip ratio below 1), ``-fpprefill`` (KV only:
 full-precision prefill attention, KIVI's deployment semantics). Weight ids put
-``-matrix`` (outlier) or ``-actorder`` (gptq) right after the group size, before ``-sym``.
+``-matrix`` (outlier) or ``-actorder`` / ``-static`` (gptq) right after the group size, before ``-sym``.
 
 Every option may appear once (``kv4-group-g32-g64`` is an error, not "last wins"); bits
 are an integer; an unknown option is named in the error with the options allowed.
@@ -51,7 +54,7 @@ MAX_OUTLIER_RATIO = 0.5
 # what each option token means, for error messages
 KV_OPTIONS = ("g<group_size>", "r<residual_length>", "s<outlier_percent>", "lr<rank>", "c<clip_ratio>",
               "sym", "token", "tensor", "fpprefill", "lrf<rank_fraction>", "headrow", "exactoutliers")
-WEIGHT_OPTIONS = ("g<group_size>", "c<clip_ratio>", "sym", "s<outlier_percent>", "matrix", "actorder")
+WEIGHT_OPTIONS = ("g<group_size>", "c<clip_ratio>", "sym", "s<outlier_percent>", "matrix", "actorder", "static")
 
 _TOKEN_PATTERNS = {
     "group_size": re.compile(r"g(\d+)"),
@@ -320,7 +323,8 @@ class WeightQuantSpec(_SpecBase):
     or of the whole matrix with ``outlier_scope="matrix"``, kept exactly in a sparse part,
     the rest group-quantized) or ``gptq`` (Frantar et al., arXiv 2210.17323: column-by-column
     quantization with Hessian-based error compensation; ``act_order`` quantizes columns in
-    descending Hessian-diagonal order with static groups). ``bits=16`` means no quantization.
+    descending Hessian-diagonal order; ``static_groups`` fixes every group's parameters from the
+    original weight before any update). ``bits=16`` means no quantization.
     ``needs_calibration``: the method needs calibration activations (awq, gptq).
     """
 
@@ -332,6 +336,7 @@ class WeightQuantSpec(_SpecBase):
     outlier_ratio: float | None = None
     outlier_scope: str | None = None
     act_order: bool = False
+    static_groups: bool = False
 
     DEFAULT_GROUP_SIZE: ClassVar[int] = 128
 
@@ -343,13 +348,14 @@ class WeightQuantSpec(_SpecBase):
         if self.method != "outlier":
             unused.update(outlier_ratio=None, outlier_scope=None)
         if self.method != "gptq":
-            unused["act_order"] = False
+            unused.update(act_order=False, static_groups=False)
         if self.method == "rtn":
             unused["group_size"] = None
         _reject_unused(self, unused, self.method)
         if self.method != "rtn" and self.group_size is None:
             object.__setattr__(self, "group_size", self.DEFAULT_GROUP_SIZE)
         _check_bool(self, "act_order")
+        _check_bool(self, "static_groups")
         if self.method == "outlier":
             if self.outlier_ratio is None:
                 object.__setattr__(self, "outlier_ratio", DEFAULT_WEIGHT_OUTLIER_RATIO)
@@ -385,6 +391,8 @@ class WeightQuantSpec(_SpecBase):
             parts.append("matrix")
         if self.act_order:
             parts.append("actorder")
+        if self.static_groups:
+            parts.append("static")
         return "-".join(parts + _common_suffix(self))
 
     @classmethod
@@ -392,11 +400,12 @@ class WeightQuantSpec(_SpecBase):
         if text == "fp16":
             return cls()
         bits, method, tokens = _split_id(text, "w")
-        values = _parse_tokens(text, tokens, ("sym", "matrix", "actorder"), WEIGHT_OPTIONS)
+        values = _parse_tokens(text, tokens, ("sym", "matrix", "actorder", "static"), WEIGHT_OPTIONS)
         kwargs: dict[str, object] = {"method": method, "bits": bits, "group_size": values.get("group_size"),
                                      "symmetric": bool(values.get("sym", False)),
                                      "clip_ratio": values.get("clip_ratio", 1.0),
-                                     "act_order": bool(values.get("actorder", False))}
+                                     "act_order": bool(values.get("actorder", False)),
+                                     "static_groups": bool(values.get("static", False))}
         if "outlier_percent" in values:
             kwargs["outlier_ratio"] = values["outlier_percent"] / 100
         if "matrix" in values:

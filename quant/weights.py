@@ -190,21 +190,28 @@ def gptq_hessian(inputs: torch.Tensor, dtype: torch.dtype = torch.float32) -> to
 
 def gptq_quantize(weight: torch.Tensor, inputs: torch.Tensor, spec: WeightQuantSpec, *,
                   blocksize: int = GPTQ_BLOCKSIZE, percdamp: float = GPTQ_PERCDAMP,
-                  dtype: torch.dtype = torch.float32) -> tuple[PackedCodes, QParams]:
+                  dtype: torch.dtype = torch.float32) -> tuple[PackedCodes, QParams, torch.Tensor | None]:
     """GPTQ of a [out, in] weight from calibration inputs [rows, in], into our packed layout.
 
-    Follows IST-DASLab/gptq ``gptq.py`` ``GPTQ.fasterquant`` step by step: ``H = 2 X^T X / n``;
-    dead columns (``H_jj = 0``) get ``H_jj = 1`` and ``W[:, j] = 0``; with ``act_order`` columns
-    are permuted by descending ``diag(H)`` (a stable sort, so ties keep their order) and groups
-    are static (``static_groups=True``: each group's parameters come from the original
-    ``W[:, group]`` before any update, and a column uses its original group's, so the stored
-    layout stays contiguous ``(1, g)`` groups); damping ``percdamp * mean(diag(H))``;
-    ``Hinv = cholesky(cholesky_inverse(cholesky(H)), upper=True)``; columns quantized one by one,
-    the error ``(w - q) / Hinv[i, i]`` propagated to the rest of the block through
-    ``Hinv[i, i:]`` and to later blocks lazily (``W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]``) every
-    ``blocksize`` columns. Without act-order, a group's parameters are chosen when its first
-    column is reached, from ``W[:, c:c + g]`` of the lazily-updated matrix, exactly as the
-    reference does (so with ``g < blocksize`` they do not yet see this block's updates).
+    Returns ``(codes, qparams, input_order)``. Follows IST-DASLab/gptq ``gptq.py``
+    ``GPTQ.fasterquant`` step by step: ``H = 2 X^T X / n``; dead columns (``H_jj = 0``) get
+    ``H_jj = 1`` and ``W[:, j] = 0``; with ``static_groups`` every group's parameters are chosen
+    up front from the original ``W[:, group]``; with ``act_order`` columns are permuted by
+    descending ``diag(H)`` (a stable sort, so ties keep their order); damping
+    ``percdamp * mean(diag(H))``; ``Hinv = cholesky(cholesky_inverse(cholesky(H)), upper=True)``;
+    columns quantized one by one, the error ``(w - q) / Hinv[i, i]`` propagated to the rest of the
+    block through ``Hinv[i, i:]`` and to later blocks lazily (``W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]``)
+    every ``blocksize`` columns. Without static groups a group's parameters are chosen when its
+    first column is reached, from ``W[:, c:c + g]`` of the lazily-updated (and, with act-order,
+    permuted) matrix, exactly as the reference does (so with ``g < blocksize`` they do not yet see
+    this block's updates); a static group is used by the columns that were in it originally.
+
+    Layout: with act-order and dynamic groups (the reference's default) a group is g consecutive
+    columns *in Hessian order*, which the reference stores as a per-column group index
+    (``g_idx``). We store the codes in that order, so groups stay contiguous ``(1, g)`` blocks, and
+    return ``input_order`` (the permutation): the layer computes ``x[..., input_order] @ Ŵᵀ``, as
+    ExLlama does with act-order checkpoints. Otherwise codes are in the original column order and
+    ``input_order`` is None.
 
     Differences, on purpose: the grid is our affine primitive (quant/affine.py
     ``choose_qparams`` min-max with a float zero, parameters stored in the weight's dtype, the
@@ -247,13 +254,15 @@ def gptq_quantize(weight: torch.Tensor, inputs: torch.Tensor, spec: WeightQuantS
         if zero is not None:
             zero[:, g:g + 1] = qp.zero
 
-    perm = None
-    if spec.act_order:  # static groups, from the weight before any update
+    if spec.static_groups:  # from the weight before any update
         for g in range(n_groups):
             find_params(g, W[:, g * group:(g + 1) * group])
+    perm = None
+    if spec.act_order:
         perm = torch.argsort(torch.diag(H), descending=True, stable=True)
         W, H = W[:, perm], H[perm][:, perm]
-        group_of = (perm // group).tolist()
+    # the static group each (possibly permuted) column belongs to
+    group_of = ((perm if perm is not None else torch.arange(cols)) // group).tolist()
 
     damp = percdamp * torch.mean(torch.diag(H))
     H[range(cols), range(cols)] += damp
@@ -271,7 +280,7 @@ def gptq_quantize(weight: torch.Tensor, inputs: torch.Tensor, spec: WeightQuantS
         Hinv1 = Hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
             column = i1 + i
-            if perm is not None:
+            if spec.static_groups:
                 g = group_of[column]
             else:
                 g = column // group
@@ -286,9 +295,12 @@ def gptq_quantize(weight: torch.Tensor, inputs: torch.Tensor, spec: WeightQuantS
             W1[:, i:] -= err @ Hinv1[i:i + 1, i:]
             Err1[:, i:i + 1] = err
         W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
-    if perm is not None:
+    input_order = None
+    if perm is not None and spec.static_groups:
         codes = codes[:, torch.argsort(perm)]
-    return pack(codes, spec.bits, check_range=False), QParams(scale, zero, spec.bits, (1, group))
+    elif perm is not None:
+        input_order = perm.to(device=device, dtype=torch.int32)
+    return pack(codes, spec.bits, check_range=False), QParams(scale, zero, spec.bits, (1, group)), input_order
 
 
 def _check_weight(weight: object) -> None:
@@ -334,12 +346,13 @@ class QuantizedLinear(nn.Module):
     ``forward`` dequantizes and matmuls (the CPU path and reference for fused kernels).
     All state is in buffers, so ``state_dict`` round-trips and ``nbytes`` sees real storage,
     the sparse outliers of method ``outlier`` included (``outlier_values``, ``outlier_columns``,
-    ``outlier_row_ptr``).
+    ``outlier_row_ptr``) and GPTQ act-order's input permutation (``input_order``).
     """
 
     def __init__(self, in_features: int, out_features: int, spec: WeightQuantSpec,
                  codes: PackedCodes, qparams: QParams, bias: torch.Tensor | None = None,
-                 input_scale: torch.Tensor | None = None, outliers: SparseOutliers | None = None) -> None:
+                 input_scale: torch.Tensor | None = None, outliers: SparseOutliers | None = None,
+                 input_order: torch.Tensor | None = None) -> None:
         super().__init__()
         self.in_features, self.out_features, self.spec = in_features, out_features, spec
         self.block_size = qparams.block_size
@@ -351,13 +364,14 @@ class QuantizedLinear(nn.Module):
         self.register_buffer("outlier_values", None if outliers is None else outliers.values)
         self.register_buffer("outlier_columns", None if outliers is None else outliers.columns)
         self.register_buffer("outlier_row_ptr", None if outliers is None else outliers.row_ptr)
+        self.register_buffer("input_order", input_order)  # GPTQ act-order: stored column j reads input input_order[j]
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, spec: WeightQuantSpec,
                     calibration_inputs: torch.Tensor | None = None) -> QuantizedLinear:
         _check_spec(spec)
         weight = linear.weight.detach()
-        input_scale = outliers = None
+        input_scale = outliers = input_order = None
         if spec.needs_calibration and calibration_inputs is None:
             raise ValueError(f"method {spec.method!r} needs calibration inputs for every layer it quantizes")
         if spec.method == "awq":
@@ -365,13 +379,14 @@ class QuantizedLinear(nn.Module):
             input_scale = s.to(weight.dtype)
             weight = (weight.float() * s).to(weight.dtype)
         if spec.method == "gptq":
-            codes, qparams = gptq_quantize(weight, calibration_inputs, spec)
+            codes, qparams, input_order = gptq_quantize(weight, calibration_inputs, spec)
         elif spec.method == "outlier":
             codes, qparams, outliers = quantize_outlier_weight(weight, spec)
         else:
             codes, qparams = quantize_weight(weight, spec)
         bias = None if linear.bias is None else linear.bias.detach().clone()
-        return cls(linear.in_features, linear.out_features, spec, codes, qparams, bias, input_scale, outliers)
+        return cls(linear.in_features, linear.out_features, spec, codes, qparams, bias, input_scale, outliers,
+                   input_order)
 
     @property
     def outliers(self) -> SparseOutliers | None:
@@ -379,17 +394,28 @@ class QuantizedLinear(nn.Module):
             return None
         return SparseOutliers(self.outlier_values, self.outlier_columns, self.outlier_row_ptr)
 
-    def dequantized_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """The float weight this layer computes with (input scale not folded back)."""
+    def stored_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The float weight in stored column order (``input_order``'s, when set)."""
         codes = unpack(PackedCodes(self.codes, self.spec.bits, self.in_features))
         dense = dequantize(codes, QParams(self.scale, self.zero, self.spec.bits, self.block_size), dtype)
         outliers = self.outliers
         return dense if outliers is None else outliers.apply(dense)
 
+    def dequantized_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The float weight this layer computes with, in input order (input scale not folded back)."""
+        stored = self.stored_weight(dtype)
+        if self.input_order is None:
+            return stored
+        weight = torch.empty_like(stored)
+        weight[:, self.input_order.long()] = stored
+        return weight
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_scale is not None:
             x = x / self.input_scale
-        return F.linear(x, self.dequantized_weight(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
+        if self.input_order is not None:
+            x = x.index_select(-1, self.input_order)
+        return F.linear(x, self.stored_weight(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, spec={self.spec.id}"

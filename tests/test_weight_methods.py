@@ -7,6 +7,7 @@ method against SpQR's masking (Vahe1994/SpQR ``spqr_engine.py`` ``group_weight_w
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pytest_lvlmbench.settings import Setting
@@ -123,8 +124,9 @@ def correlated_inputs(rows, cols, seed, dead=()):
 
 
 def reference_gptq(W, X, spec, blocksize, percdamp=0.01):
-    """float64 re-statement of IST-DASLab/gptq gptq.py GPTQ.fasterquant (static_groups=actorder),
-    quantizer = our affine grid; returns the dequantized weight in the original column order."""
+    """float64 re-statement of IST-DASLab/gptq gptq.py GPTQ.fasterquant (actorder, static_groups as
+    the spec says), quantizer = our affine grid; returns the dequantized weight in the original
+    column order."""
     W = W.double().clone()
     H = 2 / X.shape[0] * X.double().T @ X.double()
     cols, g = W.shape[1], spec.group_size
@@ -136,8 +138,9 @@ def reference_gptq(W, X, spec, blocksize, percdamp=0.01):
         return choose_qparams(block, spec.bits, (1, block.shape[1]), symmetric=spec.symmetric,
                               clip_ratio=spec.clip_ratio, param_dtype=torch.float64)
 
-    if spec.act_order:
+    if spec.static_groups:
         groups = [find(W[:, i:i + g]) for i in range(0, cols, g)]
+    if spec.act_order:
         perm = torch.argsort(torch.diag(H), descending=True, stable=True)
         W, H = W[:, perm], H[perm][:, perm]
     H += percdamp * torch.mean(torch.diag(H)) * torch.eye(cols, dtype=torch.float64)
@@ -148,10 +151,10 @@ def reference_gptq(W, X, spec, blocksize, percdamp=0.01):
         i2 = min(i1 + blocksize, cols)
         W1, Err1, Hinv1 = W[:, i1:i2].clone(), torch.zeros(W.shape[0], i2 - i1, dtype=torch.float64), Hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
-            if not spec.act_order and (i1 + i) % g == 0:
+            if not spec.static_groups and (i1 + i) % g == 0:
                 quantizer = find(W[:, i1 + i:i1 + i + g])
-            if spec.act_order:
-                quantizer = groups[int(perm[i1 + i]) // g]
+            if spec.static_groups:
+                quantizer = groups[int(perm[i1 + i] if spec.act_order else i1 + i) // g]
             w = W1[:, i:i + 1]
             qp = QParams(quantizer.scale, quantizer.zero, spec.bits, (1, 1))
             q = dequantize(quantize(w, qp), qp, torch.float64)
@@ -182,15 +185,24 @@ def textbook_gptq(W, X, spec, percdamp=0.01):
 
 
 def gptq_weight(W, X, spec, **kwargs):
-    codes, qparams = gptq_quantize(W, X, spec, **kwargs)
-    return dequantize(unpack(codes), qparams, torch.float64)
+    """The dequantized weight in the original column order."""
+    codes, qparams, input_order = gptq_quantize(W, X, spec, **kwargs)
+    stored = dequantize(unpack(codes), qparams, torch.float64)
+    if input_order is None:
+        return stored
+    weight = torch.empty_like(stored)
+    weight[:, input_order.long()] = stored
+    return weight
 
 
 @pytest.mark.parametrize("spec_id, blocksize", [
     ("w3-gptq-g8", 16),            # groups start inside blocks: parameters from the lazily-updated W
     ("w4-gptq-g12-sym", 16),       # group size not dividing the block size
-    ("w3-gptq-g8-actorder", 16),   # static groups, permuted columns
+    ("w3-gptq-g8-actorder", 16),   # permuted columns, groups formed in that order
+    ("w3-gptq-g8-actorder-static", 16),   # permuted columns, groups fixed up front
+    ("w3-gptq-g8-static", 16),     # groups fixed up front, original order
     ("w2-gptq-g24-actorder-c0.9", 7),
+    ("w2-gptq-g24-actorder-static-c0.9", 7),
     ("w4-gptq-g72", 128),          # one group, one block (in_features = 72)
 ])
 def test_gptq_equals_float64_restatement_of_the_reference(spec_id, blocksize):
@@ -257,11 +269,37 @@ def test_gptq_needs_calibration_and_stores_like_group():
         gptq_quantize(linear.weight, torch.randn(100, 63), spec)
 
 
+def test_act_order_groups_follow_the_hessian_order_and_the_layer_permutes_its_input():
+    """Dynamic act-order groups are g consecutive columns in descending diag(H) order (the
+    reference's g_idx): stored that way, the layer reads its input through ``input_order``."""
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 24)
+    X = correlated_inputs(512, 64, seed=7)
+    spec = WeightQuantSpec.from_id("w2-gptq-g16-actorder")
+    layer = QuantizedLinear.from_linear(linear, spec, X)
+    expected = torch.argsort(torch.diag(X.T @ X), descending=True, stable=True)
+    assert layer.input_order.dtype == torch.int32 and torch.equal(layer.input_order.long(), expected)
+    # stored group 0 holds the 16 columns of largest diag(H), on one 2-bit grid per row;
+    # the first 16 columns in input order come from several groups
+    stored, weight = layer.stored_weight(torch.float32), layer.dequantized_weight(torch.float32)
+    assert torch.equal(weight[:, expected[:16]], stored[:, :16])
+    assert all(len(torch.unique(row)) <= 4 for row in stored[:, :16])
+    assert sum(len(torch.unique(row)) > 4 for row in weight[:, :16]) > 12
+    with torch.no_grad():
+        x = torch.randn(5, 64)
+        torch.testing.assert_close(layer(x), F.linear(x, weight, linear.bias), rtol=1e-5, atol=1e-5)
+    # the permutation is a buffer: counted in nbytes and kept by state_dict; static groups need none
+    static = QuantizedLinear.from_linear(linear, WeightQuantSpec.from_id("w2-gptq-g16-actorder-static"), X)
+    assert static.input_order is None and nbytes(layer) == nbytes(static) + 64 * 4
+    assert "input_order" in layer.state_dict()
+
+
 # ---------------------------------------------------------------- ids
 
 @pytest.mark.parametrize("text", [
     "w3-outlier-s1-g128", "w3-outlier-s1-g128-matrix", "w4-outlier-s0.5-g64-sym-c0.9", "w2-outlier-s0-g32",
-    "w4-gptq-g128", "w4-gptq-g128-actorder", "w3-gptq-g64-actorder-sym-c0.95",
+    "w4-gptq-g128", "w4-gptq-g128-actorder", "w3-gptq-g64-actorder-sym-c0.95", "w4-gptq-g128-actorder-static",
+    "w4-gptq-g64-static",
 ])
 def test_new_weight_ids_are_canonical_and_round_trip(text):
     spec = WeightQuantSpec.from_id(text)
@@ -296,9 +334,10 @@ def test_weight_plus_kv_settings_parse_and_round_trip(text):
     (lambda: WeightQuantSpec.from_id("w4-outlier-actorder"), r"act_order=True: method 'outlier' does not use"),
     (lambda: WeightQuantSpec.from_id("w4-rtn-actorder"), r"act_order=True: method 'rtn' does not use"),
     (lambda: WeightQuantSpec("gptq", 4, act_order=1), r"act_order=1: must be True or False"),
+    (lambda: WeightQuantSpec.from_id("w4-awq-static"), r"static_groups=True: method 'awq' does not use"),
     (lambda: WeightQuantSpec.from_id("w4-gptq-actorder-actorder"), r"'actorder' repeats actorder"),
     (lambda: WeightQuantSpec.from_id("w4-gptq-x2"), r"unknown option 'x2'; allowed options are g<group_size>, "
-                                                    r"c<clip_ratio>, sym, s<outlier_percent>, matrix, actorder"),
+                                                    r"c<clip_ratio>, sym, s<outlier_percent>, matrix, actorder, static"),
     (lambda: WeightQuantSpec.from_id("w4-outlier-s1-s2"), r"'s2' repeats outlier_percent"),
     (lambda: WeightQuantSpec.from_id("w5-gptq"), r"bits=5: allowed bits are"),
     (lambda: gptq_quantize(torch.randn(8, 16), torch.randn(4, 16), WeightQuantSpec("gptq", 4, group_size=8),

@@ -18,7 +18,7 @@ from tabulate import tabulate
 
 from quant import QuantizedLinear, WeightQuantSpec, nbytes
 
-SPECS = ("w8-rtn", "w8-group-g128", "w4-rtn", "w4-group-g128", "w4-awq-g128", "w4-gptq-g128",
+SPECS = ("w8-rtn", "w8-group-g128", "w4-rtn", "w4-group-g128", "w4-awq-g128", "w4-gptq-g128", "w4-gptq-g128-actorder",
          "w3-group-g128", "w3-outlier-s1-g128", "w3-gptq-g128", "w2-group-g128")
 
 
