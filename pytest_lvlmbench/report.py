@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from quant.kernels import kernel_path
+
 from .metrics import benjamini_hochberg, higher_is_better
 from .published import PublishedCheck
 from .results import Record, Results
@@ -39,7 +41,7 @@ def machine_info(options) -> dict:
     return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
             "transformers": transformers.__version__, "device": options.device,
             "dtype": dtype_name(options),
-            "quant_kernels": "torch"}   # quant/ has no Triton kernels yet: every path is the torch one
+            "quant_kernels": kernel_path(options.device)}   # triton, triton-interpreter or torch
 
 
 def adjusted_p_values(records: list[Record]) -> dict[tuple[str, str, str], float]:
@@ -98,7 +100,8 @@ def tables(results: Results, options) -> list[str]:
         calibrated = {r.setting: r.calibration for r in records if r.calibration}
         published = [PublishedCheck(**{k: v for k, v in check.items() if k not in ("gap", "drifted")}).message()
                      for r in records for check in r.published]
-        out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}); * primary metric; fp16 column: "
+        out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}, quant/ kernels: "
+                   f"{kernel_path(options.device)}); * primary metric; fp16 column: "
                    f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (McNemar for "
                    f"accuracies, paired bootstrap otherwise; Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"
                    + tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True)

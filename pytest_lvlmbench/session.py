@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from quant import quantize_model
+from quant import enable_packed_attention, quantize_model
+from quant.kernels import kernel_path, use_triton
 
 from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, paired_p, undefined_notes
 from .gencache import (Generated, GenerationCache, device_kind, generation_key, hub_fingerprint, image_hash,
@@ -113,8 +114,11 @@ class Session:
     def _load_float(self, name: str):
         from transformers import AutoModelForImageTextToText
 
-        return AutoModelForImageTextToText.from_pretrained(
+        model = AutoModelForImageTextToText.from_pretrained(
             self.refs[name].source, dtype=self.dtype, use_safetensors=True).to(self.options.device).eval()
+        if use_triton(self.options.device):   # decode attention reads the packed KV cache (SDPA elsewhere)
+            enable_packed_attention(model)
+        return model
 
     def _load(self, name: str, setting: Setting):
         """The float model, or a weight-quantized one. A quantized model is built from a fresh load,
@@ -181,7 +185,7 @@ class Session:
             raise ValueError(f"task {task.name!r} has no samples to evaluate (--lvlm-limit {self.options.limit})")
         prompts = self.prompts(name, task, items)
         config = {"max_new_tokens": task.max_new_tokens, "do_sample": False, "dtype": str(self.dtype),
-                  "device": device_kind(self.options.device)}
+                  "device": device_kind(self.options.device), "kernels": kernel_path(self.options.device)}
         if setting.weights.needs_calibration:   # the weights depend on what they were calibrated on
             config["calibration"] = self.calibration_source(name)
         keys = [generation_key(self.fingerprint(name), setting.id, p, image_hash(item.image()), config, self.cache.code)

@@ -85,12 +85,15 @@ device sync per compression (every R tokens; every token when R = 0).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer, get_layer_types_and_kwargs
 
 from .affine import NonFiniteError, QParams, choose_qparams, describe_non_finite, dequantize, quantize
+from .kernels import use_triton
+from .packed_attention import PACKED_ATTENTION, PackedKV, hand_off
 from .packing import PackedCodes, pack, unpack
 from .spec import KVQuantSpec
 
@@ -193,10 +196,11 @@ class Segment:
 
     def dequantize_into(self, out: torch.Tensor) -> None:
         """Write the reconstructed tokens into ``out`` ([batch, heads, tokens, head_dim], may be a slice)."""
+        _, unpack_dequantize = pack_ops(out.device)
         if not self.low_rank and self.outlier_values is None:
-            dequantize(unpack(self.codes), self.qparams, out=out)
+            unpack_dequantize(self.codes, self.qparams, out=out)
             return
-        x = dequantize(unpack(self.codes), self.qparams, torch.float32)
+        x = unpack_dequantize(self.codes, self.qparams, torch.float32)
         batch, heads, tokens, dim = x.shape
         flat = x.transpose(1, 2).reshape(batch, tokens, heads * dim)
         if self.outlier_values is not None and not self.exact_outliers:
@@ -282,6 +286,25 @@ def low_rank_approximation(matrix: torch.Tensor, rank: int, iterations: int = PO
     return q, p
 
 
+def _torch_quantize_pack(x: torch.Tensor, qparams: QParams) -> PackedCodes:
+    return pack(quantize(x, qparams, check_finite=False), qparams.bits, check_range=False)
+
+
+def _torch_unpack_dequantize(codes: PackedCodes, qparams: QParams, dtype: torch.dtype | None = None, *,
+                             out: torch.Tensor | None = None) -> torch.Tensor:
+    return dequantize(unpack(codes), qparams, dtype, out=out)
+
+
+def pack_ops(device: torch.device) -> tuple:
+    """(quantize+pack, unpack+dequantize) for tensors on ``device``: the Triton kernels
+    (quant/kernels/kv_pack.py, bit-identical) where ``use_triton``, else the torch reference."""
+    if use_triton(device):
+        from .kernels.kv_pack import quantize_pack, unpack_dequantize  # imports triton
+
+        return functools.partial(quantize_pack, check_finite=False), unpack_dequantize
+    return _torch_quantize_pack, _torch_unpack_dequantize
+
+
 def compress(x: torch.Tensor, codec: KVCodec, *, check_finite: bool = True) -> Segment:
     """Compress a block of tokens ``[batch, heads, tokens, head_dim]`` into a Segment.
 
@@ -305,17 +328,17 @@ def compress(x: torch.Tensor, codec: KVCodec, *, check_finite: bool = True) -> S
     # quant_and_pack_* likewise divide by a zero scale. Ours stays exact on purpose.
     qparams = choose_qparams(x32, codec.bits, block, symmetric=codec.symmetric, clip_ratio=codec.clip_ratio,
                              param_dtype=x.dtype, check_finite=False)
-    codes = quantize(x32, qparams, check_finite=False)
+    quantize_pack, unpack_dequantize = pack_ops(x.device)
+    codes = quantize_pack(x32, qparams)
     low_rank = []
     rank = codec.rank_for(tokens, heads * dim)
     if rank > 0 and rank * (tokens + heads * dim) < tokens * heads * dim:
-        residual = (x32 - dequantize(codes, qparams, torch.float32)).transpose(1, 2).reshape(batch, tokens, -1)
+        residual = (x32 - unpack_dequantize(codes, qparams, torch.float32)).transpose(1, 2).reshape(batch, tokens, -1)
         if index is not None:
             residual = residual.reshape(batch, -1).scatter(1, index.long(), 0.0).reshape(batch, tokens, -1)
         q, p = low_rank_approximation(residual, rank)
         low_rank = [(0, q.to(x.dtype), p.to(x.dtype))]
-    return Segment(pack(codes, codec.bits, check_range=False), qparams, values, index, low_rank,
-                   codec.exact_outliers)
+    return Segment(codes, qparams, values, index, low_rank, codec.exact_outliers)
 
 
 class QuantizedStream:
@@ -369,6 +392,9 @@ class QuantizedKVLayer(DynamicLayer):
         self.update_calls = 0  # 0 while prefilling; n during the n-th decode step
         self.key_stream: QuantizedStream | None = None
         self.value_stream: QuantizedStream | None = None
+        # set by QuantizedKVCache for a model that runs quant.packed_attention: decode steps then
+        # hand the packed history to the attention kernels instead of dequantizing it
+        self.packed_attention = False
         if not spec.is_float:
             key_codec, value_codec = codecs_for(spec)
             self.key_stream, self.value_stream = QuantizedStream(key_codec), QuantizedStream(value_codec)
@@ -455,7 +481,11 @@ class QuantizedKVLayer(DynamicLayer):
         if decode:
             # KIVI and GEAR's simulated mode: the new token is attended in full precision at its
             # own step and compressed afterwards (for the next steps).
-            out = (self.key_stream.read(keys), self.value_stream.read(values))
+            if self.packed_attention and key_states.shape[-2] == 1 and use_triton(keys.device):
+                hand_off(PackedKV(list(self.key_stream.segments), list(self.value_stream.segments), keys, values))
+                out = (keys, values)
+            else:
+                out = (self.key_stream.read(keys), self.value_stream.read(values))
         if flush_k:
             self.key_stream.append(keys[:, :, :flush_k], check_finite=False)
         if flush_v:
@@ -530,6 +560,8 @@ class QuantizedKVCache(Cache):
                              f"head_dim={head_dim} (KIVI groups value channels)")
         self.spec = spec
         super().__init__(layers=[QuantizedKVLayer(spec, i) for i in range(text_config.num_hidden_layers)])
+        for layer in self.layers:
+            layer.packed_attention = getattr(text_config, "_attn_implementation", None) == PACKED_ATTENTION
 
     def nbytes_by_part(self) -> dict[str, int]:
         return _sum_parts(layer.nbytes_by_part() for layer in self.layers)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .affine import NonFiniteError, QParams, choose_qparams, describe_non_finite, dequantize, quantize
+from .kernels import use_triton
 from .memory import nbytes
 from .packing import PackedCodes, pack, unpack
 from .spec import WeightQuantSpec
@@ -343,7 +344,9 @@ def awq_input_scale(weight: torch.Tensor, inputs: torch.Tensor, spec: WeightQuan
 class QuantizedLinear(nn.Module):
     """A linear layer that stores packed codes and scales/zeros, never a float weight.
 
-    ``forward`` dequantizes and matmuls (the CPU path and reference for fused kernels).
+    ``forward`` dequantizes and matmuls: the CPU path and the reference of the fused Triton
+    dequantize-matmul (quant/kernels/weight_matmul.py) that runs instead for 4- and 8-bit layers
+    without sparse outliers on CUDA (``quant.kernels.use_triton``).
     All state is in buffers, so ``state_dict`` round-trips and ``nbytes`` sees real storage,
     the sparse outliers of method ``outlier`` included (``outlier_values``, ``outlier_columns``,
     ``outlier_row_ptr``) and GPTQ act-order's input permutation (``input_order``).
@@ -415,6 +418,12 @@ class QuantizedLinear(nn.Module):
             x = x / self.input_scale
         if self.input_order is not None:
             x = x.index_select(-1, self.input_order)
+        if self.outlier_values is None and use_triton(x.device):
+            from .kernels.weight_matmul import packed_linear, supports  # imports triton
+
+            if supports(self.spec.bits, self.spec.symmetric):  # 4 and 8 bits; 2/3 bits stay on torch
+                return packed_linear(x, self.codes, self.scale, self.zero, self.spec.bits, self.block_size[1],
+                                     self.in_features, self.bias)
         return F.linear(x, self.stored_weight(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
     def extra_repr(self) -> str:

@@ -31,3 +31,14 @@ def load_codes(row_ptr, d, row_bytes, mask, BITS: tl.constexpr):
         nxt = tl.load(row_ptr + byte + 1, mask=mask & (byte + 1 < row_bytes), other=0).to(tl.int32)
         word = word | (nxt << 8)
     return (word >> (bit % 8)) & ((1 << BITS) - 1)
+
+
+@triton.jit
+def sum_over(x, axis: tl.constexpr):
+    """``tl.sum`` through the builtin ``tl.reduce``. Triton's own ``@jit`` helpers (tl.sum, tl.zeros)
+    are compiled-mode functions when triton was imported before ``TRITON_INTERPRET`` was set (under
+    pytest, transformers imports it first), and the interpreter cannot call them; builtins and our
+    own helpers work either way. ``tl.standard._sum_combine`` is the combine function tl.sum itself
+    passes: the interpreter recognises it and sums with numpy (any other combine function is
+    called in Python per element), and on a GPU this compiles exactly as tl.sum."""
+    return tl.reduce(x, axis, tl.standard._sum_combine)
