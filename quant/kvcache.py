@@ -71,6 +71,11 @@ Deliberate differences from the references, each with the option that selects ou
 - GEAR re-compresses the whole past cache at each streaming step; ours never re-quantizes
   history (KIVI's rule).
 
+Storage: compressed tokens of one block layout form one segment; appending to it writes into
+spare room behind its buffers (grown 1.25x at a time), so a decode step copies the new token only.
+``nbytes`` counts the stored codes, parameters, outliers and low-rank factors, not that spare
+room (at most a quarter of the segment; it is allocator memory, like any growth buffer).
+
 Errors: ``update()`` checks its inputs (4-D float ``[batch, heads, tokens, head_dim]``, keys and
 values with the same batch, heads and tokens, the same batch/heads/head_dim as the cached
 ones) and raises a ValueError naming the layer and both shapes. NaN or inf in tokens about to
@@ -167,6 +172,9 @@ class Segment:
     outlier_index: torch.Tensor | None = None    # [batch, n_outliers], int32
     low_rank: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (first token, Q, P)
     exact_outliers: bool = False  # True: outliers are written after the low-rank term (ours, -exactoutliers)
+    # buffers with spare room behind the tensors above (which are prefix views of them), so that
+    # appending a token does not copy the whole history; owned by the newest segment of a stream
+    storage: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -181,18 +189,23 @@ class Segment:
         return self.qparams.block_size == other.qparams.block_size and self.shape[:2] == other.shape[:2]
 
     def merge(self, other: Segment) -> Segment:
+        """This segment followed by ``other``. Appends into spare room behind this segment's tensors
+        (grown geometrically), so a decode step copies only the new token, not the history (a
+        ``torch.cat`` per step would copy all of it); the merged segment takes the buffers over."""
         qp, oq = self.qparams, other.qparams
-        zero = None if qp.zero is None else torch.cat([qp.zero, oq.zero], dim=2)
-        values = index = None
-        if self.outlier_values is not None:
-            offset = self.tokens * self.shape[1] * self.shape[3]
-            values = torch.cat([self.outlier_values, other.outlier_values], dim=1)
-            index = torch.cat([self.outlier_index, other.outlier_index + offset], dim=1)
-        return Segment(
-            PackedCodes(torch.cat([self.codes.data, other.codes.data], dim=2), qp.bits, self.codes.length),
-            QParams(torch.cat([qp.scale, oq.scale], dim=2), zero, qp.bits, qp.block_size),
-            values, index,
-            self.low_rank + [(start + self.tokens, q, p) for start, q, p in other.low_rank], self.exact_outliers)
+        storage, self.storage = self.storage, {}
+        offset = self.tokens * self.shape[1] * self.shape[3]
+        parts = {"codes": (self.codes.data, other.codes.data, 2), "scale": (qp.scale, oq.scale, 2),
+                 "zero": (qp.zero, oq.zero, 2), "outlier_values": (self.outlier_values, other.outlier_values, 1),
+                 "outlier_index": (self.outlier_index, None if other.outlier_index is None
+                                   else other.outlier_index + offset, 1)}
+        merged = {name: None if old is None else _append(storage, name, old, new, dim)
+                  for name, (old, new, dim) in parts.items()}
+        return Segment(PackedCodes(merged["codes"], qp.bits, self.codes.length),
+                       QParams(merged["scale"], merged["zero"], qp.bits, qp.block_size),
+                       merged["outlier_values"], merged["outlier_index"],
+                       self.low_rank + [(start + self.tokens, q, p) for start, q, p in other.low_rank],
+                       self.exact_outliers, storage)
 
     def dequantize_into(self, out: torch.Tensor) -> None:
         """Write the reconstructed tokens into ``out`` ([batch, heads, tokens, head_dim], may be a slice)."""
@@ -230,6 +243,26 @@ class Segment:
                        QParams(pick(qp.scale), pick(qp.zero), qp.bits, qp.block_size),
                        pick(self.outlier_values), pick(self.outlier_index),
                        [(start, pick(q), pick(p)) for start, q, p in self.low_rank], self.exact_outliers)
+
+
+GROWTH = 1.25  # spare room a merged segment's buffers get: amortised O(1) appends, at most 25% unused
+
+
+def _append(storage: dict[str, torch.Tensor], name: str, old: torch.Tensor, new: torch.Tensor, dim: int
+            ) -> torch.Tensor:
+    """``torch.cat([old, new], dim)`` written into ``storage[name]`` when ``old`` is a prefix of it
+    with room behind; otherwise into a fresh buffer with room for ``GROWTH`` times the result."""
+    used, added = old.shape[dim], new.shape[dim]
+    buffer = storage.get(name)
+    if (buffer is None or buffer.data_ptr() != old.data_ptr() or buffer.shape[dim] < used + added
+            or buffer.narrow(dim, 0, used).stride() != old.stride()):
+        shape = list(old.shape)
+        shape[dim] = max(int((used + added) * GROWTH), used + added + 1)
+        buffer = torch.empty(shape, dtype=old.dtype, device=old.device)
+        buffer.narrow(dim, 0, used).copy_(old)
+        storage[name] = buffer
+    buffer.narrow(dim, used, added).copy_(new)
+    return buffer.narrow(dim, 0, used + added)
 
 
 STORED_PARTS = ("codes", "scale_zero", "sparse", "low_rank")

@@ -6,7 +6,7 @@ import torch
 from transformers import DynamicCache, LlamaForCausalLM
 
 from quant import KVQuantSpec
-from quant.kvcache import QuantizedKVCache, QuantizedKVLayer
+from quant.kvcache import QuantizedKVCache, QuantizedKVLayer, compress
 from tiny_models import llama_config
 
 
@@ -146,6 +146,36 @@ def test_history_is_never_requantized_and_the_window_follows_l_mod_r():
         assert torch.equal(keys[:, :, :32], first[:, :, :32])  # the first block never changes
         assert layer.keys.shape[-2] == (41 + step) % 32
         assert keys.shape[-2] == layer.get_seq_length() == 41 + step
+
+
+@pytest.mark.parametrize("spec_id", ["kv2-group-g8-r16", "kv2-outlier-s2"])
+def test_appending_a_token_copies_the_token_not_the_history(spec_id):
+    """KIVI's values (and GEAR with R = 0) compress one token per step: the stream appends it into
+    spare room behind the history (geometric growth), and reads back exactly what concatenation
+    would give."""
+    layer = QuantizedKVLayer(KVQuantSpec.from_id(spec_id), 0)
+    gen = torch.Generator().manual_seed(0)
+    tokens = [torch.randn(2, 2, 20, 8, generator=gen)] + [torch.randn(2, 2, 1, 8, generator=gen) for _ in range(60)]
+    layer.update(tokens[0], tokens[0].clone())
+    reallocations, buffer = 0, None
+    for token in tokens[1:]:
+        layer.update(token, token.clone())
+        segment = layer.value_stream.segments[-1]
+        if segment.storage and segment.storage["codes"].data_ptr() != buffer:
+            reallocations, buffer = reallocations + 1, segment.storage["codes"].data_ptr()
+    assert len(layer.value_stream.segments) <= 2 and 1 <= reallocations <= 12   # 1.25x growth: ~log(80)/log(1.25)
+    reference = QuantizedKVLayer(KVQuantSpec.from_id(spec_id), 0)    # one compress per token, no merging
+    reference.value_stream.append = lambda x, check_finite=True: reference.value_stream.segments.append(
+        compress(x, reference.value_stream.codec))
+    reference.key_stream.append = lambda x, check_finite=True: reference.key_stream.segments.append(
+        compress(x, reference.key_stream.codec))
+    reference.update(tokens[0], tokens[0].clone())
+    for token in tokens[1:]:
+        reference.update(token, token.clone())
+    for stream, expected in ((layer.value_stream, reference.value_stream), (layer.key_stream, reference.key_stream)):
+        window = torch.zeros(2, 2, 0, 8)
+        assert torch.equal(stream.read(window), expected.read(window))
+    assert layer.nbytes_by_part() == reference.nbytes_by_part()   # spare room is not stored data
 
 
 def test_uniform_with_no_residual_compresses_every_decode_token_after_its_step():
