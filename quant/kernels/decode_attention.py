@@ -101,15 +101,20 @@ def _layout(codes: PackedCodes, qparams: QParams) -> tuple[torch.Tensor, torch.T
     return scale, zero, tuple(scale.stride()), tuple(qparams.block_size[1:])
 
 
+def _per_query_head(name: str, t: torch.Tensor, batch: int, heads: int, last_name: str, last: int) -> torch.Tensor:
+    """``t`` checked to be ``[batch, a multiple of heads, last]``, with a unit stride on its last dim."""
+    if t.dim() != 3 or t.shape[0] != batch or t.shape[2] != last or t.shape[1] % heads:
+        raise ValueError(f"invalid {name} shape={tuple(t.shape)}: expected [batch={batch}, a multiple of "
+                         f"heads={heads}, {last_name}={last}]")
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
 def packed_scores(query: torch.Tensor, codes: PackedCodes, qparams: QParams) -> torch.Tensor:
     """``query [B, Hq, D] · K̂ᵀ`` for packed keys ``[B, H, T, D]``: float32 scores ``[B, Hq, T]``
     (unscaled), equal to ``einsum('bhd,bhtd->bht', q, dequantize(unpack(codes), qparams))`` with
     key heads repeated for GQA."""
     batch, heads, tokens, dim = codes.shape
-    if query.dim() != 3 or query.shape[0] != batch or query.shape[2] != dim or query.shape[1] % heads:
-        raise ValueError(f"invalid query shape={tuple(query.shape)}: expected [batch={batch}, a multiple of "
-                         f"heads={heads}, head_dim={dim}]")
-    query = query if query.stride(-1) == 1 else query.contiguous()
+    query = _per_query_head("query", query, batch, heads, "head_dim", dim)
     scale, zero, s_s, (bh, bt, bd) = _layout(codes, qparams)
     out = torch.empty(batch, query.shape[1], tokens, dtype=torch.float32, device=query.device)
     if tokens == 0:
@@ -131,10 +136,7 @@ def packed_weighted_sum(weights: torch.Tensor, codes: PackedCodes, qparams: QPar
     tokens are cut into ``splits`` ranges summed by separate programs (enough of them to fill a
     GPU at batch 1), then added."""
     batch, heads, tokens, dim = codes.shape
-    if weights.dim() != 3 or weights.shape[0] != batch or weights.shape[2] != tokens or weights.shape[1] % heads:
-        raise ValueError(f"invalid weights shape={tuple(weights.shape)}: expected [batch={batch}, a multiple of "
-                         f"heads={heads}, tokens={tokens}]")
-    weights = weights if weights.stride(-1) == 1 else weights.contiguous()
+    weights = _per_query_head("weights", weights, batch, heads, "tokens", tokens)
     scale, zero, s_s, (bh, bt, bd) = _layout(codes, qparams)
     tiles = triton.cdiv(tokens, BLOCK_T)
     if splits is None:
