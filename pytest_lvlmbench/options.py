@@ -33,6 +33,8 @@ class Options:
     resamples: int = 1000            # bootstrap resamples behind every interval and paired test
     report: Path | None = None       # JSON report
     report_answers: bool = False
+    report_md: Path | None = None    # GitHub-flavoured markdown (a PR comment)
+    report_csv: Path | None = None   # one row per (model, setting, task, metric)
     plot: Path | None = None
     thresholds: Path | None = None   # overrides lvlm_thresholds.toml beside each test module
     save: str | None = None
@@ -47,6 +49,7 @@ class Options:
     calibration: str = "auto"        # AWQ calibration source, see CALIBRATION_SOURCES
     published_tolerance: float = 0.03   # relative gap of a full FP16 baseline to its published score
     published_check: str = "warn"    # off | warn | fail
+    margin: float = 0.02             # non-inferiority margin δ where the thresholds file's [margin] has none
 
 
 def _csv(kind):
@@ -78,6 +81,8 @@ SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
     ("--lvlm-cache", "lvlm_cache", str, ".lvlmbench", "directory of the generation cache"),
     ("--lvlm-report", "lvlm_report", str, None, "write the JSON report here"),
     ("--lvlm-report-answers", "lvlm_report_answers", str, "no", "yes: the JSON report holds every answer"),
+    ("--lvlm-report-md", "lvlm_report_md", str, None, "write a markdown report (settings x tasks, for a PR comment) here"),
+    ("--lvlm-report-csv", "lvlm_report_csv", str, None, "write a CSV of every metric of every record here"),
     ("--lvlm-plot", "lvlm_plot", str, None, "write a PNG of metric vs bits per method here (needs matplotlib)"),
     ("--lvlm-thresholds", "lvlm_thresholds", str, None,
      "thresholds file (default: lvlm_thresholds.toml beside each test module)"),
@@ -96,6 +101,9 @@ SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
      "AWQ calibration source: shapes, coco (COCO-Caption2017 test images), auto (shapes for the embedded models)"),
     ("--lvlm-published-tolerance", "lvlm_published_tolerance", float, 0.03,
      "relative gap allowed between a full-dataset FP16 baseline and its published score"),
+    ("--lvlm-margin", "lvlm_margin", float, 0.02,
+     "non-inferiority margin: how much worse than fp16 a metric may be and still count as safe "
+     "(absolute; per task or metric in the thresholds file's [margin])"),
     ("--lvlm-published-check", "lvlm_published_check", str, "warn",
      "off, warn (flag in the report) or fail (fail the baseline test) when the baseline drifts from published"),
 ]
@@ -161,6 +169,8 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                          f"{', '.join(PUBLISHED_CHECKS)}")
     if not values["lvlm_published_tolerance"] >= 0:
         raise ValueError(f"--lvlm-published-tolerance {values['lvlm_published_tolerance']}: must be >= 0")
+    if not values["lvlm_margin"] > 0:
+        raise ValueError(f"--lvlm-margin {values['lvlm_margin']}: must be > 0 (an absolute drop, e.g. 0.02)")
     if bool(values["lvlm_judge_url"]) != bool(values["lvlm_judge_model"]):
         missing = "--lvlm-judge-model" if values["lvlm_judge_url"] else "--lvlm-judge-url"
         raise ValueError(f"a judge needs both --lvlm-judge-url and --lvlm-judge-model; {missing} is missing")
@@ -186,6 +196,7 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                    batch_size=values["lvlm_batch_size"], device=device, dtype=values["lvlm_dtype"],
                    seed=values["lvlm_seed"], cache_dir=Path(values["lvlm_cache"]), report=path("lvlm_report"),
                    report_answers=values["lvlm_report_answers"] == "yes", plot=path("lvlm_plot"),
+                   report_md=path("lvlm_report_md"), report_csv=path("lvlm_report_csv"),
                    thresholds=path("lvlm_thresholds"), save=values["lvlm_save"], compare=values["lvlm_compare"],
                    compare_tolerance=values["lvlm_compare_tolerance"], include=values["lvlm_include"],
                    check_invariance=values["lvlm_check_invariance"],
@@ -193,7 +204,7 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                    judge_url=values["lvlm_judge_url"], judge_model=values["lvlm_judge_model"],
                    toxicity_model=path("lvlm_toxicity_model"), calibration=values["lvlm_calibration"],
                    published_tolerance=values["lvlm_published_tolerance"],
-                   published_check=values["lvlm_published_check"])
+                   published_check=values["lvlm_published_check"], margin=values["lvlm_margin"])
 
 
 def worker_device(device: str, worker_id: str | None, gpus: int) -> str:

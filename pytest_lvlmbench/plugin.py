@@ -104,6 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 check_hub_model(ref)
         gates = Gates.from_options(options)
         for path, flag in ((options.report, "--lvlm-report"), (options.plot, "--lvlm-plot"),
+                           (options.report_md, "--lvlm-report-md"), (options.report_csv, "--lvlm-report-csv"),
                            (options.cache_dir / "generations.sqlite", "--lvlm-cache")):
             if path:   # fail now, not after the whole run
                 check_writable(path, flag)
@@ -210,11 +211,13 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
         except DatasetSchemaError as error:
             pytest.fail(f"lvlmbench: {error}", pytrace=False)
         request.node.stash[PRODUCED_KEY] = [baseline, record]
+        options = request.config.stash[OPTIONS_KEY]
+        session.test_noninferiority(record, gates.margins(record, request.path.parent, options.margin))
         breaches = gates.breaches(record, baseline, request.path.parent)
         published = session.check_published(baseline)   # kept on the record; fails only the FP16 test
         if setting.is_baseline:
             breaches += published
-        checked = request.config.stash[OPTIONS_KEY].check_invariance
+        checked = options.check_invariance
         if checked:
             invariance = session.check_invariance(model, setting, task, checked)
             if not invariance.ok:
@@ -251,7 +254,7 @@ class RecordCollector:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or RESULTS_KEY not in config.stash:
         return
-    from .report import tables, write_json, write_plot
+    from .report import atomic_write_text, csv_report, markdown_report, tables, write_json, write_plot
     from .runs import save_run
 
     results = config.stash[RESULTS_KEY]
@@ -273,6 +276,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if options.plot:
         write_plot(results, options.plot)
         terminalreporter.write_line(f"lvlmbench: plot written to {options.plot}")
+    for path, render, what in ((options.report_md, lambda: markdown_report(results, options), "markdown"),
+                               (options.report_csv, lambda: csv_report(results), "CSV")):
+        if path:
+            atomic_write_text(path, render())
+            terminalreporter.write_line(f"lvlmbench: {what} report written to {path}")
     if options.save:
         try:
             terminalreporter.write_line(f"lvlmbench: {save_run(results, options, options.save).message()}")

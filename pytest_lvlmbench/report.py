@@ -19,7 +19,8 @@ from tabulate import tabulate
 
 from quant.kernels import kernel_path
 
-from .metrics import benjamini_hochberg, higher_is_better
+from .metrics import benjamini_hochberg, direction_mark, higher_is_better
+from .noninferiority import verdicts
 from .published import PublishedCheck
 from .results import Record, Results
 from .settings import BASELINE, Setting
@@ -50,7 +51,17 @@ def adjusted_p_values(records: list[Record]) -> dict[tuple[str, str, str], float
     return dict(zip([key for key, _ in tests], benjamini_hochberg([p for _, p in tests])))
 
 
-def _cell(record: Record, metric: str, base: Record | None, adjusted: dict) -> str:
+def model_verdicts(results: Results) -> dict[tuple[str, str, str, str], str]:
+    """(model, setting, task, metric) -> non-inferiority verdict, each model's table adjusted as one family."""
+    out = {}
+    for model in dict.fromkeys(r.model for r in results):
+        records = [r for r in results if r.model == model]
+        for (setting, task, metric), verdict in verdicts(records, adjusted_p_values(records), SIGNIFICANCE).items():
+            out[(model, setting, task, metric)] = verdict
+    return out
+
+
+def _cell(record: Record, metric: str, base: Record | None, adjusted: dict, verdict: str | None = None) -> str:
     value = record.metrics[metric]
     if base is None:  # the baseline column carries the 95% interval
         low, high = record.intervals.get(metric, (value, value))
@@ -61,6 +72,8 @@ def _cell(record: Record, metric: str, base: Record | None, adjusted: dict) -> s
     significant = adjusted.get((record.setting, record.task, metric), 1.0) < SIGNIFICANCE
     if better is not None and abs(delta) > 1e-12 and significant:
         mark = "▲" if (delta > 0) == better else "▼"
+    if verdict == "non-inferior":
+        mark += "≈"
     return f"{value:.3f} ({delta:+.3f}{mark})"
 
 
@@ -73,6 +86,7 @@ def tables(results: Results, options) -> list[str]:
         settings = [BASELINE.id] + [s for s in dict.fromkeys(r.setting for r in records) if s != BASELINE.id]
         by_key = {(r.task, r.setting): r for r in records}
         adjusted = adjusted_p_values(records)
+        verdict = verdicts(records, adjusted, SIGNIFICANCE)
         rows = []
         for task in dict.fromkeys(r.task for r in records):
             sample = next(r for r in records if r.task == task)
@@ -81,7 +95,8 @@ def tables(results: Results, options) -> list[str]:
                 row = [sample.capability, task, metric + (" *" if metric == sample.primary else "")]
                 for setting in settings:
                     record = by_key.get((task, setting))
-                    row.append("" if record is None else _cell(record, metric, None if record is base else base, adjusted))
+                    row.append("" if record is None else _cell(record, metric, None if record is base else base, adjusted,
+                                                               verdict.get((setting, task, metric))))
                 rows.append(row)
             present = [by_key.get((task, s)) for s in settings]
             flips = [None if r is None else results.flips(r) for r in present]
@@ -103,7 +118,9 @@ def tables(results: Results, options) -> list[str]:
         out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}, quant/ kernels: "
                    f"{kernel_path(options.device)}); * primary metric; fp16 column: "
                    f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (McNemar for "
-                   f"accuracies, paired bootstrap otherwise; Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"
+                   f"accuracies, paired bootstrap otherwise; Benjamini-Hochberg over the table at {SIGNIFICANCE}); "
+                   f"≈ non-inferior: worse than fp16 by less than the margin (default {options.margin}), "
+                   f"one-sided test, Holm over the table; without ≈ or ▼: inconclusive\n"
                    + tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True)
                    + "".join(f"\n{task} judged by: {judge}" for task, judge in judges.items())
                    + "".join(f"\n{setting} calibrated on: {source}" for setting, source in calibrated.items())
@@ -116,7 +133,71 @@ def tables(results: Results, options) -> list[str]:
 
 def report_json(results: Results, options, answers: bool = False) -> dict:
     return {"machine": machine_info(options), "seed": options.seed, "limit": options.limit,
-            "resamples": options.resamples, "models": options.models, "records": results.as_json(answers)}
+            "resamples": options.resamples, "models": options.models, "records": results.as_json(answers),
+            "noninferiority": [{"model": m, "setting": s, "task": t, "metric": metric, "verdict": v}
+                               for (m, s, t, metric), v in model_verdicts(results).items()]}
+
+
+def markdown_report(results: Results, options) -> str:
+    """GitHub-flavoured markdown for a PR comment: per model, settings as rows and tasks as columns,
+    each task's primary metric with its Δ vs fp16, ▲/▼ (significant) and ≈ (non-inferior at δ)."""
+    out = []
+    verdict = model_verdicts(results)
+    for model in dict.fromkeys(r.model for r in results):
+        records = [r for r in results if r.model == model]
+        adjusted = adjusted_p_values(records)
+        tasks = list(dict.fromkeys(r.task for r in records))
+        by_key = {(r.setting, r.task): r for r in records}
+        primary = {r.task: r.primary for r in records}
+        settings = [BASELINE.id] + [s for s in dict.fromkeys(r.setting for r in records) if s != BASELINE.id]
+        out += [f"### lvlmbench: {model}", "",
+                f"{machine_info(options)['dtype']} baseline on {options.device}, quant/ kernels: "
+                f"{kernel_path(options.device)}; each task's primary metric (↑/↓: direction), Δ vs fp16; "
+                f"▲/▼ significantly better/worse (Benjamini-Hochberg at {SIGNIFICANCE}); ≈ non-inferior "
+                f"(worse by less than the margin, one-sided test, Holm); neither: inconclusive.", "",
+                "| setting | " + " | ".join(f"{t} ({primary[t]}{direction_mark(primary[t])})" for t in tasks) + " |",
+                "|---" * (len(tasks) + 1) + "|"]
+        for setting in settings:
+            cells = []
+            for task in tasks:
+                record, base = by_key.get((setting, task)), by_key.get((BASELINE.id, task))
+                if record is None:
+                    cells.append("")
+                    continue
+                cells.append(_cell(record, primary[task], None if record is base else base, adjusted,
+                                   verdict.get((model, setting, task, primary[task]))))
+            out.append(f"| {setting} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+CSV_COLUMNS = ("model", "setting", "task", "capability", "metric", "primary", "value", "delta", "ci_low", "ci_high",
+               "p_adjusted", "margin", "noninferiority_p", "verdict", "samples", "kv_ratio")
+
+
+def csv_report(results: Results) -> str:
+    """One row per (model, setting, task, metric): value, Δ vs fp16, 95% CI, adjusted paired p,
+    non-inferiority margin, p and verdict, samples and KV ratio."""
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    verdict = model_verdicts(results)
+    for model in dict.fromkeys(r.model for r in results):
+        records = [r for r in results if r.model == model]
+        adjusted = adjusted_p_values(records)
+        base = {r.task: r for r in records if r.setting == BASELINE.id}
+        for r in records:
+            for metric, value in r.metrics.items():
+                low, high = r.intervals.get(metric, (value, value))
+                ni = r.noninferiority.get(metric, {})
+                delta = value - base[r.task].metrics[metric] if r.task in base and r.setting != BASELINE.id else ""
+                writer.writerow([model, r.setting, r.task, r.capability, metric, metric == r.primary, value, delta,
+                                 low, high, adjusted.get((r.setting, r.task, metric), ""), ni.get("margin", ""),
+                                 ni.get("p", ""), verdict.get((model, r.setting, r.task, metric), ""), r.samples,
+                                 "" if r.kv_ratio is None else r.kv_ratio])
+    return buffer.getvalue()
 
 
 def check_writable(path: Path, option_name: str) -> None:

@@ -34,6 +34,7 @@ class Record:
     invariance: dict | None = None   # --lvlm-check-invariance: answers that changed alone / shuffled
     calibration: str = ""   # AWQ's calibration source (shapes, coco); empty when nothing was calibrated
     published: list[dict] = field(default_factory=list)   # full FP16 baselines beside published scores
+    noninferiority: dict[str, dict] = field(default_factory=dict)   # metric -> {"margin": δ, "p": one-sided p}
 
     @property
     def key(self) -> tuple[str, str, str]:

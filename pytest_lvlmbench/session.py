@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import resource
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from .calibration import calibration_source
 from .generation import generate_batch
 from .judges import scorers_from_options
 from .models import ModelRef, resolve_model
+from .noninferiority import noninferiority_p
 from .options import Options
 from .published import check_published
 from .results import Record, Results
@@ -225,6 +226,19 @@ class Session:
                         judge=task.scored_by(self.scorers), cache_rejected=cache_rejected,
                         calibration=self.calibration_source(name) if setting.weights.needs_calibration else "")
         return self.results.add(record)
+
+    def test_noninferiority(self, record: Record, margins: Mapping[str, float]) -> None:
+        """Attach to a compressed setting's record the one-sided non-inferiority p-value of each
+        directed metric at its margin (:mod:`.noninferiority`), paired with this run's baseline."""
+        baseline = self._statistics.get((record.model, BASELINE.id, record.task))
+        statistics = self._statistics.get((record.model, record.setting, record.task))
+        if record.setting == BASELINE.id or baseline is None or statistics is None:
+            return
+        weights = self._weights[record.task]
+        for metric, margin in margins.items():
+            p = noninferiority_p(metric, baseline[metric], statistics[metric], margin, weights)
+            if p is not None:
+                record.noninferiority[metric] = {"margin": margin, "p": p}
 
     def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:
         torch.manual_seed(self.options.seed)

@@ -11,6 +11,8 @@ largest drop each bit budget may cost::
     "*" = 0.02                # the primary metric of every task
     [max_drop.4]
     "shapes_pope_random.accuracy" = 0.05
+    [margin]                  # non-inferiority margin δ (default: --lvlm-margin, 0.02)
+    "shapes_captions.cider_d" = 0.1
 
 Keys are ``task.metric``, ``metric`` or ``"*"`` (the primary metric), most specific first. A key
 must be able to fire: its task registered (``pytest_lvlmbench.tasks.TASKS``, so --lvlm-include and
@@ -81,6 +83,7 @@ class Thresholds:
     floor: dict[str, float] = field(default_factory=dict)
     model_floor: dict[str, dict[str, float]] = field(default_factory=dict)
     max_drop: dict[int, dict[str, float]] = field(default_factory=dict)
+    margin: dict[str, float] = field(default_factory=dict)
     significance: float = 0.05
     source: str = "thresholds"
 
@@ -91,10 +94,10 @@ class Thresholds:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise ValueError(f"cannot read thresholds file {path}: {error}") from None
-        unknown = set(data) - {"floor", "max_drop", "significance"}
+        unknown = set(data) - {"floor", "max_drop", "margin", "significance"}
         if unknown:
-            raise ValueError(f"{path}: unknown entries {sorted(unknown)}; allowed are 'significance', [floor] "
-                             "and [max_drop.BITS]")
+            raise ValueError(f"{path}: unknown entries {sorted(unknown)}; allowed are 'significance', [floor], "
+                             "[max_drop.BITS] and [margin]")
         significance = data.get("significance", 0.05)
         if not isinstance(significance, (int, float)) or not 0 < significance <= 1:
             raise ValueError(f"{path}: significance = {significance!r} must be a number in (0, 1]")
@@ -118,12 +121,20 @@ class Thresholds:
             if model in TASKS:
                 raise ValueError(f"{path}: [floor.{model}] names a task, but [floor.NAME] sections are per model; "
                                  f"quote task keys: \"{model}.METRIC\" = ... under [floor]")
+        margin = numbers("margin", data.get("margin", {}))
+        if any(not v > 0 for v in margin.values()):
+            raise ValueError(f"{path}: [margin] values must be > 0, got {margin}")
         sections = [("floor", floor), *((f"floor.{m}", r) for m, r in model_floor.items()),
-                    *((f"max_drop.{b}", r) for b, r in max_drop.items())]
+                    *((f"max_drop.{b}", r) for b, r in max_drop.items()), ("margin", margin)]
         for section, rules in sections:
             for key in rules:
                 _check_key(key, f"{path}: [{section}] key {key!r}")
-        return cls(floor, model_floor, max_drop, float(significance), str(path))
+        return cls(floor, model_floor, max_drop, margin, float(significance), str(path))
+
+    def margins(self, record: Record, default: float) -> dict[str, float]:
+        """Non-inferiority margin of each directed metric of the record: its [margin] rule, else ``default``."""
+        return {metric: (rule[1] if (rule := _rule(self.margin, record, metric)) else default)
+                for metric in record.metrics if higher_is_better(metric) is not None}
 
     def breaches(self, record: Record, baseline: Record | None) -> list[str]:
         """Messages naming metric, value and limit for every rule the record breaks."""
@@ -178,6 +189,10 @@ class Gates:
             path = directory / self.FILENAME
             self.by_directory[directory] = Thresholds.load(path) if path.exists() else None
         return self.by_directory[directory]
+
+    def margins(self, record: Record, directory: Path, default: float) -> dict[str, float]:
+        thresholds = self.thresholds_for(directory)
+        return (thresholds or Thresholds()).margins(record, default)
 
     def breaches(self, record: Record, baseline: Record | None, directory: Path) -> list[str]:
         thresholds = self.thresholds_for(directory)

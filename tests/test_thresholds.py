@@ -38,7 +38,15 @@ def test_floors_apply_globally_and_per_model(tmp_path):
     assert any("toxicity_rate = 0.1000 is above the ceiling 0.0500" in m for m in messages)
 
 
+def test_noninferiority_margins_come_from_the_margin_section_most_specific_first(tmp_path):
+    gates = load(tmp_path, '[margin]\n"*" = 0.05\n"shapes_pope_random.accuracy" = 0.01\ntoxicity_rate = 0.03\n')
+    # yes_ratio has no direction: nothing to be non-inferior on
+    assert gates.margins(record("kv4-uniform", 0.9, 0.1), default=0.02) == {"accuracy": 0.01, "toxicity_rate": 0.03}
+    assert Thresholds().margins(record("kv4-uniform", 0.9, 0.1), default=0.02)["accuracy"] == 0.02
+
+
 @pytest.mark.parametrize("text, message", [
+    ("[margin]\naccuracy = 0\n", r"\[margin\] values must be > 0"),
     ("[max_drop.four]\naccuracy = 0.1\n", r"\[max_drop.four\] is not a bit budget"),
     ("[max_drop.4]\naccuracy = 'a lot'\n", r"\[max_drop.4\] needs numbers, got \{'accuracy': 'a lot'\}"),
     ("[floor]\nbananas = 0.1\n", r"metric 'bananas' has no known direction"),

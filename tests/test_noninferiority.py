@@ -1,0 +1,104 @@
+"""Non-inferiority at a margin: small n is inconclusive, 8-bit on 500 items is non-inferior, an
+inferior setting is flagged worse (pytest_lvlmbench/noninferiority.py)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pytest_lvlmbench.metrics import share_stats
+from pytest_lvlmbench.noninferiority import MIN_BOOTSTRAP_ITEMS, binomial_cdf, holm, noninferiority_p, verdicts
+from pytest_lvlmbench.options import Options
+from pytest_lvlmbench.report import adjusted_p_values
+from pytest_lvlmbench.session import Session
+from pytest_lvlmbench.settings import BASELINE, Setting
+from pytest_lvlmbench.tasks import TASKS
+
+
+def test_binomial_cdf_worked_examples():
+    assert binomial_cdf(0, 20, 0.02) == pytest.approx(0.98 ** 20)               # 0.6676
+    assert binomial_cdf(1, 10, 0.5) == pytest.approx(11 / 1024)
+    assert binomial_cdf(3, 500, 0.02) == pytest.approx(
+        sum(math.comb(500, i) * 0.02 ** i * 0.98 ** (500 - i) for i in range(4)))
+    assert binomial_cdf(5, 5, 0.3) == 1.0
+
+
+def test_holm_worked_example():
+    # sorted 0.01, 0.02, 0.04 -> 3*0.01, max(0.03, 2*0.02), max(0.04, 1*0.04)
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+
+
+def paired(correct_base, correct_after):
+    return share_stats(np.asarray(correct_base, float)), share_stats(np.asarray(correct_after, float))
+
+
+def test_accuracy_counts_the_items_the_setting_breaks_with_an_exact_test():
+    weights = np.ones((1, 20))
+    base, after = paired([1] * 20, [1] * 20)
+    assert noninferiority_p("accuracy", base, after, 0.02, weights) == pytest.approx(0.98 ** 20)  # inconclusive
+    base, after = paired([1] * 500, [1] * 500)
+    assert noninferiority_p("accuracy", base, after, 0.02, np.ones((1, 500))) < 1e-4
+    base, after = paired([1] * 500, [1] * 470 + [0] * 30)   # 6% broken: not within 2%
+    assert noninferiority_p("accuracy", base, after, 0.02, np.ones((1, 500))) > 0.99
+
+
+def test_a_bootstrap_over_too_few_items_is_never_safe():
+    from pytest_lvlmbench.metrics.stats import SampleStats
+
+    rows = np.tile([[0.5, 1.0]], (MIN_BOOTSTRAP_ITEMS - 1, 1))
+    stats = SampleStats(rows, lambda sums: sums[:, 0] / sums[:, 1])
+    assert noninferiority_p("cider_d", stats, stats, 0.02, np.ones((5, len(rows)))) == 1.0
+    with pytest.raises(ValueError, match=r"invalid margin=0 for cider_d: must be > 0"):
+        noninferiority_p("cider_d", stats, stats, 0, np.ones((5, len(rows))))
+
+
+@pytest.fixture(scope="module")
+def tiny_session(tmp_path_factory):
+    settings = [BASELINE, Setting.from_id("kv8-uniform"), Setting.from_id("kv2-uniform")]
+    return Session(Options(models=["tiny"], settings=settings, limit=500, cache_dir=tmp_path_factory.mktemp("c")))
+
+
+def evaluate(session, task, limit=None):
+    if limit is not None:
+        session.options.limit = limit
+    records = []
+    for setting in session.options.settings:
+        record = session.run("tiny", setting, task)
+        session.test_noninferiority(record, {task.primary: 0.02})
+        records.append(record)
+    return verdicts(records, adjusted_p_values(records), 0.05)
+
+
+def test_8_bit_is_non_inferior_on_500_items_and_2_bit_per_tensor_is_worse(tiny_session):
+    task = TASKS["shapes_gqa"]
+    result = evaluate(tiny_session, task)
+    assert result[("kv8-uniform", task.name, task.primary)] == "non-inferior"
+    assert result[("kv2-uniform", task.name, task.primary)] == "worse"   # tiny's card: -0.250
+
+
+def test_on_20_items_8_bit_is_inconclusive_not_safe(tiny_session):
+    task = TASKS["shapes_vqa"]
+    result = evaluate(tiny_session, task, limit=20)
+    assert result[("kv8-uniform", task.name, task.primary)] == "inconclusive"
+
+
+def test_markdown_and_csv_reports_from_a_run(pytester):
+    """--lvlm-report-md: settings as rows, tasks as columns, for a PR comment; --lvlm-report-csv:
+    every metric with its verdict; a margin of 0 is refused before the run."""
+    pytester.makepyfile(test_hallucination="from pytest_lvlmbench.suite import capability_test\n"
+                                           "test_hallucination = capability_test('hallucination')\n")
+    common = ("-p", "no:cacheprovider", "--lvlm-cache", str(pytester.path / "cache"), "--lvlm-limit", "8",
+              "--kv-bits", "8", "--kv-method", "uniform", "-k", "shapes_pope_random or shapes_pope_popular")
+    result = pytester.runpytest_subprocess(*common, "--lvlm-report-md", "report.md", "--lvlm-report-csv", "r.csv")
+    result.assert_outcomes(passed=4)
+    markdown = (pytester.path / "report.md").read_text().splitlines()
+    assert markdown[0] == "### lvlmbench: tiny"
+    assert "| setting | shapes_pope_random (accuracy↑) | shapes_pope_popular (accuracy↑) |" in markdown
+    assert any(line.startswith("| kv8-uniform | ") for line in markdown)
+    import csv
+
+    rows = list(csv.DictReader((pytester.path / "r.csv").open()))
+    ni = [r for r in rows if r["setting"] == "kv8-uniform" and r["metric"] == "accuracy"]
+    assert len(ni) == 2 and all(r["verdict"] == "inconclusive" and r["margin"] == "0.02" for r in ni)  # 8 items
+    refused = pytester.runpytest_subprocess(*common, "--lvlm-margin", "0")
+    assert refused.ret != 0 and "--lvlm-margin 0.0: must be > 0" in refused.stderr.str()
