@@ -213,6 +213,7 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
         request.node.stash[PRODUCED_KEY] = [baseline, record]
         options = request.config.stash[OPTIONS_KEY]
         session.test_noninferiority(record, gates.margins(record, request.path.parent, options.margin))
+        session.test_interaction(record, task, progress)
         breaches = gates.breaches(record, baseline, request.path.parent)
         published = session.check_published(baseline)   # kept on the record; fails only the FP16 test
         if setting.is_baseline:

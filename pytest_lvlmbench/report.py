@@ -115,6 +115,10 @@ def tables(results: Results, options) -> list[str]:
         calibrated = {r.setting: r.calibration for r in records if r.calibration}
         published = [PublishedCheck(**{k: v for k, v in check.items() if k not in ("gap", "drifted")}).message()
                      for r in records for check in r.published]
+        interactions = [f"  {r.setting} {r.task} {r.primary}: {i['verdict']}: combined drop {i['combined']:+.3f} vs "
+                        f"weights {i['weights']:+.3f} + KV {i['kv']:+.3f}; interaction {i['value']:+.3f} "
+                        f"[{i['low']:+.3f}, {i['high']:+.3f}]"
+                        for r in records if (i := r.interaction.get(r.primary))]
         out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}, quant/ kernels: "
                    f"{kernel_path(options.device)}); * primary metric; fp16 column: "
                    f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (McNemar for "
@@ -126,6 +130,8 @@ def tables(results: Results, options) -> list[str]:
                    + "".join(f"\n{setting} calibrated on: {source}" for setting, source in calibrated.items())
                    + ("\nFP16 baseline vs published (full datasets):\n" + "\n".join(f"  {m}" for m in published)
                       if published else "")
+                   + ("\nweights + KV: does the drop add up? (drops as worsening; 95% paired bootstrap "
+                      "interval of the interaction)\n" + "\n".join(interactions) if interactions else "")
                    + ("\nundefined by the official formula, reported by convention:\n" + "\n".join(notes)
                       if notes else ""))
     return out

@@ -35,6 +35,7 @@ class Record:
     calibration: str = ""   # AWQ's calibration source (shapes, coco); empty when nothing was calibrated
     published: list[dict] = field(default_factory=list)   # full FP16 baselines beside published scores
     noninferiority: dict[str, dict] = field(default_factory=dict)   # metric -> {"margin": δ, "p": one-sided p}
+    interaction: dict[str, dict] = field(default_factory=dict)   # weights+KV settings: metric -> Interaction.as_dict()
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -25,6 +25,7 @@ from .calibration import calibration_source
 from .generation import generate_batch
 from .judges import scorers_from_options
 from .models import ModelRef, resolve_model
+from .interaction import interaction
 from .noninferiority import noninferiority_p
 from .options import Options
 from .published import check_published
@@ -239,6 +240,21 @@ class Session:
             p = noninferiority_p(metric, baseline[metric], statistics[metric], margin, weights)
             if p is not None:
                 record.noninferiority[metric] = {"margin": margin, "p": p}
+
+    def test_interaction(self, record: Record, task: Task, progress=None) -> None:
+        """For a weights+KV setting, attach whether its drop is the sum of the single drops
+        (:mod:`.interaction`); the single settings are evaluated (or found) here."""
+        setting = Setting.from_id(record.setting)
+        if setting.weights.is_float or setting.kv.is_float:
+            return
+        parts = [BASELINE, Setting(weights=setting.weights), Setting(kv=setting.kv), setting]
+        for part in parts:
+            self.evaluate(record.model, part, task, progress)
+        stats = [self._statistics[(record.model, part.id, task.name)] for part in parts]
+        for metric in record.metrics:
+            found = interaction(metric, *(s[metric] for s in stats), self._weights[task.name])
+            if found is not None:
+                record.interaction[metric] = found.as_dict()
 
     def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:
         torch.manual_seed(self.options.seed)

@@ -1,0 +1,66 @@
+"""Do weight and KV compression add up? The interaction of a combined setting's drop.
+
+For a setting that compresses weights W and the KV cache K, with fp16 baseline B, the combined
+change is compared with the sum of the single ones:
+
+    interaction = (WK − B) − ((W − B) + (K − B)) = WK − W − K + B
+
+signed as a worsening (positive: the combination costs more than its parts). All four are paired
+on the same items, so one cluster-bootstrap resample (the weights every interval of the run uses)
+gives one resampled interaction; the 95% percentile interval decides the verdict:
+"super-additive" only when the whole interval is above zero, "sub-additive" when it is below,
+"additive" otherwise (the interval holds zero: no evidence they interact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import SampleStats, higher_is_better
+
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Interaction:
+    combined: float     # worsening of WK vs B
+    weights: float      # ... of W alone
+    kv: float           # ... of K alone
+    value: float        # combined - (weights + kv)
+    low: float
+    high: float
+
+    @property
+    def verdict(self) -> str:
+        if self.low > 0:
+            return "super-additive"
+        if self.high < 0:
+            return "sub-additive"
+        return "additive"
+
+    def as_dict(self) -> dict:
+        return {"combined": self.combined, "weights": self.weights, "kv": self.kv, "value": self.value,
+                "low": self.low, "high": self.high, "verdict": self.verdict}
+
+
+def interaction(metric: str, base: SampleStats, weights_only: SampleStats, kv_only: SampleStats,
+                combined: SampleStats, resample_weights: np.ndarray) -> Interaction | None:
+    """The interaction of ``combined`` for a directed ``metric`` (None without a direction)."""
+    better = higher_is_better(metric)
+    if better is None:
+        return None
+    sign = -1.0 if better else 1.0
+
+    def worsening(stats: SampleStats) -> float:
+        return sign * (stats.value() - base.value())
+
+    resampled = sign * (combined.resampled(resample_weights) - weights_only.resampled(resample_weights)
+                        - kv_only.resampled(resample_weights) + base.resampled(resample_weights))
+    low, high = np.quantile(resampled, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    total, w, k = worsening(combined), worsening(weights_only), worsening(kv_only)
+    return Interaction(total, w, k, total - w - k, float(low), float(high))
+
+
+__all__ = ["Interaction", "LEVEL", "interaction"]
