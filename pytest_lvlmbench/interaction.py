@@ -54,13 +54,13 @@ def interaction(metric: str, base: SampleStats, weights_only: SampleStats, kv_on
     sign = -1.0 if better else 1.0
 
     def worsening(stats: SampleStats) -> float:
-        return sign * (stats.value() - base.value())
+        return sign * (stats.value() - base.value()) + 0.0   # + 0.0: no "-0.000" in the report
 
     resampled = sign * (combined.resampled(resample_weights) - weights_only.resampled(resample_weights)
                         - kv_only.resampled(resample_weights) + base.resampled(resample_weights))
     low, high = np.quantile(resampled, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     total, w, k = worsening(combined), worsening(weights_only), worsening(kv_only)
-    return Interaction(total, w, k, total - w - k, float(low), float(high))
+    return Interaction(total, w, k, total - w - k + 0.0, float(low) + 0.0, float(high) + 0.0)
 
 
 __all__ = ["Interaction", "LEVEL", "interaction"]

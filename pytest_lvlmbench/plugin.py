@@ -194,6 +194,7 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
 
     def run(task):
         from .data import DatasetSchemaError, DatasetUnavailable
+        from .proof import compression_failures
         from .settings import BASELINE
 
         reason = task.unavailable(session.scorers)
@@ -214,7 +215,7 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
         options = request.config.stash[OPTIONS_KEY]
         session.test_noninferiority(record, gates.margins(record, request.path.parent, options.margin))
         session.test_interaction(record, task, progress)
-        breaches = gates.breaches(record, baseline, request.path.parent)
+        breaches = gates.breaches(record, baseline, request.path.parent) + compression_failures(record)
         published = session.check_published(baseline)   # kept on the record; fails only the FP16 test
         if setting.is_baseline:
             breaches += published

@@ -21,6 +21,7 @@ from quant.kernels import kernel_path
 
 from .metrics import benjamini_hochberg, direction_mark, higher_is_better
 from .noninferiority import verdicts
+from .proof import compression_notes
 from .published import PublishedCheck
 from .results import Record, Results
 from .settings import BASELINE, Setting
@@ -103,6 +104,9 @@ def tables(results: Results, options) -> list[str]:
             ratios = [None if r is None else r.kv_ratio for r in present]
             rows.append(["", task, "flips vs fp16"] + ["" if f is None else f"{f:.3f}" for f in flips])
             rows.append(["", task, "KV bytes / float"] + ["" if k is None else f"{k:.3f}" for k in ratios])
+            if any(r is not None and r.weight_ratio is not None for r in present):
+                rows.append(["", task, "weight bytes / float"] + ["" if r is None or r.weight_ratio is None
+                                                                  else f"{r.weight_ratio:.3f}" for r in present])
             rows.append(["", task, "peak memory MiB"] + ["" if r is None else f"{r.peak_memory_bytes / 2**20:.0f}"
                                                          for r in present])
             if any(r is not None and r.invariance for r in present):
@@ -115,6 +119,7 @@ def tables(results: Results, options) -> list[str]:
         calibrated = {r.setting: r.calibration for r in records if r.calibration}
         published = [PublishedCheck(**{k: v for k, v in check.items() if k not in ("gap", "drifted")}).message()
                      for r in records for check in r.published]
+        proofs = compression_notes(records)
         interactions = [f"  {r.setting} {r.task} {r.primary}: {i['verdict']}: combined drop {i['combined']:+.3f} vs "
                         f"weights {i['weights']:+.3f} + KV {i['kv']:+.3f}; interaction {i['value']:+.3f} "
                         f"[{i['low']:+.3f}, {i['high']:+.3f}]"
@@ -133,7 +138,9 @@ def tables(results: Results, options) -> list[str]:
                    + ("\nweights + KV: does the drop add up? (drops as worsening; 95% paired bootstrap "
                       "interval of the interaction)\n" + "\n".join(interactions) if interactions else "")
                    + ("\nundefined by the official formula, reported by convention:\n" + "\n".join(notes)
-                      if notes else ""))
+                      if notes else "")
+                   + ("\ncompression check (measured bytes vs the spec's closed form; answers that never moved):\n"
+                      + "\n".join(f"  {p}" for p in proofs) if proofs else ""))
     return out
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from quant import enable_packed_attention, quantize_model
+from quant import QuantizationSummary, enable_packed_attention, quantize_model
 from quant.kernels import kernel_path, use_triton
 
 from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, paired_p, undefined_notes
@@ -83,6 +83,7 @@ class Session:
         self._weights: dict[str, np.ndarray] = {}   # bootstrap draws per task: shared by all its records
         self._models: dict[tuple[str, str], object] = {}
         self._load_errors: dict[tuple[str, str], Exception] = {}
+        self._weight_summaries: dict[tuple[str, str], QuantizationSummary] = {}   # measured when a model is built
         self._processors: dict[str, object] = {}
         self._fingerprints: dict[str, str] = {}
         self.cache = GenerationCache(options.cache_dir / "generations.sqlite")
@@ -135,7 +136,8 @@ class Session:
             torch.cuda.empty_cache()
         calibration = self.calibration(name) if setting.weights.needs_calibration else None
         model = self._load_float(name)
-        quantize_model(model, setting.weights, calibration=calibration)
+        self._weight_summaries[(name, setting.weights.id)] = quantize_model(model, setting.weights,
+                                                                              calibration=calibration)
         return model
 
     def calibration_source(self, name: str) -> str:
@@ -226,6 +228,10 @@ class Session:
                         peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
                         judge=task.scored_by(self.scorers), cache_rejected=cache_rejected,
                         calibration=self.calibration_source(name) if setting.weights.needs_calibration else "")
+        summary = self._weight_summaries.get((name, setting.weights.id))
+        if summary is not None:
+            record.weight_bytes, record.weight_bytes_expected = summary.bytes_after, summary.bytes_expected
+            record.weight_ratio = summary.ratio
         return self.results.add(record)
 
     def test_noninferiority(self, record: Record, margins: Mapping[str, float]) -> None:

@@ -44,7 +44,7 @@ from torch import nn
 from .affine import NonFiniteError, QParams, choose_qparams, describe_non_finite, dequantize, quantize
 from .kernels import use_triton
 from .memory import nbytes
-from .packing import PackedCodes, pack, unpack
+from .packing import PackedCodes, pack, packed_row_bytes, unpack
 from .spec import WeightQuantSpec
 
 AWQ_GRID = 20
@@ -430,14 +430,36 @@ class QuantizedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, spec={self.spec.id}"
 
 
+def expected_linear_bytes(spec: WeightQuantSpec, in_features: int, out_features: int, dtype: torch.dtype,
+                          bias: bool) -> int:
+    """Closed-form bytes of a QuantizedLinear, from the spec and shapes alone: packed codes, one
+    scale (and zero) per block in the weight dtype, the CSR outliers (values, column indices, row
+    pointers), AWQ's input scale, GPTQ act-order's int32 input order, and the bias. A layer whose
+    measured ``nbytes`` differs kept something it should not have (a float weight) or lost a part."""
+    size = dtype.itemsize
+    groups = in_features // weight_block_size(spec, in_features)[1]
+    total = out_features * packed_row_bytes(in_features, spec.bits)
+    total += out_features * groups * size * (1 if spec.symmetric else 2)
+    if spec.method == "outlier":
+        count = outlier_count(spec, (out_features, in_features)) * (out_features if spec.outlier_scope == "row" else 1)
+        total += count * (size + outlier_index_dtype(in_features).itemsize) + (out_features + 1) * 4
+    if spec.method == "awq":
+        total += in_features * size
+    if spec.method == "gptq" and spec.act_order and not spec.static_groups:
+        total += in_features * 4
+    return total + (out_features * size if bias else 0)
+
+
 @dataclass
 class QuantizationSummary:
-    """What quantize_model changed and what it saved."""
+    """What quantize_model changed and what it saved; ``bytes_expected`` is the closed form
+    (:func:`expected_linear_bytes`) that ``bytes_after`` must match."""
 
     spec_id: str
     layers: list[str] = field(default_factory=list)
     bytes_before: int = 0
     bytes_after: int = 0
+    bytes_expected: int = 0
 
     @property
     def ratio(self) -> float:
@@ -531,4 +553,6 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
         summary.layers.append(name)
         summary.bytes_before += nbytes(linear)
         summary.bytes_after += nbytes(quantized)
+        summary.bytes_expected += expected_linear_bytes(spec, linear.in_features, linear.out_features,
+                                                        linear.weight.dtype, linear.bias is not None)
     return summary
