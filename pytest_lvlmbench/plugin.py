@@ -263,7 +263,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not len(results):
         return
     options = config.stash[OPTIONS_KEY]
-    for table in tables(results, options):
+    for table in tables(results, options, full=config.get_verbosity() > 0,
+                        width=max(80, terminalreporter._tw.fullwidth)):
         terminalreporter.write_sep("=", "lvlmbench degradation report")
         terminalreporter.write_line(table)
     saved = config.stash[GATES_KEY].saved

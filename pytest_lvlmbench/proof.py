@@ -59,8 +59,18 @@ def compression_notes(records: list[Record]) -> list[str]:
                 proof[record.setting] = ", ".join(shown)
     lines = [f"{setting}: compresses nothing here by design on {', '.join(tasks)} (KV bytes / float >= "
              f"{KV_UNCOMPRESSED}: every token stayed in the full-precision window)" for setting, tasks in idle.items()]
-    lines += [f"{setting}: every answer equals fp16's on {len(tasks)} task{'s' if len(tasks) > 1 else ''}"
-              f" ({', '.join(tasks)})" + (f"; compression applied: {proof[setting]}" if setting in proof else "")
+    every = list(dict.fromkeys(r.task for r in records))
+
+    def which(tasks: list[str]) -> str:
+        """'shapes_vqa', '11 of 12 tasks (all but shapes_gqa)' or 'all 12 tasks': the shorter list."""
+        if len(tasks) == len(every):
+            return f"all {len(every)} tasks"
+        if len(tasks) > len(every) / 2:
+            return f"{len(tasks)} of {len(every)} tasks (all but {', '.join(t for t in every if t not in tasks)})"
+        return ", ".join(tasks)
+
+    lines += [f"{setting}: every answer equals fp16's on {which(tasks)}"
+              + (f"; compression applied: {proof[setting]}" if setting in proof else "")
               for setting, tasks in unchanged.items()]
     return lines
 

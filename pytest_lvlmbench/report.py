@@ -68,80 +68,142 @@ def _cell(record: Record, metric: str, base: Record | None, adjusted: dict, verd
         low, high = record.intervals.get(metric, (value, value))
         return f"{value:.3f} ±{(high - low) / 2:.3f}"
     delta = value - base.metrics[metric]
-    better = higher_is_better(metric)
-    mark = ""
-    significant = adjusted.get((record.setting, record.task, metric), 1.0) < SIGNIFICANCE
-    if better is not None and abs(delta) > 1e-12 and significant:
-        mark = "▲" if (delta > 0) == better else "▼"
-    if verdict == "non-inferior":
-        mark += "≈"
-    return f"{value:.3f} ({delta:+.3f}{mark})"
+    return f"{value:.3f} ({delta:+.3f}{_mark(record, metric, base, adjusted, verdict)})"
 
 
-def tables(results: Results, options) -> list[str]:
-    """One rendered table per model."""
+def tables(results: Results, options, full: bool = False, width: int = 120) -> list[str]:
+    """One rendered report per model: by default each dataset's primary metric with settings as
+    rows, wrapped to ``width`` columns; ``full`` (pytest -v): every metric and per-dataset row
+    (flips, bytes, memory, invariance), settings as columns."""
     out = []
-    dtype = machine_info(options)["dtype"]
     for model in dict.fromkeys(r.model for r in results):
         records = [r for r in results if r.model == model]
-        settings = [BASELINE.id] + [s for s in dict.fromkeys(r.setting for r in records) if s != BASELINE.id]
-        by_key = {(r.task, r.setting): r for r in records}
-        adjusted = adjusted_p_values(records)
-        verdict = verdicts(records, adjusted, SIGNIFICANCE)
-        rows = []
-        for task in dict.fromkeys(r.task for r in records):
-            sample = next(r for r in records if r.task == task)
-            base = by_key.get((task, BASELINE.id))
-            for metric in sample.metrics:
-                row = [sample.capability, task, metric + (" *" if metric == sample.primary else "")]
-                for setting in settings:
-                    record = by_key.get((task, setting))
-                    row.append("" if record is None else _cell(record, metric, None if record is base else base, adjusted,
-                                                               verdict.get((setting, task, metric))))
-                rows.append(row)
-            present = [by_key.get((task, s)) for s in settings]
-            flips = [None if r is None else results.flips(r) for r in present]
-            ratios = [None if r is None else r.kv_ratio for r in present]
-            rows.append(["", task, "flips vs fp16"] + ["" if f is None else f"{f:.3f}" for f in flips])
-            rows.append(["", task, "KV bytes / float"] + ["" if k is None else f"{k:.3f}" for k in ratios])
-            if any(r is not None and r.weight_ratio is not None for r in present):
-                rows.append(["", task, "weight bytes / float"] + ["" if r is None or r.weight_ratio is None
-                                                                  else f"{r.weight_ratio:.3f}" for r in present])
-            rows.append(["", task, "peak memory MiB"] + ["" if r is None else f"{r.peak_memory_bytes / 2**20:.0f}"
-                                                         for r in present])
-            if any(r is not None and r.invariance for r in present):
-                rows.append(["", task, "changed alone / shuffled"] + [
-                    "" if r is None or not r.invariance else
-                    f"{r.invariance['share_changed_batch_1']:.3f} / {r.invariance['share_changed_shuffled']:.3f}"
-                    for r in present])
-        notes = [f"  {r.setting} {r.task} {metric}: {why}" for r in records for metric, why in r.notes.items()]
-        judges = {r.task: r.judge for r in records if r.judge}
-        calibrated = {r.setting: r.calibration for r in records if r.calibration}
-        published = [PublishedCheck(**{k: v for k, v in check.items() if k not in ("gap", "drifted")}).message()
-                     for r in records for check in r.published]
-        proofs = compression_notes(records)
-        interactions = [f"  {r.setting} {r.task} {r.primary}: {i['verdict']}: combined drop {i['combined']:+.3f} vs "
-                        f"weights {i['weights']:+.3f} + KV {i['kv']:+.3f}; interaction {i['value']:+.3f} "
-                        f"[{i['low']:+.3f}, {i['high']:+.3f}]"
-                        for r in records if (i := r.interaction.get(r.primary))]
-        out.append(f"lvlmbench: {model} ({dtype} baseline on {options.device}, quant/ kernels: "
-                   f"{kernel_path(options.device)}); * primary metric; fp16 column: "
-                   f"value ±95% CI half-width; ▲/▼ significantly better/worse than fp16 (McNemar for "
-                   f"accuracies, paired bootstrap otherwise; Benjamini-Hochberg over the table at {SIGNIFICANCE}); "
-                   f"≈ non-inferior: worse than fp16 by less than the margin (default {options.margin}), "
-                   f"one-sided test, Holm over the table; without ≈ or ▼: inconclusive\n"
-                   + tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True)
-                   + "".join(f"\n{task} judged by: {judge}" for task, judge in judges.items())
-                   + "".join(f"\n{setting} calibrated on: {source}" for setting, source in calibrated.items())
-                   + ("\nFP16 baseline vs published (full datasets):\n" + "\n".join(f"  {m}" for m in published)
-                      if published else "")
-                   + ("\nweights + KV: does the drop add up? (drops as worsening; 95% paired bootstrap "
-                      "interval of the interaction)\n" + "\n".join(interactions) if interactions else "")
-                   + ("\nundefined by the official formula, reported by convention:\n" + "\n".join(notes)
-                      if notes else "")
-                   + ("\ncompression check (measured bytes vs the spec's closed form; answers that never moved):\n"
-                      + "\n".join(f"  {p}" for p in proofs) if proofs else ""))
+        body = _full_table(results, records) if full else _compact_table(records, width)
+        out.append(_header(model, options, full) + "\n" + body + _footer(records))
     return out
+
+
+def _settings(records: list[Record]) -> list[str]:
+    return [BASELINE.id] + [s for s in dict.fromkeys(r.setting for r in records) if s != BASELINE.id]
+
+
+def _header(model: str, options, full: bool) -> str:
+    what = ("every metric, * primary; fp16 column: value ±95% CI half-width" if full else
+            "each dataset's primary metric (↑/↓ direction): fp16 row value, other rows Δ vs fp16\n(pytest -v: "
+            "every metric, flips, bytes, memory)")
+    return (f"lvlmbench: {model} ({machine_info(options)['dtype']} baseline on {options.device}, quant/ kernels: "
+            f"{kernel_path(options.device)})\n{what}\n▲/▼ significantly better/worse than fp16 (McNemar for "
+            f"accuracies, paired bootstrap otherwise; Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"
+            f"≈ non-inferior: worse than fp16 by less than the margin (default {options.margin}; one-sided "
+            f"test, Holm)\nwithout ≈ or ▼: inconclusive")
+
+
+def _mark(record: Record, metric: str, base: Record, adjusted: dict, verdict: str | None) -> str:
+    delta = record.metrics[metric] - base.metrics[metric]
+    better = higher_is_better(metric)
+    mark = ""
+    if (better is not None and abs(delta) > 1e-12
+            and adjusted.get((record.setting, record.task, metric), 1.0) < SIGNIFICANCE):
+        mark = "▲" if (delta > 0) == better else "▼"
+    return mark + ("≈" if verdict == "non-inferior" else "")
+
+
+def _compact_table(records: list[Record], width: int) -> str:
+    """Settings as rows, datasets as columns (primary metric), with the setting's KV and weight
+    bytes over float; dataset columns wrap into blocks that fit ``width``."""
+    settings, tasks = _settings(records), list(dict.fromkeys(r.task for r in records))
+    by_key = {(r.setting, r.task): r for r in records}
+    adjusted, verdict = adjusted_p_values(records), verdicts(records, adjusted_p_values(records), SIGNIFICANCE)
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return f"{sum(values) / len(values):.3f}" if values else ""
+
+    def cell(setting: str, task: str) -> str:
+        record, base = by_key.get((setting, task)), by_key.get((BASELINE.id, task))
+        if record is None:
+            return ""
+        metric = record.primary
+        if record is base or base is None:
+            return f"{record.metrics[metric]:.3f}"
+        return (f"{record.metrics[metric] - base.metrics[metric]:+.3f}"
+                + _mark(record, metric, base, adjusted, verdict.get((setting, task, metric))))
+
+    sizes = {s: [mean(by_key[(s, t)].kv_ratio for t in tasks if (s, t) in by_key),
+                 mean(by_key[(s, t)].weight_ratio for t in tasks if (s, t) in by_key)] for s in settings}
+    primary = {r.task: r.primary for r in records}
+    columns = [(f"{t}\n{primary[t]}{direction_mark(primary[t])}", [cell(s, t) for s in settings]) for t in tasks]
+    def render(block: list[tuple[str, list[str]]]) -> str:
+        rows = [[s, *sizes[s], *(cells[i] for _, cells in block)] for i, s in enumerate(settings)]
+        return tabulate(rows, headers=["setting", "KV/float", "W/float", *(h for h, _ in block)],
+                        disable_numparse=True)
+
+    rendered, block = [], []
+    for column in columns:   # greedy: a block takes dataset columns while it still fits
+        if block and max(len(line) for line in render(block + [column]).splitlines()) > width:
+            rendered.append(render(block))
+            block = []
+        block.append(column)
+    rendered.append(render(block))
+    return "\n\n".join(rendered)
+
+
+def _full_table(results: Results, records: list[Record]) -> str:
+    settings = _settings(records)
+    by_key = {(r.task, r.setting): r for r in records}
+    adjusted = adjusted_p_values(records)
+    verdict = verdicts(records, adjusted, SIGNIFICANCE)
+    rows = []
+    for task in dict.fromkeys(r.task for r in records):
+        sample = next(r for r in records if r.task == task)
+        base = by_key.get((task, BASELINE.id))
+        for metric in sample.metrics:
+            row = [sample.capability, task, metric + (" *" if metric == sample.primary else "")]
+            for setting in settings:
+                record = by_key.get((task, setting))
+                row.append("" if record is None else _cell(record, metric, None if record is base else base, adjusted,
+                                                           verdict.get((setting, task, metric))))
+            rows.append(row)
+        present = [by_key.get((task, s)) for s in settings]
+        flips = [None if r is None else results.flips(r) for r in present]
+        ratios = [None if r is None else r.kv_ratio for r in present]
+        rows.append(["", task, "flips vs fp16"] + ["" if f is None else f"{f:.3f}" for f in flips])
+        rows.append(["", task, "KV bytes / float"] + ["" if k is None else f"{k:.3f}" for k in ratios])
+        if any(r is not None and r.weight_ratio is not None for r in present):
+            rows.append(["", task, "weight bytes / float"] + ["" if r is None or r.weight_ratio is None
+                                                              else f"{r.weight_ratio:.3f}" for r in present])
+        rows.append(["", task, "peak memory MiB"] + ["" if r is None else f"{r.peak_memory_bytes / 2**20:.0f}"
+                                                     for r in present])
+        if any(r is not None and r.invariance for r in present):
+            rows.append(["", task, "changed alone / shuffled"] + [
+                "" if r is None or not r.invariance else
+                f"{r.invariance['share_changed_batch_1']:.3f} / {r.invariance['share_changed_shuffled']:.3f}"
+                for r in present])
+    return tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True)
+
+
+def _footer(records: list[Record]) -> str:
+    """Judges, calibration sources, published checks, interactions, conventions, compression checks."""
+    notes = [f"  {r.setting} {r.task} {metric}: {why}" for r in records for metric, why in r.notes.items()]
+    judges = {r.task: r.judge for r in records if r.judge}
+    calibrated = {r.setting: r.calibration for r in records if r.calibration}
+    published = [PublishedCheck(**{k: v for k, v in check.items() if k not in ("gap", "drifted")}).message()
+                 for r in records for check in r.published]
+    proofs = compression_notes(records)
+    interactions = [f"  {r.setting} {r.task} {r.primary}: {i['verdict']}: combined drop {i['combined']:+.3f} vs "
+                    f"weights {i['weights']:+.3f} + KV {i['kv']:+.3f}; interaction {i['value']:+.3f} "
+                    f"[{i['low']:+.3f}, {i['high']:+.3f}]"
+                    for r in records if (i := r.interaction.get(r.primary))]
+    return ("".join(f"\n{task} judged by: {judge}" for task, judge in judges.items())
+            + "".join(f"\n{setting} calibrated on: {source}" for setting, source in calibrated.items())
+            + ("\nFP16 baseline vs published (full datasets):\n" + "\n".join(f"  {m}" for m in published)
+               if published else "")
+            + ("\nweights + KV: does the drop add up? (drops as worsening; 95% paired bootstrap "
+               "interval of the interaction)\n" + "\n".join(interactions) if interactions else "")
+            + ("\nundefined by the official formula, reported by convention:\n" + "\n".join(notes)
+               if notes else "")
+            + ("\ncompression check (measured bytes vs the spec's closed form; answers that never moved):\n"
+               + "\n".join(f"  {p}" for p in proofs) if proofs else ""))
 
 
 def report_json(results: Results, options, answers: bool = False) -> dict:

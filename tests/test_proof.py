@@ -45,6 +45,5 @@ def test_unchanged_answers_and_idle_kv_settings_are_reported_per_setting():
     assert notes == [
         "kv2-group-g32-r128: compresses nothing here by design on shapes_vqa (KV bytes / float >= 0.999: "
         "every token stayed in the full-precision window)",
-        "kv8-uniform: every answer equals fp16's on 2 tasks (shapes_vqa, shapes_gqa); compression applied: "
-        "KV bytes / float 0.250",
-        "w4-rtn: every answer equals fp16's on 1 task (shapes_vqa); compression applied: weight bytes / float 0.140"]
+        "kv8-uniform: every answer equals fp16's on all 2 tasks; compression applied: KV bytes / float 0.250",
+        "w4-rtn: every answer equals fp16's on shapes_vqa; compression applied: weight bytes / float 0.140"]

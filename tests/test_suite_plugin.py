@@ -60,7 +60,7 @@ def test_non_llava_directory_is_rejected(pytester):
 def test_run_prints_the_table_writes_json_and_resumes_from_the_cache(pytester):
     report = pytester.path / "report.json"
     args = ["-k", "shapes_pope_random", "--kv-bits", "2", "--kv-method", "uniform", "--lvlm-limit", "12",
-            "--lvlm-report", str(report)]
+            "--lvlm-report", str(report), "-v"]   # -v: the full table, every metric
     first = run(pytester, *args)
     first.assert_outcomes(passed=2)
     first.stdout.fnmatch_lines(["*lvlmbench degradation report*", "*hallucination*shapes_pope_random*accuracy*"])
@@ -302,7 +302,8 @@ def test_incomparable_saved_runs_and_keys_that_never_fire_are_usage_errors(pytes
 
 def test_check_invariance_regenerates_alone_and_shuffled_and_reports_it(pytester):
     report = pytester.path / "r.json"
-    result = run(pytester, *POPE_2BIT, "--lvlm-limit", "6", "--lvlm-check-invariance", "4", "--lvlm-report", str(report))
+    result = run(pytester, *POPE_2BIT, "--lvlm-limit", "6", "--lvlm-check-invariance", "4", "--lvlm-report", str(report),
+                 "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*shapes_pope_random*changed alone / shuffled*0.000 / 0.000*0.000 / 0.000*"])
     data = json.loads(report.read_text())
