@@ -93,7 +93,7 @@ def _header(model: str, options, full: bool) -> str:
             "every metric, flips, bytes, memory)")
     return (f"lvlmbench: {model} ({machine_info(options)['dtype']} baseline on {options.device}, quant/ kernels: "
             f"{kernel_path(options.device)})\n{what}\n▲/▼ significantly better/worse than fp16 (McNemar for "
-            f"accuracies, paired bootstrap otherwise; Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"
+            f"accuracies, paired bootstrap otherwise;\n    Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"
             f"≈ non-inferior: worse than fp16 by less than the margin (default {options.margin}; one-sided "
             f"test, Holm)\nwithout ≈ or ▼: inconclusive")
 
