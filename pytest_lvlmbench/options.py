@@ -50,6 +50,7 @@ class Options:
     published_tolerance: float = 0.03   # relative gap of a full FP16 baseline to its published score
     published_check: str = "warn"    # off | warn | fail
     margin: float = 0.02             # non-inferiority margin δ where the thresholds file's [margin] has none
+    shard: tuple[int, int] | None = None   # (I, N): run the I-th of N deterministic parts of the grid
 
 
 def _csv(kind):
@@ -68,6 +69,8 @@ LIST_OPTIONS = [  # (flag, ini name, type, help): repeatable or comma lists
     ("--lvlm-include", "lvlm_include", str, "module name or .py file that registers extra tasks (repeatable)"),
     ("--lvlm-data-dir", "lvlm_data_dir", str, "directory with local copies of hub datasets as DIR/<org>/<name> "
      "(repeatable; searched before the Hugging Face cache)"),
+    ("--lvlm-merge", "lvlm_merge", str, "saved runs (JSON files from --lvlm-save, e.g. one per shard or host) to "
+     "combine into one report, then exit (repeatable or comma list)"),
 ]
 SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
     ("--group-size", "lvlm_group_size", int, None, "group size (KIVI G / weight group)"),
@@ -101,6 +104,8 @@ SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
      "AWQ calibration source: shapes, coco (COCO-Caption2017 test images), auto (shapes for the embedded models)"),
     ("--lvlm-published-tolerance", "lvlm_published_tolerance", float, 0.03,
      "relative gap allowed between a full-dataset FP16 baseline and its published score"),
+    ("--lvlm-shard", "lvlm_shard", str, None,
+     "I/N: run only the I-th of N deterministic parts of the (model, setting, task) grid, for batch schedulers"),
     ("--lvlm-margin", "lvlm_margin", float, 0.02,
      "non-inferiority margin: how much worse than fp16 a metric may be and still count as safe "
      "(absolute; per task or metric in the thresholds file's [margin])"),
@@ -169,6 +174,7 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                          f"{', '.join(PUBLISHED_CHECKS)}")
     if not values["lvlm_published_tolerance"] >= 0:
         raise ValueError(f"--lvlm-published-tolerance {values['lvlm_published_tolerance']}: must be >= 0")
+    shard = parse_shard(values["lvlm_shard"]) if values["lvlm_shard"] else None
     if not values["lvlm_margin"] > 0:
         raise ValueError(f"--lvlm-margin {values['lvlm_margin']}: must be > 0 (an absolute drop, e.g. 0.02)")
     if bool(values["lvlm_judge_url"]) != bool(values["lvlm_judge_model"]):
@@ -204,7 +210,15 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                    judge_url=values["lvlm_judge_url"], judge_model=values["lvlm_judge_model"],
                    toxicity_model=path("lvlm_toxicity_model"), calibration=values["lvlm_calibration"],
                    published_tolerance=values["lvlm_published_tolerance"],
-                   published_check=values["lvlm_published_check"], margin=values["lvlm_margin"])
+                   published_check=values["lvlm_published_check"], margin=values["lvlm_margin"], shard=shard)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'2/3' -> (2, 3); ValueError naming the value and the form allowed."""
+    index, _, count = str(text).partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise ValueError(f"--lvlm-shard {text!r}: expected I/N with 1 <= I <= N (e.g. 2/3)")
+    return int(index), int(count)
 
 
 def worker_device(device: str, worker_id: str | None, gpus: int) -> str:

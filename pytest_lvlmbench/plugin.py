@@ -4,6 +4,7 @@ the run lives in :mod:`.session`, tables and files in :mod:`.report`, gates in :
 from __future__ import annotations
 
 import platform
+import sys
 
 import pytest
 
@@ -67,7 +68,10 @@ def include_tasks(options) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
-    """``--lvlm-list-tasks`` / ``--lvlm-list-models``: print the registry and exit 0, like --fixtures."""
+    """``--lvlm-list-tasks`` / ``--lvlm-list-models``: print the registry and exit 0, like --fixtures;
+    ``--lvlm-merge``: one report from saved runs."""
+    if config.getoption("lvlm_merge"):
+        return merge_main(config)
     if not (config.getoption("lvlm_list_tasks") or config.getoption("lvlm_list_models")):
         return None
     from .listing import JUDGE_PRESENT as JUDGE_CONFIGURED, model_table, task_table
@@ -82,6 +86,33 @@ def pytest_cmdline_main(config: pytest.Config):
         print(task_table(Scorers(judge=JUDGE_CONFIGURED) if options.judge_url else None))
     if config.getoption("lvlm_list_models"):
         print(model_table())
+    return 0
+
+
+def merge_main(config: pytest.Config) -> int:
+    """Print (and write, with --lvlm-report/-md/-csv) the report of saved runs combined; exit 4
+    naming the files when they cannot be merged."""
+    from .report import atomic_write_text, csv_report, markdown_report, tables, write_json
+    from .results import Results
+    from .runs import merge_runs
+
+    try:
+        options = read_options(config)
+        include_tasks(options)
+        _, records = merge_runs(config.getoption("lvlm_merge"))
+    except ValueError as error:
+        print(f"ERROR: lvlmbench: {error}", file=sys.stderr)
+        return pytest.ExitCode.USAGE_ERROR
+    results = Results(records)
+    for table in tables(results, options, full=config.get_verbosity() > 0):
+        print(table)
+    print(f"lvlmbench: merged {len(records)} records from {len(config.getoption('lvlm_merge'))} runs")
+    if options.report:
+        write_json(results, options, options.report)
+    for path, render in ((options.report_md, lambda: markdown_report(results, options)),
+                         (options.report_csv, lambda: csv_report(results))):
+        if path:
+            atomic_write_text(path, render())
     return 0
 
 
@@ -168,7 +199,24 @@ def setting_marks(model: str, setting) -> list[pytest.MarkDecorator]:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items) -> None:
-    """Read every thresholds file the collected benchmarks use now: a bad one is a usage error."""
+    """Read every thresholds file the collected benchmarks use now: a bad one is a usage error;
+    ``--lvlm-shard I/N`` deselects the benchmarks of the other shards."""
+    shard = config.stash[OPTIONS_KEY].shard
+    if shard:
+        from .runs import shard_of
+
+        kept, dropped = [], []
+        for item in items:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            if "lvlm_target" in params and "task" in params:
+                model, setting = params["lvlm_target"]
+                mine = shard_of((model, setting.id, str(params["task"])), shard[1]) == shard[0] - 1
+                (kept if mine else dropped).append(item)
+            else:
+                kept.append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
     gates = config.stash[GATES_KEY]
     for item in items:
         if "lvlm_target" in getattr(item, "fixturenames", ()):

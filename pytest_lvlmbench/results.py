@@ -36,6 +36,8 @@ class Record:
     published: list[dict] = field(default_factory=list)   # full FP16 baselines beside published scores
     noninferiority: dict[str, dict] = field(default_factory=dict)   # metric -> {"margin": δ, "p": one-sided p}
     interaction: dict[str, dict] = field(default_factory=dict)   # weights+KV settings: metric -> Interaction.as_dict()
+    code: str = ""          # hash of the generating and compressing code (the generation cache's)
+    fingerprint: str = ""   # the model's checkpoint fingerprint
     weight_bytes: int = 0            # quantized linears as stored (0: weights not quantized)
     weight_bytes_expected: int = 0   # ... their closed form from the spec and shapes (quant.weights)
     weight_ratio: float | None = None    # ... over the same linears in the float dtype

@@ -21,6 +21,7 @@ summary lists every record and metric that was not compared.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,3 +206,57 @@ def save_run(results, options, name: str) -> Saved:
         saves.append({"machine": machine_info(options), "new": new, "replaced": replaced, "kept": kept})
     atomic_write_text(path, json.dumps(data, indent=1))
     return Saved(name, path, new, replaced, kept)
+
+
+def shard_of(key: tuple[str, str, str], count: int) -> int:
+    """Which of ``count`` shards runs (model, setting, task): a hash of the key, so every host agrees
+    without seeing the others' grids (``--lvlm-shard I/N`` runs shard I - 1)."""
+    return int(hashlib.sha256("\0".join(key).encode()).hexdigest(), 16) % count
+
+
+# what must agree between runs merged into one report, and between two copies of one record
+MERGE_HEADER = ("limit", "seed", "resamples")
+SAME_RECORD = ("metrics", "intervals", "p_values", "predictions", "samples", "code", "fingerprint")
+
+
+def merge_runs(paths: list[Path]) -> tuple[dict, list[Record]]:
+    """Saved runs (``--lvlm-save``, e.g. one per shard or host) combined into one: (the first run's
+    header, every record once). ValueError, naming both files, when runs differ in limit, seed,
+    resamples or dtype, in the code version or model fingerprint of their records, or hold two
+    different versions of one record (a baseline that every shard evaluated must agree)."""
+    if not paths:
+        raise ValueError("--lvlm-merge needs at least one saved run (a JSON file written by --lvlm-save)")
+    merged: dict[tuple[str, str, str], dict] = {}
+    origin: dict[tuple[str, str, str], Path] = {}
+    first, first_path = None, None
+    codes: dict[str, tuple[str, Path]] = {}
+    for path in map(Path, paths):
+        data = read_saved(path)
+        if first is None:
+            first, first_path = data, path
+        for key in MERGE_HEADER:
+            if data.get(key) != first.get(key):
+                raise ValueError(f"cannot merge {path} with {first_path}: {key} {data.get(key)!r} vs {first.get(key)!r}")
+        dtypes = {d.get("machine", {}).get("dtype") for d in (data, first)}
+        if len(dtypes) > 1:
+            raise ValueError(f"cannot merge {path} with {first_path}: dtype {' vs '.join(map(str, dtypes))}")
+        for entry in data["records"]:
+            key = entry_key(entry)
+            for field_name in ("code", "fingerprint"):
+                value = entry.get(field_name, "")
+                seen = codes.setdefault(f"{field_name} {entry['model'] if field_name == 'fingerprint' else ''}",
+                                        (value, path))
+                if value != seen[0]:
+                    raise ValueError(f"cannot merge {path} with {seen[1]}: their records of {entry['model']} have "
+                                     f"another {'code version' if field_name == 'code' else 'model fingerprint'} "
+                                     f"({value[:12] or 'none'} vs {seen[0][:12] or 'none'})")
+            if key in merged:
+                different = [f for f in SAME_RECORD if merged[key].get(f) != entry.get(f)]
+                if different:
+                    raise ValueError(f"cannot merge {path} with {origin[key]}: record {record_id(key)} differs in "
+                                     f"{', '.join(different)}")
+                continue
+            merged[key], origin[key] = entry, path
+    fields = set(Record.__dataclass_fields__)
+    return first, [Record(**{"predictions": [], **{k: v for k, v in entry.items() if k in fields}})
+                   for entry in merged.values()]

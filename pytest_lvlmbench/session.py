@@ -228,6 +228,7 @@ class Session:
                         peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
                         judge=task.scored_by(self.scorers), cache_rejected=cache_rejected,
                         calibration=self.calibration_source(name) if setting.weights.needs_calibration else "")
+        record.code, record.fingerprint = self.cache.code, self.fingerprint(name)
         summary = self._weight_summaries.get((name, setting.weights.id))
         if summary is not None:
             record.weight_bytes, record.weight_bytes_expected = summary.bytes_after, summary.bytes_expected
