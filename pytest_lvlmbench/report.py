@@ -95,7 +95,7 @@ def _header(model: str, options, full: bool) -> str:
             f"{kernel_path(options.device)})\n{what}\n▲/▼ significantly better/worse than fp16 (McNemar for "
             f"accuracies, paired bootstrap otherwise;\n    Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"
             f"≈ non-inferior: worse than fp16 by less than the margin (default {options.margin}; one-sided "
-            f"test, Holm)\nwithout ≈ or ▼: inconclusive")
+            f"test, B-H)\nwithout ≈ or ▼: inconclusive")
 
 
 def _mark(record: Record, metric: str, base: Record, adjusted: dict, verdict: str | None) -> str:
@@ -229,7 +229,7 @@ def markdown_report(results: Results, options) -> str:
                 f"{machine_info(options)['dtype']} baseline on {options.device}, quant/ kernels: "
                 f"{kernel_path(options.device)}; each task's primary metric (↑/↓: direction), Δ vs fp16; "
                 f"▲/▼ significantly better/worse (Benjamini-Hochberg at {SIGNIFICANCE}); ≈ non-inferior "
-                f"(worse by less than the margin, one-sided test, Holm); neither: inconclusive.", "",
+                f"(worse by less than the margin, one-sided test, Benjamini-Hochberg); neither: inconclusive.", "",
                 "| setting | " + " | ".join(f"{t} ({primary[t]}{direction_mark(primary[t])})" for t in tasks) + " |",
                 "|---" * (len(tasks) + 1) + "|"]
         for setting in settings:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pytest_lvlmbench.metrics import share_stats
-from pytest_lvlmbench.noninferiority import MIN_BOOTSTRAP_ITEMS, binomial_cdf, holm, noninferiority_p, verdicts
+from pytest_lvlmbench.noninferiority import MIN_BOOTSTRAP_ITEMS, binomial_cdf, noninferiority_p, verdicts
 from pytest_lvlmbench.options import Options
 from pytest_lvlmbench.report import adjusted_p_values
 from pytest_lvlmbench.session import Session
@@ -21,11 +21,6 @@ def test_binomial_cdf_worked_examples():
     assert binomial_cdf(3, 500, 0.02) == pytest.approx(
         sum(math.comb(500, i) * 0.02 ** i * 0.98 ** (500 - i) for i in range(4)))
     assert binomial_cdf(5, 5, 0.3) == 1.0
-
-
-def test_holm_worked_example():
-    # sorted 0.01, 0.02, 0.04 -> 3*0.01, max(0.03, 2*0.02), max(0.04, 1*0.04)
-    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
 
 
 def paired(correct_base, correct_after):
