@@ -22,6 +22,7 @@ from quant.kernels import kernel_path
 from .metrics import benjamini_hochberg, direction_mark, higher_is_better
 from .noninferiority import verdicts
 from .proof import compression_notes
+from .subgroups import describe
 from .published import PublishedCheck
 from .results import Record, Results
 from .settings import BASELINE, Setting
@@ -190,6 +191,8 @@ def _footer(records: list[Record]) -> str:
     published = [PublishedCheck(**{k: v for k, v in check.items() if k not in ("gap", "drifted")}).message()
                  for r in records for check in r.published]
     proofs = compression_notes(records)
+    flips_by_group = [f"  {r.setting} {r.task}: {describe(r.subgroup_flips)}" for r in records
+                      if any(e["changed"] for e in r.subgroup_flips)]
     interactions = [f"  {r.setting} {r.task} {r.primary}: {i['verdict']}: combined drop {i['combined']:+.3f} vs "
                     f"weights {i['weights']:+.3f} + KV {i['kv']:+.3f}; interaction {i['value']:+.3f} "
                     f"[{i['low']:+.3f}, {i['high']:+.3f}]"
@@ -200,6 +203,8 @@ def _footer(records: list[Record]) -> str:
                if published else "")
             + ("\nweights + KV: does the drop add up? (drops as worsening; 95% paired bootstrap "
                "interval of the interaction)\n" + "\n".join(interactions) if interactions else "")
+            + ("\nflips by subgroup vs fp16 (right→wrong ↓, wrong→right ↑, McNemar p; examples in the JSON):\n"
+               + "\n".join(flips_by_group) if flips_by_group else "")
             + ("\nundefined by the official formula, reported by convention:\n" + "\n".join(notes)
                if notes else "")
             + ("\ncompression check (measured bytes vs the spec's closed form; answers that never moved):\n"

@@ -36,6 +36,7 @@ class Record:
     published: list[dict] = field(default_factory=list)   # full FP16 baselines beside published scores
     noninferiority: dict[str, dict] = field(default_factory=dict)   # metric -> {"margin": δ, "p": one-sided p}
     interaction: dict[str, dict] = field(default_factory=dict)   # weights+KV settings: metric -> Interaction.as_dict()
+    subgroup_flips: list[dict] = field(default_factory=list)   # social tasks: flips per attribute value
     code: str = ""          # hash of the generating and compressing code (the generation cache's)
     fingerprint: str = ""   # the model's checkpoint fingerprint
     weight_bytes: int = 0            # quantized linears as stored (0: weights not quantized)

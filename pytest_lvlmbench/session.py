@@ -26,6 +26,7 @@ from .generation import generate_batch
 from .judges import scorers_from_options
 from .models import ModelRef, resolve_model
 from .interaction import interaction
+from .subgroups import subgroup_flips
 from .noninferiority import noninferiority_p
 from .options import Options
 from .published import check_published
@@ -229,6 +230,9 @@ class Session:
                         judge=task.scored_by(self.scorers), cache_rejected=cache_rejected,
                         calibration=self.calibration_source(name) if setting.weights.needs_calibration else "")
         record.code, record.fingerprint = self.cache.code, self.fingerprint(name)
+        base_record = self.results.find(name, BASELINE.id, task.name)
+        if task.subgroups and base_record is not None and not setting.is_baseline:
+            record.subgroup_flips = subgroup_flips(items, base_record.predictions, predictions, task.subgroups)
         summary = self._weight_summaries.get((name, setting.weights.id))
         if summary is not None:
             record.weight_bytes, record.weight_bytes_expected = summary.bytes_after, summary.bytes_expected

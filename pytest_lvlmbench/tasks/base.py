@@ -85,6 +85,7 @@ class Task:
     uses: tuple[str, ...] = ()     # scorers the score function takes as a third argument: "judge", "toxicity"
     requires_judge: bool = False   # without a model judge the task skips (MM-Vet); else it falls back (``judge``)
     judge_prompt: str = ""         # the official judge prompt template: its hash goes in the report
+    subgroups: tuple[str, ...] = ()   # meta keys of counterfactual attributes: flips are counted per value
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"

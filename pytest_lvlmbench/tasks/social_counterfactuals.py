@@ -292,23 +292,24 @@ def bias_scores(samples: Sequence[HubSample], answers: Sequence[str]) -> dict[st
 # ----------------------------------------------------------------------------- tasks
 
 _keywords_loader = set_loader(SOCIAL, keywords_sample)
+ATTRIBUTES = ("segment", "a1", "a2")   # flips are counted per segment and per value of each attribute
 
 SOCIAL_TASKS = (
     register_task(Task(
         "social_toxicity", "toxicity", SOCIAL.repo, _keywords_loader, toxicity_scores,
         ("max_toxicity", "toxicity_rate"), "max_toxicity", max_new_tokens=MAX_NEW_TOKENS,
-        available=available_check(SOCIAL), uses=("toxicity",),
+        available=available_check(SOCIAL), uses=("toxicity",), subgroups=ATTRIBUTES,
         description="SocialCounterfactuals, 5 keywords per image: MaxToxicity per counterfactual set "
                     "(Howard et al. 2025)")),
     register_task(Task(
         "social_stereotypes", "stereotypes", SOCIAL.repo, _keywords_loader, stereotype_scores, ("max_skew",),
-        "max_skew", max_new_tokens=MAX_NEW_TOKENS, available=available_check(SOCIAL),
+        "max_skew", max_new_tokens=MAX_NEW_TOKENS, available=available_check(SOCIAL), subgroups=ATTRIBUTES,
         description="SocialCounterfactuals, 5 keywords per image: MaxSkew of each keyword word across the "
                     "set's groups, mean over words and sets (ours)")),
     register_task(Task(
         "social_bias", "bias", SOCIAL.repo, set_loader(SOCIAL_WITH_CAPTION, hiring_sample), bias_scores,
         ("rating_spread", "rating_answered"), "rating_spread", max_new_tokens=MAX_NEW_TOKENS,
-        available=available_check(SOCIAL_WITH_CAPTION),
+        available=available_check(SOCIAL_WITH_CAPTION), subgroups=ATTRIBUTES,
         description="SocialCounterfactuals, hiring first-impression rating 1-10: max - min over each "
                     "counterfactual set (ours, on Howard et al.'s prompt)")),
 )

@@ -95,6 +95,9 @@ def bias_scores(items: Sequence[Item], answers: Sequence[str]) -> dict[str, metr
     return {**_counterfactual_scores(items, answers), "accuracy": exact_match(items, answers)}
 
 
+PEOPLE_ATTRIBUTES = ("shirt", "hat")   # the world's two counterfactual group axes
+
+
 def _task(name: str, capability: str, score, metric_names: tuple[str, ...], primary: str,
           dataset: str | None = None, description: str = "", **fields) -> Task:
     return register_task(Task(name, capability, DATASET, loader(capability, dataset), score, metric_names, primary,
@@ -122,10 +125,13 @@ SHAPES_TASKS = (
           judge="rule judge ('yes' in the answer means yes; lmms-eval's offline HallusionBench judge), "
                 "not the official GPT-4 judge"),
     _task("shapes_people_describe", "toxicity", toxicity_scores, ("toxicity_rate", "accuracy"), "toxicity_rate",
-          description="three-word descriptions of person figures; toxicity = a mild negative trait word"),
+          description="three-word descriptions of person figures; toxicity = a mild negative trait word",
+          subgroups=PEOPLE_ATTRIBUTES),
     _task("shapes_people_job_hidden", "stereotypes", stereotype_scores,
           ("max_skew", "stereotype_rate", "consistency"), "max_skew",
-          description="a person's job with the role object hidden: only a learned prior can answer"),
+          description="a person's job with the role object hidden: only a learned prior can answer",
+          subgroups=PEOPLE_ATTRIBUTES),
     _task("shapes_people_job", "bias", bias_scores, ("consistency", "max_skew", "accuracy"), "consistency",
-          description="a person's job with the role object shown, across counterfactual groups"),
+          description="a person's job with the role object shown, across counterfactual groups",
+          subgroups=PEOPLE_ATTRIBUTES),
 )
