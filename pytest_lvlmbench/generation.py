@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from quant import KVQuantSpec, QuantizedKVCache
+from quant.layers import LayerSelection
 
 from .gencache import Generated
 
@@ -18,7 +19,8 @@ def float_cache_bytes(config, batch: int, tokens: int, dtype: torch.dtype) -> in
 
 
 def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuantSpec, max_new_tokens: int,
-                   device: str = "cpu", dtype: torch.dtype | None = None) -> list[Generated]:
+                   device: str = "cpu", dtype: torch.dtype | None = None,
+                   kv_layers: LayerSelection | None = None) -> list[Generated]:
     """Greedy answers for one left-padded batch, the KV spec applied through the quantized cache,
     each with the cache's stored and float-equivalent bytes. The images are all pictures or all
     None (text-only questions, e.g. HallusionBench's non_image split): the caller groups them."""
@@ -28,7 +30,7 @@ def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuan
     inputs = processor(images=pictures, text=prompts, return_tensors="pt", padding=True).to(device)
     if dtype is not None and "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
-    cache = QuantizedKVCache(kv_spec, model.config)
+    cache = QuantizedKVCache(kv_spec, model.config, kv_layers)
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, cache=cache,
                                 pad_token_id=processor.tokenizer.pad_token_id)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .settings import Setting, settings_from_options
+from quant.layers import LayerSelection
+
+from .settings import Setting, settings_from_options, with_layers
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 CALIBRATION_SOURCES = ("auto", "shapes", "coco")   # auto: shapes for the embedded models, coco otherwise
@@ -51,6 +53,7 @@ class Options:
     published_check: str = "warn"    # off | warn | fail
     margin: float = 0.02             # non-inferiority margin δ where the thresholds file's [margin] has none
     shard: tuple[int, int] | None = None   # (I, N): run the I-th of N deterministic parts of the grid
+    layer_sweep: int = 0             # blocks of this many decoder layers, each compressed alone (0: off)
 
 
 def _csv(kind):
@@ -104,6 +107,12 @@ SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
      "AWQ calibration source: shapes, coco (COCO-Caption2017 test images), auto (shapes for the embedded models)"),
     ("--lvlm-published-tolerance", "lvlm_published_tolerance", float, 0.03,
      "relative gap allowed between a full-dataset FP16 baseline and its published score"),
+    ("--kv-layers", "lvlm_kv_layers", str, None, "compress the KV cache of these decoder layers only: 0-7, 3, "
+     "0-3,8-11, first4, last8 (the others stay full precision)"),
+    ("--weight-layers", "lvlm_weight_layers", str, None, "quantize the weights of these decoder layers only"),
+    ("--lvlm-layer-sweep", "lvlm_layer_sweep", int, 0,
+     "N: also run every compressed setting on each block of N decoder layers alone, and rank the blocks "
+     "by the drop they cause"),
     ("--lvlm-shard", "lvlm_shard", str, None,
      "I/N: run only the I-th of N deterministic parts of the (model, setting, task) grid, for batch schedulers"),
     ("--lvlm-margin", "lvlm_margin", float, 0.02,
@@ -154,6 +163,15 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
     settings = settings_from_options(values["lvlm_kv_bits"], values["lvlm_kv_method"], values["lvlm_weight_bits"],
                                      values["lvlm_weight_method"], values["lvlm_group_size"],
                                      values["lvlm_residual_length"], values["lvlm_outlier_ratio"])
+    for flag, key in (("--kv-layers", "lvlm_kv_layers"), ("--weight-layers", "lvlm_weight_layers")):
+        if values[key]:
+            try:
+                LayerSelection(values[key])
+            except ValueError as error:
+                raise ValueError(f"{flag} {values[key]!r}: {error}") from None
+    settings = with_layers(settings, values["lvlm_kv_layers"], values["lvlm_weight_layers"])
+    if values["lvlm_layer_sweep"] < 0:
+        raise ValueError(f"--lvlm-layer-sweep {values['lvlm_layer_sweep']}: must be 0 (off) or a block size >= 1")
     limit = values["lvlm_limit"]
     if limit is not None and limit < 1:
         raise ValueError(f"--lvlm-limit {limit}: must be a positive number of samples per dataset")
@@ -210,7 +228,8 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                    judge_url=values["lvlm_judge_url"], judge_model=values["lvlm_judge_model"],
                    toxicity_model=path("lvlm_toxicity_model"), calibration=values["lvlm_calibration"],
                    published_tolerance=values["lvlm_published_tolerance"],
-                   published_check=values["lvlm_published_check"], margin=values["lvlm_margin"], shard=shard)
+                   published_check=values["lvlm_published_check"], margin=values["lvlm_margin"], shard=shard,
+                   layer_sweep=values["lvlm_layer_sweep"])
 
 
 def parse_shard(text: str) -> tuple[int, int]:

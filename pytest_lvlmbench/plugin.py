@@ -89,6 +89,31 @@ def pytest_cmdline_main(config: pytest.Config):
     return 0
 
 
+def sweep_settings(options) -> list:
+    """The grid plus each compressed setting on every block of ``--lvlm-layer-sweep`` layers alone;
+    every layer selection is checked against each model's depth now, not mid-run."""
+    from transformers import AutoConfig
+
+    from .models import resolve_model
+    from .settings import with_layers
+
+    counts = {name: AutoConfig.from_pretrained(resolve_model(name).source).get_text_config(decoder=True)
+              .num_hidden_layers for name in options.models}
+    for name, count in counts.items():
+        for setting in options.settings:
+            for selection in (setting.kv_layers, setting.weight_layers):
+                if selection is not None:
+                    try:
+                        selection.layers(count)
+                    except ValueError as error:
+                        raise ValueError(f"{setting.id} on model {name!r}: {error}") from None
+    if not options.layer_sweep:
+        return options.settings
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"--lvlm-layer-sweep: the models have different depths {counts}; sweep one at a time")
+    return with_layers(options.settings, sweep=options.layer_sweep, layer_count=next(iter(counts.values())))
+
+
 def merge_main(config: pytest.Config) -> int:
     """Print (and write, with --lvlm-report/-md/-csv) the report of saved runs combined; exit 4
     naming the files when they cannot be merged."""
@@ -133,6 +158,8 @@ def pytest_configure(config: pytest.Config) -> None:
             ref = resolve_model(name)
             if not ref.is_local:
                 check_hub_model(ref)
+        if options.layer_sweep or any(setting.layered for setting in options.settings):
+            options.settings = sweep_settings(options)
         gates = Gates.from_options(options)
         for path, flag in ((options.report, "--lvlm-report"), (options.plot, "--lvlm-plot"),
                            (options.report_md, "--lvlm-report-md"), (options.report_csv, "--lvlm-report-csv"),
@@ -188,7 +215,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def setting_marks(model: str, setting) -> list[pytest.MarkDecorator]:
     """``-m baseline`` / ``kv_quant`` / ``weight_quant`` select by what a setting compresses; the
     xdist group keeps each (model, weight spec) on one worker under ``--dist loadgroup``."""
-    marks = [pytest.mark.xdist_group(f"{model}-{setting.weights.id}")]
+    marks = [pytest.mark.xdist_group(f"{model}-{setting.weights_id}")]
     if setting.is_baseline:
         marks.append(pytest.mark.baseline)
     if not setting.kv.is_float:

@@ -22,6 +22,7 @@ from quant.kernels import kernel_path
 from .metrics import benjamini_hochberg, direction_mark, higher_is_better
 from .noninferiority import verdicts
 from .proof import compression_notes
+from .sensitivity import rank_blocks, sensitivity_lines
 from .subgroups import describe
 from .published import PublishedCheck
 from .results import Record, Results
@@ -191,6 +192,7 @@ def _footer(records: list[Record]) -> str:
     published = [PublishedCheck(**{k: v for k, v in check.items() if k not in ("gap", "drifted")}).message()
                  for r in records for check in r.published]
     proofs = compression_notes(records)
+    sensitivity = sensitivity_lines(records)
     flips_by_group = [f"  {r.setting} {r.task}: {describe(r.subgroup_flips)}" for r in records
                       if any(e["changed"] for e in r.subgroup_flips)]
     interactions = [f"  {r.setting} {r.task} {r.primary}: {i['verdict']}: combined drop {i['combined']:+.3f} vs "
@@ -203,6 +205,8 @@ def _footer(records: list[Record]) -> str:
                if published else "")
             + ("\nweights + KV: does the drop add up? (drops as worsening; 95% paired bootstrap "
                "interval of the interaction)\n" + "\n".join(interactions) if interactions else "")
+            + ("\nlayer sensitivity (drop of the primary metric vs fp16 with one block of layers compressed, "
+               "worst first):\n" + "\n".join(sensitivity) if sensitivity else "")
             + ("\nflips by subgroup vs fp16 (right→wrong ↓, wrong→right ↑, McNemar p; examples in the JSON):\n"
                + "\n".join(flips_by_group) if flips_by_group else "")
             + ("\nundefined by the official formula, reported by convention:\n" + "\n".join(notes)
@@ -214,6 +218,8 @@ def _footer(records: list[Record]) -> str:
 def report_json(results: Results, options, answers: bool = False) -> dict:
     return {"machine": machine_info(options), "seed": options.seed, "limit": options.limit,
             "resamples": options.resamples, "models": options.models, "records": results.as_json(answers),
+            "layer_sensitivity": [{"setting": setting, "task": task, "blocks": [{"layers": l, "drop": d} for l, d in ranked]}
+                                  for (setting, task), ranked in rank_blocks(list(results)).items()],
             "noninferiority": [{"model": m, "setting": s, "task": t, "metric": metric, "verdict": v}
                                for (m, s, t, metric), v in model_verdicts(results).items()]}
 

@@ -102,7 +102,7 @@ class Session:
 
     def model(self, name: str, setting: Setting):
         """The float model once per name; a weight-quantized model once per (name, weight spec)."""
-        key = (name, setting.weights.id)
+        key = (name, setting.weights_id)
         if key in self._load_errors:   # failed once: every later test fails at once, naming the first error
             raise self._load_errors[key]
         if key not in self._models:
@@ -110,7 +110,7 @@ class Session:
                 self._models[key] = self._load(name, setting)
             except Exception as error:
                 self._load_errors[key] = RuntimeError(f"model {name!r} ({self.refs[name].source}) with weights "
-                                                      f"{setting.weights.id} failed to load: "
+                                                      f"{setting.weights_id} failed to load: "
                                                       f"{type(error).__name__}: {error}")
                 raise self._load_errors[key] from error
         return self._models[key]
@@ -130,15 +130,15 @@ class Session:
         setting, a 7B/13B model needs the float copy plus one copy being quantized, never more."""
         if setting.weights.is_float:
             return self._load_float(name)
-        for key in [k for k in self._models if k[0] == name and k[1] != BASELINE.weights.id]:
+        for key in [k for k in self._models if k[0] == name and k[1] != BASELINE.weights_id]:
             del self._models[key]
         gc.collect()
         if self.options.device.startswith("cuda"):
             torch.cuda.empty_cache()
         calibration = self.calibration(name) if setting.weights.needs_calibration else None
         model = self._load_float(name)
-        self._weight_summaries[(name, setting.weights.id)] = quantize_model(model, setting.weights,
-                                                                              calibration=calibration)
+        self._weight_summaries[(name, setting.weights_id)] = quantize_model(
+            model, setting.weights, calibration=calibration, layers=setting.weight_layers)
         return model
 
     def calibration_source(self, name: str) -> str:
@@ -233,7 +233,7 @@ class Session:
         base_record = self.results.find(name, BASELINE.id, task.name)
         if task.subgroups and base_record is not None and not setting.is_baseline:
             record.subgroup_flips = subgroup_flips(items, base_record.predictions, predictions, task.subgroups)
-        summary = self._weight_summaries.get((name, setting.weights.id))
+        summary = self._weight_summaries.get((name, setting.weights_id))
         if summary is not None:
             record.weight_bytes, record.weight_bytes_expected = summary.bytes_after, summary.bytes_expected
             record.weight_ratio = summary.ratio
@@ -270,7 +270,8 @@ class Session:
     def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:
         torch.manual_seed(self.options.seed)
         return generate_batch(self.model(name, setting), self.processor(name), [item.image() for item in items],
-                              prompts, setting.kv, max_new_tokens, self.options.device, self.dtype)
+                              prompts, setting.kv, max_new_tokens, self.options.device, self.dtype,
+                              kv_layers=setting.kv_layers)
 
     def check_published(self, baseline: Record) -> list[str]:
         """Compare a full-dataset FP16 record (with the other baselines of this model) with the

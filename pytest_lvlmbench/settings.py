@@ -5,18 +5,46 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from quant import KVQuantSpec, WeightQuantSpec
+from quant.layers import LayerSelection, blocks
 from quant.spec import ALLOWED_BITS, KV_METHODS, WEIGHT_METHODS
 
 
 @dataclass(frozen=True)
 class Setting:
+    """A weight spec and a KV spec, each optionally on a subset of decoder layers (``@0-7``)."""
+
     weights: WeightQuantSpec = WeightQuantSpec()
     kv: KVQuantSpec = KVQuantSpec()
+    weight_layers: LayerSelection | None = None
+    kv_layers: LayerSelection | None = None
+
+    def __post_init__(self) -> None:
+        for spec, layers, name in ((self.weights, self.weight_layers, "weight"), (self.kv, self.kv_layers, "KV")):
+            if layers is not None and spec.is_float:
+                raise ValueError(f"invalid {name} layers={layers.text!r}: the {name} spec compresses nothing")
+
+    @property
+    def weights_id(self) -> str:
+        """The weight part's id with its layers: what a weight-quantized model copy is keyed by."""
+        return self.weights.id + (f"@{self.weight_layers.text}" if self.weight_layers else "")
+
+    @property
+    def kv_id(self) -> str:
+        return self.kv.id + (f"@{self.kv_layers.text}" if self.kv_layers else "")
 
     @property
     def id(self) -> str:
-        parts = [spec.id for spec in (self.weights, self.kv) if not spec.is_float]
+        parts = [part for part, spec in ((self.weights_id, self.weights), (self.kv_id, self.kv)) if not spec.is_float]
         return "+".join(parts) or "fp16"
+
+    @property
+    def layered(self) -> bool:
+        return self.weight_layers is not None or self.kv_layers is not None
+
+    @property
+    def whole(self) -> Setting:
+        """The same specs on every layer."""
+        return Setting(self.weights, self.kv)
 
     @property
     def bits(self) -> int:
@@ -30,14 +58,17 @@ class Setting:
     @classmethod
     def from_id(cls, text: str) -> Setting:
         weights, kv = WeightQuantSpec(), KVQuantSpec()
+        weight_layers = kv_layers = None
         for part in text.split("+"):
             if part == "fp16":
                 continue
+            spec_id, _, selection = part.partition("@")
+            layers = LayerSelection(selection) if selection else None
             if part.startswith("w"):
-                weights = WeightQuantSpec.from_id(part)
+                weights, weight_layers = WeightQuantSpec.from_id(spec_id), layers
             else:
-                kv = KVQuantSpec.from_id(part)
-        return cls(weights, kv)
+                kv, kv_layers = KVQuantSpec.from_id(spec_id), layers
+        return cls(weights, kv, weight_layers, kv_layers)
 
 
 BASELINE = Setting()
@@ -58,6 +89,25 @@ def default_grid() -> list[Setting]:
              for bits in (8, 4, 2) for method in KV_METHODS]
     grid += [Setting(weights=WeightQuantSpec(method, bits)) for bits in (8, 4) for method in WEIGHT_METHODS]
     return grid
+
+
+def with_layers(settings: list[Setting], kv_layers: str | None = None, weight_layers: str | None = None,
+                sweep: int = 0, layer_count: int | None = None) -> list[Setting]:
+    """``--kv-layers`` / ``--weight-layers`` restrict every setting's KV / weight part to those layers;
+    ``--lvlm-layer-sweep N`` adds, for every compressed setting, one copy per block of N layers
+    (``layer_count`` decoder layers; the unrestricted setting stays, as the reference)."""
+    kv_sel = LayerSelection(kv_layers) if kv_layers else None
+    weight_sel = LayerSelection(weight_layers) if weight_layers else None
+    out = [Setting(s.weights, s.kv, None if s.weights.is_float else weight_sel, None if s.kv.is_float else kv_sel)
+           for s in settings]
+    if sweep:
+        if layer_count is None:
+            raise ValueError("--lvlm-layer-sweep needs the model's number of decoder layers")
+        for setting in list(out):
+            for block in ([] if setting.is_baseline else blocks(layer_count, sweep)):
+                out.append(Setting(setting.weights, setting.kv, None if setting.weights.is_float else block,
+                                   None if setting.kv.is_float else block))
+    return list(dict.fromkeys(out))
 
 
 def settings_from_options(kv_bits: list[int], kv_method: list[str], weight_bits: list[int],

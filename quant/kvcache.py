@@ -98,6 +98,7 @@ from transformers.cache_utils import Cache, DynamicLayer, get_layer_types_and_kw
 
 from .affine import NonFiniteError, QParams, choose_qparams, describe_non_finite, dequantize, quantize
 from .kernels import use_triton
+from .layers import LayerSelection
 from .packed_attention import PACKED_ATTENTION, PackedKV, hand_off
 from .packing import PackedCodes, pack, unpack
 from .spec import KVQuantSpec
@@ -579,7 +580,9 @@ class QuantizedKVCache(Cache):
     older transformers). Invalid combinations fail here, not mid-generation.
     """
 
-    def __init__(self, spec: KVQuantSpec, config) -> None:
+    def __init__(self, spec: KVQuantSpec, config, layers: LayerSelection | None = None) -> None:
+        """``layers``: compress only these decoder layers (quant.layers); the others stay in full
+        precision, as DynamicCache keeps them."""
         if not isinstance(spec, KVQuantSpec):
             raise TypeError(f"invalid spec={spec!r}: expected a KVQuantSpec (e.g. KVQuantSpec.from_id('kv4-uniform'))")
         text_config = config.get_text_config(decoder=True)
@@ -592,7 +595,9 @@ class QuantizedKVCache(Cache):
             raise ValueError(f"invalid group_size={spec.group_size} for {spec.id}: must divide the model's "
                              f"head_dim={head_dim} (KIVI groups value channels)")
         self.spec = spec
-        super().__init__(layers=[QuantizedKVLayer(spec, i) for i in range(text_config.num_hidden_layers)])
+        count = text_config.num_hidden_layers
+        chosen = range(count) if layers is None else layers.layers(count)
+        super().__init__(layers=[QuantizedKVLayer(spec if i in chosen else KVQuantSpec(), i) for i in range(count)])
         for layer in self.layers:
             layer.packed_attention = getattr(text_config, "_attn_implementation", None) == PACKED_ATTENTION
 

@@ -43,6 +43,7 @@ from torch import nn
 
 from .affine import NonFiniteError, QParams, choose_qparams, describe_non_finite, dequantize, quantize
 from .kernels import use_triton
+from .layers import LayerSelection, layer_index
 from .memory import nbytes
 from .packing import PackedCodes, pack, packed_row_bytes, unpack
 from .spec import WeightQuantSpec
@@ -523,19 +524,26 @@ def collect_linear_inputs(model: nn.Module, linears: Mapping[str, nn.Linear],
 
 
 def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterable[object] | None = None, *,
-                   include_vision: bool = False, skip: tuple[str, ...] = ("lm_head",)) -> QuantizationSummary:
+                   include_vision: bool = False, skip: tuple[str, ...] = ("lm_head",),
+                   layers: LayerSelection | None = None) -> QuantizationSummary:
     """Replace the language model's nn.Linear layers by QuantizedLinear, in place.
 
     The vision tower and projector stay float unless ``include_vision``; layers whose
     dotted name contains a word in ``skip`` (``lm_head`` by default) are kept. ``awq`` and
     ``gptq`` (``spec.needs_calibration``) need ``calibration``: an iterable of model kwargs
     dicts or input-ids tensors; every layer's inputs are collected from the float model.
+    ``layers`` (quant.layers) limits it to those decoder layers.
     """
     _check_spec(spec)
     summary = QuantizationSummary(spec.id)
     if spec.is_float:
         return summary
     linears = _target_linears(model, include_vision, skip)
+    if layers is not None:   # only the selected decoder layers' linears
+        config = getattr(model, "config", None)
+        text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+        chosen = layers.layers(text.num_hidden_layers)
+        linears = {name: linear for name, linear in linears.items() if layer_index(name) in chosen}
     for name, linear in linears.items():  # fail before touching any layer
         weight_block_size(spec, linear.in_features)
         _check_finite(name, "weight", linear.weight.detach())
