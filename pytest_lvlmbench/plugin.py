@@ -72,6 +72,8 @@ def pytest_cmdline_main(config: pytest.Config):
     ``--lvlm-merge``: one report from saved runs."""
     if config.getoption("lvlm_merge"):
         return merge_main(config)
+    if config.getoption("lvlm_frontier"):
+        return frontier_main(config)
     if not (config.getoption("lvlm_list_tasks") or config.getoption("lvlm_list_models")):
         return None
     from .listing import JUDGE_PRESENT as JUDGE_CONFIGURED, model_table, task_table
@@ -112,6 +114,62 @@ def sweep_settings(options) -> list:
     if len(set(counts.values())) > 1:
         raise ValueError(f"--lvlm-layer-sweep: the models have different depths {counts}; sweep one at a time")
     return with_layers(options.settings, sweep=options.layer_sweep, layer_count=next(iter(counts.values())))
+
+
+def frontier_main(config: pytest.Config) -> int:
+    """``--lvlm-frontier CAPS``: the adaptive safe-setting search (:mod:`.frontier`) on each model,
+    printed (and plotted with --lvlm-plot); exit 4 on bad input."""
+    from tabulate import tabulate
+
+    from .frontier import BITS, pareto, point, search, write_frontier_plot
+    from .report import SIGNIFICANCE
+    from .session import Session
+    from .settings import BASELINE
+    from .tasks import CAPABILITIES, tasks_for
+
+    try:
+        options = read_options(config)
+        include_tasks(options)
+        wanted = config.getoption("lvlm_frontier").split(",")
+        wanted = list(CAPABILITIES) if wanted == ["all"] else wanted
+        unknown = [c for c in wanted if c not in CAPABILITIES]
+        if unknown:
+            raise ValueError(f"--lvlm-frontier {unknown}: unknown capabilities; known are {', '.join(CAPABILITIES)}, all")
+        session = Session(options)
+        tasks = [t for c in wanted for t in tasks_for(c) if not t.unavailable(session.scorers)]
+        if not tasks:
+            raise ValueError(f"--lvlm-frontier {','.join(wanted)}: none of these capabilities' tasks can run here")
+    except ValueError as error:
+        print(f"ERROR: lvlmbench: {error}", file=sys.stderr)
+        return pytest.ExitCode.USAGE_ERROR
+    for model in options.models:
+        baseline = {t.name: session.evaluate(model, BASELINE, t) for t in tasks}
+
+        def evaluate(setting):
+            records = [session.evaluate(model, setting, t) for t in tasks]
+            for record in records:
+                session.test_noninferiority(record, {record.primary: options.margin})
+            return point(setting, records, baseline, SIGNIFICANCE)
+
+        points, cheapest = search(options.settings, evaluate)
+        rows = [[p.setting, f"{p.cost:.3f}", f"{p.worsening:+.3f} [{p.low:+.3f}, {p.high:+.3f}]",
+                 "yes" if p.safe else "no", " ".join(("✓" if ok else "✗") + task for task, ok in p.verdicts.items())]
+                for p in sorted(points, key=lambda p: (p.kind, p.cost))]
+        print(f"lvlmbench frontier: {model} on {', '.join(t.name for t in tasks)} (margin {options.margin}, "
+              f"{options.limit or 'all'} items per task)\n"
+              + tabulate(rows, headers=["setting", "bytes/float", "mean drop [95%]", "safe", "non-inferior per task"]))
+        print("cheapest non-inferior setting per family:")
+        for family, best in cheapest.items():
+            idle = best is not None and best.cost >= 0.999
+            print(f"  {family}: {best.setting if best else 'none (not even 8 bits)'}"
+                  + (" (compresses nothing here: every token stayed in full precision)" if idle else ""))
+        print("Pareto front (cost vs mean drop): " + ", ".join(p.setting for p in pareto(points)))
+        print(f"evaluated {len(points)} of the {len(cheapest) * len(BITS)} settings of {len(cheapest)} families "
+              f"x bits {'/'.join(map(str, BITS))} (adaptive)")
+        if options.plot:
+            write_frontier_plot(points, options.plot)
+            print(f"lvlmbench: frontier plot written to {options.plot}")
+    return 0
 
 
 def merge_main(config: pytest.Config) -> int:

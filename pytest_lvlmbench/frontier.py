@@ -1,0 +1,160 @@
+"""Safe-setting search: the cheapest settings that are non-inferior to fp16 on every selected task.
+
+``pytest --lvlm-frontier CAPABILITIES`` answers "how far can I compress this model?" without
+running the whole grid. Each method family of the grid (KV uniform, KIVI group, GEAR outlier;
+weight RTN, group, AWQ, outlier, GPTQ) is searched over bit widths 8 > 4 > 3 > 2 adaptively:
+
+1. 8 bits first: if it is not safe, nothing cheaper in the family is tried;
+2. then 2 bits: if it is safe, the family is done;
+3. otherwise bisect between them, so only settings next to the safe/unsafe boundary are run.
+
+This assumes fewer bits are never better, which is what compression is. "Safe" means
+non-inferior at the margin on every selected task (:mod:`.noninferiority`, each task at the
+level; an intersection-union test needs no multiplicity correction to claim "safe on all").
+Cost is the measured storage over float: the KV cache's bytes for KV settings, the quantized
+linears' for weight settings. The Pareto front keeps the evaluated settings that no other
+setting of the same kind beats on both cost and mean worsening.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from .results import Record
+from .runs import worsening
+from .settings import Setting
+
+BITS = (8, 4, 3, 2)   # most to least expensive
+
+
+@dataclass(frozen=True)
+class Point:
+    setting: str
+    kind: str                  # "kv" or "weights"
+    family: str                # the setting's id with its bits written as "{b}"
+    bits: int
+    cost: float                # stored bytes over float
+    worsening: float           # mean over tasks of the primary metric's worsening vs fp16
+    low: float                 # ... its 95% band (mean of the tasks' interval ends)
+    high: float
+    safe: bool                 # non-inferior on every task
+    verdicts: dict[str, bool]  # task -> non-inferior
+
+
+def family_of(setting: Setting) -> tuple[str, str]:
+    """(kind, family id): the setting with its bits replaced by "{b}" (one family per method and options)."""
+    if not setting.kv.is_float and setting.weights.is_float:
+        return "kv", setting.kv_id.replace(f"kv{setting.kv.bits}-", "kv{b}-", 1)
+    if not setting.weights.is_float and setting.kv.is_float:
+        return "weights", setting.weights_id.replace(f"w{setting.weights.bits}-", "w{b}-", 1)
+    raise ValueError(f"setting {setting.id!r}: the frontier searches KV or weight settings, not both at once")
+
+
+def families(settings: Sequence[Setting]) -> dict[str, Callable[[int], Setting]]:
+    """{family id: bits -> Setting} of the grid's compressed single-part settings."""
+    out: dict[str, Callable[[int], Setting]] = {}
+    for setting in settings:
+        if setting.is_baseline or (not setting.kv.is_float and not setting.weights.is_float):
+            continue
+        kind, family = family_of(setting)
+        if kind == "kv":
+            out[family] = lambda b, s=setting: replace(s, kv=replace(s.kv, bits=b))
+        else:
+            out[family] = lambda b, s=setting: replace(s, weights=replace(s.weights, bits=b))
+    return out
+
+
+def point(setting: Setting, records: Sequence[Record], baseline: dict[str, Record], alpha: float) -> Point:
+    kind, family = family_of(setting)
+    drops, lows, highs, verdicts = [], [], [], {}
+    for record in records:
+        metric, base = record.primary, baseline[record.task]
+        drops.append(worsening(metric, base.metrics[metric], record.metrics[metric]))
+        low, high = record.intervals.get(metric, (record.metrics[metric],) * 2)
+        ends = sorted(worsening(metric, base.metrics[metric], v) for v in (low, high))
+        lows.append(ends[0])
+        highs.append(ends[1])
+        verdicts[record.task] = record.noninferiority.get(metric, {}).get("p", 1.0) < alpha
+    ratios = [r.kv_ratio if kind == "kv" else r.weight_ratio for r in records]
+    ratios = [r for r in ratios if r is not None]
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    bits = setting.kv.bits if kind == "kv" else setting.weights.bits
+    return Point(setting.id, kind, family, bits, mean(ratios) if ratios else 1.0, mean(drops), mean(lows),
+                 mean(highs), all(verdicts.values()), verdicts)
+
+
+def search(grid: Sequence[Setting], evaluate: Callable[[Setting], Point]) -> tuple[list[Point], dict[str, Point | None]]:
+    """Every point evaluated, and each family's cheapest safe point (None: not even 8 bits is safe)."""
+    seen: dict[str, Point] = {}
+
+    def at(make: Callable[[int], Setting], bits: int) -> Point:
+        setting = make(bits)
+        if setting.id not in seen:
+            seen[setting.id] = evaluate(setting)
+        return seen[setting.id]
+
+    cheapest: dict[str, Point | None] = {}
+    for family, make in families(grid).items():
+        if not at(make, BITS[0]).safe:
+            cheapest[family] = None
+            continue
+        safe, unsafe = 0, len(BITS) - 1          # indices into BITS: safe known, unsafe assumed
+        if at(make, BITS[unsafe]).safe:
+            cheapest[family] = at(make, BITS[unsafe])
+            continue
+        while unsafe - safe > 1:
+            middle = (safe + unsafe) // 2
+            if at(make, BITS[middle]).safe:
+                safe = middle
+            else:
+                unsafe = middle
+        cheapest[family] = at(make, BITS[safe])
+    return list(seen.values()), cheapest
+
+
+def pareto(points: Sequence[Point]) -> list[Point]:
+    """Points of each kind that no other point of that kind beats on cost and worsening, by cost."""
+    front = [p for p in points if not any(
+        q.kind == p.kind and q.cost <= p.cost and q.worsening <= p.worsening
+        and (q.cost < p.cost or q.worsening < p.worsening) for q in points)]
+    return sorted(front, key=lambda p: (p.kind, p.cost))
+
+
+def write_frontier_plot(points: Sequence[Point], path) -> None:
+    """Cost vs mean worsening with 95% bands, one panel per kind; the front joined, safe points filled."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import atomic_write_bytes
+
+    kinds = sorted({p.kind for p in points})
+    figure, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4), squeeze=False)
+    front = pareto(points)
+    for axis, kind in zip(axes.flat, kinds):
+        mine = [p for p in points if p.kind == kind]
+        for p in mine:
+            axis.errorbar(p.cost, p.worsening, yerr=[[p.worsening - p.low], [p.high - p.worsening]], fmt="o",
+                          color="tab:green" if p.safe else "tab:red", mfc="tab:green" if p.safe else "white")
+            axis.annotate(p.setting, (p.cost, p.worsening), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        line = [p for p in front if p.kind == kind]
+        axis.plot([p.cost for p in line], [p.worsening for p in line], "k--", linewidth=1, label="Pareto front")
+        axis.axhline(0, color="grey", linewidth=0.5)
+        axis.set_xlabel(f"{kind} bytes / float (measured)")
+        axis.set_ylabel("mean primary-metric drop vs fp16")
+        axis.set_title(f"{kind}: green = non-inferior on every task")
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, dpi=100, format="png")
+    finally:
+        plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+__all__ = ["BITS", "Point", "families", "family_of", "pareto", "point", "search", "write_frontier_plot"]

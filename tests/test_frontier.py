@@ -1,0 +1,58 @@
+"""Safe-setting search (pytest_lvlmbench/frontier.py): adaptive over bit widths, Pareto front."""
+
+import pytest
+
+from pytest_lvlmbench.frontier import Point, families, family_of, pareto, search
+from pytest_lvlmbench.settings import Setting
+
+
+def fake(safe_down_to: dict[str, int], calls: list[str]):
+    """An evaluation where a family is safe at bits >= its threshold (0: never safe)."""
+    def evaluate(setting: Setting) -> Point:
+        calls.append(setting.id)
+        kind, family = family_of(setting)
+        bits = setting.kv.bits if kind == "kv" else setting.weights.bits
+        return Point(setting.id, kind, family, bits, bits / 16, 0.0 if bits >= safe_down_to[family] else 0.1,
+                     0.0, 0.0, bits >= safe_down_to[family] > 0, {})
+    return evaluate
+
+
+def test_families_are_searched_adaptively_and_stop_early():
+    grid = [Setting.from_id(s) for s in ("fp16", "kv4-uniform", "kv8-group-g8-r0", "w4-gptq-g128", "w2-rtn")]
+    assert set(families(grid)) == {"kv{b}-uniform", "kv{b}-group-g8-r0", "w{b}-gptq-g128", "w{b}-rtn"}
+    calls = []
+    thresholds = {"kv{b}-uniform": 4, "kv{b}-group-g8-r0": 2, "w{b}-gptq-g128": 3, "w{b}-rtn": 0}
+    points, cheapest = search(grid, fake(thresholds, calls))
+    assert {f: p and p.setting for f, p in cheapest.items()} == {
+        "kv{b}-uniform": "kv4-uniform", "kv{b}-group-g8-r0": "kv2-group-g8-r0", "w{b}-gptq-g128": "w3-gptq-g128",
+        "w{b}-rtn": None}
+    assert "w4-rtn" not in calls and "w2-rtn" not in calls          # 8 bits unsafe: nothing cheaper tried
+    assert "kv4-group-g8-r0" not in calls                            # 2 bits safe: nothing between tried
+    # uniform 8, 2, 4, 3; group 8, 2; gptq 8, 2, 4, 3; rtn 8: 11 of the 16, none twice
+    assert len(calls) == len(set(calls)) == 11 and len(points) == len(calls)
+
+
+def test_the_pareto_front_keeps_undominated_points_per_kind():
+    def p(name, kind, cost, drop):
+        return Point(name, kind, "f", 4, cost, drop, drop, drop, True, {})
+
+    points = [p("a", "kv", 0.1, 0.2), p("b", "kv", 0.2, 0.05), p("c", "kv", 0.3, 0.1), p("d", "weights", 0.3, 0.1)]
+    assert [q.setting for q in pareto(points)] == ["a", "b", "d"]   # c: b is cheaper and better
+
+
+def test_combined_settings_are_refused():
+    with pytest.raises(ValueError, match=r"'w4-rtn\+kv4-uniform': the frontier searches KV or weight settings"):
+        family_of(Setting.from_id("w4-rtn+kv4-uniform"))
+
+
+def test_the_frontier_runs_from_the_command_line(pytester):
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--lvlm-cache", str(pytester.path / "c"),
+                                           "--lvlm-frontier", "visual_reasoning", "--lvlm-limit", "20",
+                                           "--kv-bits", "8", "--kv-method", "uniform", "--lvlm-plot", "f.png")
+    assert result.ret == 0
+    # 20 items cannot show 8-bit is safe (0 broken of 20: p = 0.67): the search stops there
+    result.stdout.fnmatch_lines(["*lvlmbench frontier: tiny on shapes_gqa*", "*kv8-uniform*no*",
+                                 "*kv{b}-uniform: none (not even 8 bits)*", "*evaluated 1 of the 4 settings*"])
+    assert (pytester.path / "f.png").stat().st_size > 0
+    bad = pytester.runpytest_subprocess("--lvlm-frontier", "vision")
+    assert bad.ret == 4 and "unknown capabilities" in bad.stderr.str()
