@@ -55,7 +55,7 @@ def families(settings: Sequence[Setting]) -> dict[str, Callable[[int], Setting]]
     """{family id: bits -> Setting} of the grid's compressed single-part settings."""
     out: dict[str, Callable[[int], Setting]] = {}
     for setting in settings:
-        if setting.is_baseline or (not setting.kv.is_float and not setting.weights.is_float):
+        if setting.is_baseline or setting.layered or (not setting.kv.is_float and not setting.weights.is_float):
             continue
         kind, family = family_of(setting)
         if kind == "kv":

@@ -20,7 +20,7 @@ def float_cache_bytes(config, batch: int, tokens: int, dtype: torch.dtype) -> in
 
 def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuantSpec, max_new_tokens: int,
                    device: str = "cpu", dtype: torch.dtype | None = None,
-                   kv_layers: LayerSelection | None = None) -> list[Generated]:
+                   kv_layers: LayerSelection | None = None, kv_rest: KVQuantSpec | None = None) -> list[Generated]:
     """Greedy answers for one left-padded batch, the KV spec applied through the quantized cache,
     each with the cache's stored and float-equivalent bytes. The images are all pictures or all
     None (text-only questions, e.g. HallusionBench's non_image split): the caller groups them."""
@@ -30,7 +30,7 @@ def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuan
     inputs = processor(images=pictures, text=prompts, return_tensors="pt", padding=True).to(device)
     if dtype is not None and "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
-    cache = QuantizedKVCache(kv_spec, model.config, kv_layers)
+    cache = QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest)
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, cache=cache,
                                 pad_token_id=processor.tokenizer.pad_token_id)

@@ -331,7 +331,7 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
         from .settings import BASELINE
 
         reason = task.unavailable(session.scorers)
-        if not reason and setting.weights.needs_calibration:
+        if not reason and setting.needs_calibration:
             from .calibration import calibration_unavailable
 
             reason = calibration_unavailable(session.calibration_source(model))

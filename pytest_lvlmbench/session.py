@@ -8,6 +8,7 @@ the generation cache, weight-quantized copies and calibration. Nothing here impo
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 import resource
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -74,6 +75,11 @@ def complete_processor(processor, source: str):
     return processor
 
 
+def text_layers(model) -> int:
+    """Decoder layers of a (LLaVA) model's language model."""
+    return model.config.get_text_config(decoder=True).num_hidden_layers
+
+
 class Session:
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -135,10 +141,17 @@ class Session:
         gc.collect()
         if self.options.device.startswith("cuda"):
             torch.cuda.empty_cache()
-        calibration = self.calibration(name) if setting.weights.needs_calibration else None
+        calibration = self.calibration(name) if setting.needs_calibration else None
         model = self._load_float(name)
-        self._weight_summaries[(name, setting.weights_id)] = quantize_model(
-            model, setting.weights, calibration=calibration, layers=setting.weight_layers)
+        summary = quantize_model(model, setting.weights, calibration=calibration, layers=setting.weight_layers)
+        if not setting.weights_rest.is_float:   # mixed precision: the other layers at their own spec
+            rest = quantize_model(model, setting.weights_rest, calibration=calibration,
+                                  layers=setting.weight_layers.others(text_layers(model)))
+            summary = replace(summary, spec_id=setting.weights_id, layers=summary.layers + rest.layers,
+                              bytes_before=summary.bytes_before + rest.bytes_before,
+                              bytes_after=summary.bytes_after + rest.bytes_after,
+                              bytes_expected=summary.bytes_expected + rest.bytes_expected)
+        self._weight_summaries[(name, setting.weights_id)] = summary
         return model
 
     def calibration_source(self, name: str) -> str:
@@ -191,7 +204,7 @@ class Session:
         prompts = self.prompts(name, task, items)
         config = {"max_new_tokens": task.max_new_tokens, "do_sample": False, "dtype": str(self.dtype),
                   "device": device_kind(self.options.device), "kernels": kernel_path(self.options.device)}
-        if setting.weights.needs_calibration:   # the weights depend on what they were calibrated on
+        if setting.needs_calibration:   # the weights depend on what they were calibrated on
             config["calibration"] = self.calibration_source(name)
         keys = [generation_key(self.fingerprint(name), setting.id, p, image_hash(item.image()), config, self.cache.code)
                 for p, item in zip(prompts, items)]
@@ -228,7 +241,7 @@ class Session:
                         kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
                         peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
                         judge=task.scored_by(self.scorers), cache_rejected=cache_rejected,
-                        calibration=self.calibration_source(name) if setting.weights.needs_calibration else "")
+                        calibration=self.calibration_source(name) if setting.needs_calibration else "")
         record.code, record.fingerprint = self.cache.code, self.fingerprint(name)
         base_record = self.results.find(name, BASELINE.id, task.name)
         if task.subgroups and base_record is not None and not setting.is_baseline:
@@ -271,7 +284,7 @@ class Session:
         torch.manual_seed(self.options.seed)
         return generate_batch(self.model(name, setting), self.processor(name), [item.image() for item in items],
                               prompts, setting.kv, max_new_tokens, self.options.device, self.dtype,
-                              kv_layers=setting.kv_layers)
+                              kv_layers=setting.kv_layers, kv_rest=setting.kv_rest)
 
     def check_published(self, baseline: Record) -> list[str]:
         """Compare a full-dataset FP16 record (with the other baselines of this model) with the

@@ -17,20 +17,32 @@ class Setting:
     kv: KVQuantSpec = KVQuantSpec()
     weight_layers: LayerSelection | None = None
     kv_layers: LayerSelection | None = None
+    weights_rest: WeightQuantSpec = WeightQuantSpec()   # mixed precision: the layers weight_layers leaves out
+    kv_rest: KVQuantSpec = KVQuantSpec()
 
     def __post_init__(self) -> None:
-        for spec, layers, name in ((self.weights, self.weight_layers, "weight"), (self.kv, self.kv_layers, "KV")):
+        for spec, layers, rest, name in ((self.weights, self.weight_layers, self.weights_rest, "weight"),
+                                         (self.kv, self.kv_layers, self.kv_rest, "KV")):
             if layers is not None and spec.is_float:
                 raise ValueError(f"invalid {name} layers={layers.text!r}: the {name} spec compresses nothing")
+            if not rest.is_float and layers is None:
+                raise ValueError(f"invalid {name} spec for the other layers ({rest.id}): it needs a layer selection "
+                                 f"for the first spec (e.g. {'w2-rtn@0-3+w4-rtn' if name == 'weight' else 'kv2-uniform@0-3+kv4-uniform'})")
 
     @property
     def weights_id(self) -> str:
-        """The weight part's id with its layers: what a weight-quantized model copy is keyed by."""
-        return self.weights.id + (f"@{self.weight_layers.text}" if self.weight_layers else "")
+        """The weight part's id with its layers (and the other layers' spec): what a
+        weight-quantized model copy is keyed by."""
+        return self._part(self.weights, self.weight_layers, self.weights_rest)
 
     @property
     def kv_id(self) -> str:
-        return self.kv.id + (f"@{self.kv_layers.text}" if self.kv_layers else "")
+        return self._part(self.kv, self.kv_layers, self.kv_rest)
+
+    @staticmethod
+    def _part(spec, layers: LayerSelection | None, rest) -> str:
+        return (spec.id + (f"@{layers.text}" if layers else "")
+                + ("" if rest.is_float else f"+{rest.id}"))
 
     @property
     def id(self) -> str:
@@ -49,7 +61,12 @@ class Setting:
     @property
     def bits(self) -> int:
         """The bit budget: the fewest bits any part of the model is stored in (16 for fp16)."""
-        return min(self.weights.bits, self.kv.bits)
+        return min(self.weights.bits, self.kv.bits, self.weights_rest.bits, self.kv_rest.bits)
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Some weight spec of the setting calibrates on activations (AWQ, GPTQ)."""
+        return self.weights.needs_calibration or self.weights_rest.needs_calibration
 
     @property
     def is_baseline(self) -> bool:
@@ -57,18 +74,29 @@ class Setting:
 
     @classmethod
     def from_id(cls, text: str) -> Setting:
-        weights, kv = WeightQuantSpec(), KVQuantSpec()
-        weight_layers = kv_layers = None
+        """``fp16``, ``w4-rtn``, ``kv2-uniform@0-3`` (those layers only), ``kv2-uniform@0-3+kv4-uniform``
+        (mixed: the other layers at kv4), joined by ``+`` across weights and KV."""
+        found = {"w": [], "kv": []}
         for part in text.split("+"):
-            if part == "fp16":
-                continue
-            spec_id, _, selection = part.partition("@")
-            layers = LayerSelection(selection) if selection else None
-            if part.startswith("w"):
-                weights, weight_layers = WeightQuantSpec.from_id(spec_id), layers
+            if part != "fp16":
+                spec_id, _, selection = part.partition("@")
+                found["w" if part.startswith("w") else "kv"].append((spec_id, selection))
+        values = {}
+        for kind, make in (("w", WeightQuantSpec.from_id), ("kv", KVQuantSpec.from_id)):
+            parts = found[kind]
+            selected = [p for p in parts if p[1]]
+            plain = [p for p in parts if not p[1]]
+            if len(selected) > 1 or len(plain) > 1:
+                raise ValueError(f"invalid id={text!r}: at most one {kind} spec with @layers and one without "
+                                 "(the other layers), e.g. kv2-uniform@0-3+kv4-uniform")
+            if selected:
+                values[kind] = (make(selected[0][0]), LayerSelection(selected[0][1]),
+                                make(plain[0][0]) if plain else None)
             else:
-                kv, kv_layers = KVQuantSpec.from_id(spec_id), layers
-        return cls(weights, kv, weight_layers, kv_layers)
+                values[kind] = (make(plain[0][0]) if plain else None, None, None)
+        (weights, weight_layers, weights_rest), (kv, kv_layers, kv_rest) = values["w"], values["kv"]
+        return cls(weights or WeightQuantSpec(), kv or KVQuantSpec(), weight_layers, kv_layers,
+                   weights_rest or WeightQuantSpec(), kv_rest or KVQuantSpec())
 
 
 BASELINE = Setting()

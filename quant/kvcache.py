@@ -580,24 +580,29 @@ class QuantizedKVCache(Cache):
     older transformers). Invalid combinations fail here, not mid-generation.
     """
 
-    def __init__(self, spec: KVQuantSpec, config, layers: LayerSelection | None = None) -> None:
-        """``layers``: compress only these decoder layers (quant.layers); the others stay in full
-        precision, as DynamicCache keeps them."""
-        if not isinstance(spec, KVQuantSpec):
-            raise TypeError(f"invalid spec={spec!r}: expected a KVQuantSpec (e.g. KVQuantSpec.from_id('kv4-uniform'))")
+    def __init__(self, spec: KVQuantSpec, config, layers: LayerSelection | None = None,
+                 rest: KVQuantSpec | None = None) -> None:
+        """``layers``: use ``spec`` on these decoder layers only (quant.layers); the others use
+        ``rest`` (default: full precision, as DynamicCache keeps them) — mixed precision such as
+        kv2 on layers 0-3 and kv4 elsewhere."""
+        rest = KVQuantSpec() if rest is None else rest
+        for given in (spec, rest):
+            if not isinstance(given, KVQuantSpec):
+                raise TypeError(f"invalid spec={given!r}: expected a KVQuantSpec (e.g. KVQuantSpec.from_id('kv4-uniform'))")
         text_config = config.get_text_config(decoder=True)
         layer_types, _ = get_layer_types_and_kwargs(text_config)
         unsupported = set(layer_types) - {"full_attention"}
         if unsupported:
             raise ValueError(f"QuantizedKVCache supports only full-attention layers; this model has {sorted(unsupported)}")
         head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
-        if spec.method == "group" and head_dim % spec.group_size:
-            raise ValueError(f"invalid group_size={spec.group_size} for {spec.id}: must divide the model's "
-                             f"head_dim={head_dim} (KIVI groups value channels)")
+        for given in (spec, rest):
+            if given.method == "group" and head_dim % given.group_size:
+                raise ValueError(f"invalid group_size={given.group_size} for {given.id}: must divide the model's "
+                                 f"head_dim={head_dim} (KIVI groups value channels)")
         self.spec = spec
         count = text_config.num_hidden_layers
         chosen = range(count) if layers is None else layers.layers(count)
-        super().__init__(layers=[QuantizedKVLayer(spec if i in chosen else KVQuantSpec(), i) for i in range(count)])
+        super().__init__(layers=[QuantizedKVLayer(spec if i in chosen else rest, i) for i in range(count)])
         for layer in self.layers:
             layer.packed_attention = getattr(text_config, "_attn_implementation", None) == PACKED_ATTENTION
 

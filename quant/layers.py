@@ -49,6 +49,12 @@ class LayerSelection:
         return frozenset(chosen)
 
 
+    def others(self, count: int) -> LayerSelection | None:
+        """The layers of a ``count``-layer model this selection leaves out (None: it takes them all)."""
+        rest = sorted(set(range(count)) - self.layers(count))
+        return LayerSelection(",".join(map(str, rest))) if rest else None
+
+
 def blocks(count: int, size: int) -> list[LayerSelection]:
     """Consecutive blocks of ``size`` layers covering a ``count``-layer model (the last may be shorter)."""
     if size < 1:

@@ -103,3 +103,27 @@ def test_the_sweep_runs_through_the_plugin_and_bad_layers_are_usage_errors(pytes
         "model" in bad.stderr.str()   # a usage error before any test
     typo = pytester.runpytest_subprocess(*common, "--kv-layers", "top3")
     assert typo.ret != 0 and "--kv-layers 'top3': invalid layers='top3'" in typo.stderr.str()
+
+
+def test_mixed_precision_ids_round_trip_and_reach_cache_and_weights():
+    from transformers import LlamaForCausalLM
+
+    setting = Setting.from_id("w2-rtn@first2+w4-rtn+kv2-uniform@1,3+kv4-uniform")
+    assert setting.id == "w2-rtn@first2+w4-rtn+kv2-uniform@1,3+kv4-uniform" and setting.bits == 2
+    assert Setting.from_id(setting.id) == setting and setting.kv_rest == KVQuantSpec.from_id("kv4-uniform")
+    for bad, message in [("kv2-uniform+kv4-uniform", "at most one kv spec with @layers and one without"),
+                         ("kv2-uniform@0+kv4-uniform@1", "at most one kv spec")]:
+        with pytest.raises(ValueError, match=message):
+            Setting.from_id(bad)
+    with pytest.raises(ValueError, match=r"it needs a layer selection for the first spec"):
+        Setting(kv=KVQuantSpec.from_id("kv2-uniform"), kv_rest=KVQuantSpec.from_id("kv4-uniform"))
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(llama_config(num_hidden_layers=4)).eval()
+    cache = QuantizedKVCache(setting.kv, model.config, setting.kv_layers, setting.kv_rest)
+    assert [layer.spec.id for layer in cache.layers] == ["kv4-uniform", "kv2-uniform", "kv4-uniform", "kv2-uniform"]
+    quantize_model(model, setting.weights, layers=setting.weight_layers)
+    quantize_model(model, setting.weights_rest, layers=setting.weight_layers.others(4))
+    bits = {layer_index(name): module.spec.bits for name, module in model.named_modules()
+            if isinstance(module, QuantizedLinear)}
+    assert bits == {0: 2, 1: 2, 2: 4, 3: 4}
+    assert LayerSelection("0-3").others(4) is None and LayerSelection("1").others(4) == LayerSelection("0,2,3")
