@@ -122,6 +122,7 @@ def frontier_main(config: pytest.Config) -> int:
     from tabulate import tabulate
 
     from .frontier import BITS, pareto, point, search, write_frontier_plot
+    from .proof import KV_UNCOMPRESSED
     from .report import SIGNIFICANCE
     from .session import Session
     from .settings import BASELINE
@@ -160,7 +161,7 @@ def frontier_main(config: pytest.Config) -> int:
               + tabulate(rows, headers=["setting", "bytes/float", "mean drop [95%]", "safe", "non-inferior per task"]))
         print("cheapest non-inferior setting per family:")
         for family, best in cheapest.items():
-            idle = best is not None and best.cost >= 0.999
+            idle = best is not None and best.cost >= KV_UNCOMPRESSED
             print(f"  {family}: {best.setting if best else 'none (not even 8 bits)'}"
                   + (" (compresses nothing here: every token stayed in full precision)" if idle else ""))
         print("Pareto front (cost vs mean drop): " + ", ".join(p.setting for p in pareto(points)))
@@ -175,7 +176,7 @@ def frontier_main(config: pytest.Config) -> int:
 def merge_main(config: pytest.Config) -> int:
     """Print (and write, with --lvlm-report/-md/-csv) the report of saved runs combined; exit 4
     naming the files when they cannot be merged."""
-    from .report import atomic_write_text, csv_report, markdown_report, tables, write_json
+    from .report import tables, write_json, write_tables
     from .results import Results
     from .runs import merge_runs
 
@@ -192,10 +193,8 @@ def merge_main(config: pytest.Config) -> int:
     print(f"lvlmbench: merged {len(records)} records from {len(config.getoption('lvlm_merge'))} runs")
     if options.report:
         write_json(results, options, options.report)
-    for path, render in ((options.report_md, lambda: markdown_report(results, options)),
-                         (options.report_csv, lambda: csv_report(results))):
-        if path:
-            atomic_write_text(path, render())
+    for line in write_tables(results, options):
+        print(line)
     return 0
 
 
@@ -389,7 +388,7 @@ class RecordCollector:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or RESULTS_KEY not in config.stash:
         return
-    from .report import atomic_write_text, csv_report, markdown_report, tables, write_json, write_plot
+    from .report import tables, write_json, write_plot, write_tables
     from .runs import save_run
 
     results = config.stash[RESULTS_KEY]
@@ -412,11 +411,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if options.plot:
         write_plot(results, options.plot)
         terminalreporter.write_line(f"lvlmbench: plot written to {options.plot}")
-    for path, render, what in ((options.report_md, lambda: markdown_report(results, options), "markdown"),
-                               (options.report_csv, lambda: csv_report(results), "CSV")):
-        if path:
-            atomic_write_text(path, render())
-            terminalreporter.write_line(f"lvlmbench: {what} report written to {path}")
+    for line in write_tables(results, options):
+        terminalreporter.write_line(line)
     if options.save:
         try:
             terminalreporter.write_line(f"lvlmbench: {save_run(results, options, options.save).message()}")

@@ -115,7 +115,8 @@ def _compact_table(records: list[Record], width: int) -> str:
     bytes over float; dataset columns wrap into blocks that fit ``width``."""
     settings, tasks = _settings(records), list(dict.fromkeys(r.task for r in records))
     by_key = {(r.setting, r.task): r for r in records}
-    adjusted, verdict = adjusted_p_values(records), verdicts(records, adjusted_p_values(records), SIGNIFICANCE)
+    adjusted = adjusted_p_values(records)
+    verdict = verdicts(records, adjusted, SIGNIFICANCE)
 
     def mean(values):
         values = [v for v in values if v is not None]
@@ -228,14 +229,14 @@ def markdown_report(results: Results, options) -> str:
     """GitHub-flavoured markdown for a PR comment: per model, settings as rows and tasks as columns,
     each task's primary metric with its Δ vs fp16, ▲/▼ (significant) and ≈ (non-inferior at δ)."""
     out = []
-    verdict = model_verdicts(results)
     for model in dict.fromkeys(r.model for r in results):
         records = [r for r in results if r.model == model]
         adjusted = adjusted_p_values(records)
+        verdict = verdicts(records, adjusted, SIGNIFICANCE)
         tasks = list(dict.fromkeys(r.task for r in records))
         by_key = {(r.setting, r.task): r for r in records}
         primary = {r.task: r.primary for r in records}
-        settings = [BASELINE.id] + [s for s in dict.fromkeys(r.setting for r in records) if s != BASELINE.id]
+        settings = _settings(records)
         out += [f"### lvlmbench: {model}", "",
                 f"{machine_info(options)['dtype']} baseline on {options.device}, quant/ kernels: "
                 f"{kernel_path(options.device)}; each task's primary metric (↑/↓: direction), Δ vs fp16; "
@@ -251,7 +252,7 @@ def markdown_report(results: Results, options) -> str:
                     cells.append("")
                     continue
                 cells.append(_cell(record, primary[task], None if record is base else base, adjusted,
-                                   verdict.get((model, setting, task, primary[task]))))
+                                   verdict.get((setting, task, primary[task]))))
             out.append(f"| {setting} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
@@ -269,10 +270,10 @@ def csv_report(results: Results) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    verdict = model_verdicts(results)
     for model in dict.fromkeys(r.model for r in results):
         records = [r for r in results if r.model == model]
         adjusted = adjusted_p_values(records)
+        verdict = verdicts(records, adjusted, SIGNIFICANCE)
         base = {r.task: r for r in records if r.setting == BASELINE.id}
         for r in records:
             for metric, value in r.metrics.items():
@@ -281,7 +282,7 @@ def csv_report(results: Results) -> str:
                 delta = value - base[r.task].metrics[metric] if r.task in base and r.setting != BASELINE.id else ""
                 writer.writerow([model, r.setting, r.task, r.capability, metric, metric == r.primary, value, delta,
                                  low, high, adjusted.get((r.setting, r.task, metric), ""), ni.get("margin", ""),
-                                 ni.get("p", ""), verdict.get((model, r.setting, r.task, metric), ""), r.samples,
+                                 ni.get("p", ""), verdict.get((r.setting, r.task, metric), ""), r.samples,
                                  "" if r.kv_ratio is None else r.kv_ratio])
     return buffer.getvalue()
 
@@ -337,6 +338,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_json(results: Results, options, path: Path, answers: bool = False) -> None:
     atomic_write_text(path, json.dumps(report_json(results, options, answers), indent=1))
+
+
+def write_tables(results: Results, options) -> list[str]:
+    """Write ``--lvlm-report-md`` / ``--lvlm-report-csv`` where asked; one line per file written."""
+    written = []
+    for path, render, what in ((options.report_md, lambda: markdown_report(results, options), "markdown"),
+                               (options.report_csv, lambda: csv_report(results), "CSV")):
+        if path:
+            atomic_write_text(path, render())
+            written.append(f"lvlmbench: {what} report written to {path}")
+    return written
 
 
 def plot_series(results: Results) -> dict[tuple[str, str], dict[str, list[tuple[int, float]]]]:

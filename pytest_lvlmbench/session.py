@@ -271,7 +271,7 @@ class Session:
         setting = Setting.from_id(record.setting)
         if setting.weights.is_float or setting.kv.is_float:
             return
-        parts = [BASELINE, Setting(weights=setting.weights), Setting(kv=setting.kv), setting]
+        parts = [BASELINE, setting.weights_part, setting.kv_part, setting]
         for part in parts:
             self.evaluate(record.model, part, task, progress)
         stats = [self._statistics[(record.model, part.id, task.name)] for part in parts]

@@ -54,6 +54,16 @@ class Setting:
         return self.weight_layers is not None or self.kv_layers is not None
 
     @property
+    def weights_part(self) -> Setting:
+        """The weight compression alone (its layers and mixed-precision rest kept), float KV."""
+        return Setting(self.weights, weight_layers=self.weight_layers, weights_rest=self.weights_rest)
+
+    @property
+    def kv_part(self) -> Setting:
+        """The KV compression alone (its layers and mixed-precision rest kept), float weights."""
+        return Setting(kv=self.kv, kv_layers=self.kv_layers, kv_rest=self.kv_rest)
+
+    @property
     def whole(self) -> Setting:
         """The same specs on every layer."""
         return Setting(self.weights, self.kv)

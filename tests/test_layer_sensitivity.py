@@ -127,3 +127,8 @@ def test_mixed_precision_ids_round_trip_and_reach_cache_and_weights():
             if isinstance(module, QuantizedLinear)}
     assert bits == {0: 2, 1: 2, 2: 4, 3: 4}
     assert LayerSelection("0-3").others(4) is None and LayerSelection("1").others(4) == LayerSelection("0,2,3")
+
+
+def test_a_combined_setting_splits_into_its_own_parts_layers_included():
+    setting = Setting.from_id("w2-rtn@first2+w4-rtn+kv2-uniform@1")
+    assert setting.weights_part.id == "w2-rtn@first2+w4-rtn" and setting.kv_part.id == "kv2-uniform@1"
