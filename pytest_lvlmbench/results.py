@@ -29,6 +29,7 @@ class Record:
     kv_ratio: float | None = None    # ... over the same tokens in the float dtype: what the setting saved
     peak_memory_bytes: int = 0
     notes: dict[str, str] = field(default_factory=dict)   # metric -> why its value is a convention (0/0)
+    details: dict[str, dict] = field(default_factory=dict)   # metric -> its own test's numbers (SampleStats.details)
     judge: str = ""      # the task's judge, where its official scorer has one (HallusionBench, MM-Vet)
     cache_rejected: int = 0   # cached answers found corrupt (checksum or code hash mismatch) and regenerated
     invariance: dict | None = None   # --lvlm-check-invariance: answers that changed alone / shuffled

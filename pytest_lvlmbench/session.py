@@ -240,6 +240,7 @@ class Session:
                         kv_bytes=largest.kv_bytes,
                         kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
                         peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
+                        details={m: dict(stat.details) for m, stat in statistics.items() if stat.details},
                         judge=task.scored_by(self.scorers), cache_rejected=cache_rejected,
                         calibration=self.calibration_source(name) if setting.needs_calibration else "")
         record.code, record.fingerprint = self.cache.code, self.fingerprint(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,13 +26,16 @@ class SampleStats:
     rows are ``(v_i, 1)`` with ``v_i`` in {0, 1}, the metric is their share, and per-sample
     tests such as McNemar's apply. ``undefined``: set when the official formula divides by zero
     on the full data (e.g. POPE precision with no 'yes' prediction); it says which value was
-    returned instead, and the report shows it.
+    returned instead, and the report shows it. ``details``: numbers the metric's own test
+    produced beside its value (e.g. MaxSkew's chance level and permutation p-value), carried to
+    the record's ``details`` and the JSON report.
     """
 
     rows: np.ndarray
     aggregate: Callable[[np.ndarray], np.ndarray]   # (B, k) sums -> (B,) metric values
     binary: bool = False
     undefined: str = ""
+    details: Mapping[str, float] = field(default_factory=dict)
 
     def value(self) -> float:
         return float(self.aggregate(self.rows.sum(0, keepdims=True))[0])
