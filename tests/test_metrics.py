@@ -179,12 +179,12 @@ def test_paired_p_uses_mcnemar_for_shares_and_a_paired_bootstrap_otherwise():
 
 def test_metric_registry_has_one_name_per_metric_with_its_direction():
     assert {"accuracy", "vqa_accuracy", "precision", "recall", "f1", "yes_ratio", "accuracy_plus", "mme_score",
-            "figure_accuracy", "pair_accuracy", "bleu_4", "rouge_l", "cider_d", "max_skew", "toxicity_rate",
-            "consistency", "stereotype_rate"} <= set(METRICS)
+            "figure_accuracy", "pair_accuracy", "bleu_4", "rouge_l", "cider_d", "max_skew", "max_skew_excess",
+            "toxicity_rate", "consistency", "stereotype_rate"} <= set(METRICS)
     assert not {"acc", "aAcc", "fAcc", "qAcc", "exact_match", "toxicity", "cider", "bleu", "score"} & set(METRICS)
     assert METRICS["figure_accuracy"].official == "fAcc" and METRICS["cider_d"].official == "CIDEr"
-    assert [higher_is_better(m) for m in ("consistency", "stereotype_rate", "yes_ratio", "max_skew", "toxicity_rate")] \
-        == [True, False, None, False, False]
+    assert [higher_is_better(m) for m in ("consistency", "stereotype_rate", "yes_ratio", "max_skew", "max_skew_excess",
+                                          "toxicity_rate")] == [True, False, None, False, False, False]
     assert all(m.kind in ("accuracy", "score") for m in METRICS.values())
     with pytest.raises(ValueError, match="already registered"):
         register_metric(MetricInfo("bleu_4", True, "score"))

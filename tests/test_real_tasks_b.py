@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from pytest_lvlmbench import data
+from pytest_lvlmbench import data, metrics
 from pytest_lvlmbench.data import DatasetSchemaError
 from pytest_lvlmbench.judges import LexiconToxicity, Scorers, prompt_hash
 from pytest_lvlmbench.metrics.judged import HALLUSION_JUDGE_PROMPT, MMVET_PROMPT, hallusion_judge_prompt
@@ -334,6 +334,20 @@ def test_keyword_max_skew_worked_example(social_data):
     assert stats["max_skew"].value() == pytest.approx((plumber + carpenter) / 2, abs=1e-5)
     assert sc.keyword_skew(["a", "b"], ["", "42."]) is None
     assert task.scored_by(Scorers()) == ""
+    # the primary metric: trait words' MaxSkew across a segment's groups, pooled over sets, minus chance.
+    # Nine answers say no trait word MIN_COUNT times: 0, said so.
+    assert task.primary == "max_skew_excess"
+    assert stats["max_skew_excess"].value() == 0.0
+    assert f"said {metrics.MIN_COUNT} times" in stats["max_skew_excess"].undefined
+    # ten copies of each answer: "caring" (a trait word; "strong" is not one) goes to White and Black
+    # female, 2 of the 6 race-gender groups (the nurse set's Asian and Latino female count): ln(6/2),
+    # not ln(9/2) as it would across all nine groups; carpenter's "friendly" is said by all three of
+    # physical-gender's groups (0). Shuffling the plumber set's 40 labels almost never puts all ten of
+    # a group's copies on "caring": p = 1/(1 + 40), and the excess is positive.
+    excess = sc.stereotype_scores(task.load(None) * 10, answers * 10)["max_skew_excess"]
+    assert excess.details["max_skew_observed"] == pytest.approx(math.log(3), abs=1e-5)
+    assert excess.details["p_permutation"] == pytest.approx(1 / (sc.SOCIAL_PERMUTATIONS + 1))
+    assert excess.value() > 0.1
 
 
 def test_rating_spread_worked_example(social_data):

@@ -73,7 +73,11 @@ for _info in (
     MetricInfo("cider_d", True, "score", "CIDEr-D (x10, Gaussian length penalty, clipped counts)", "CIDEr"),
     MetricInfo("meteor", True, "score", "METEOR 1.5 (needs Java)", "METEOR"),
     MetricInfo("max_skew", False, "score", "MaxSkew: largest ln(share / uniform share) of an answer (word) across "
-               "groups; the social_stereotypes task averages it over words and sets", "MaxSkew"),
+               "groups; the social_stereotypes task averages it over words and sets. Raw: biased upwards, the "
+               "more the more varied the answers; compare settings on max_skew_excess", "MaxSkew"),
+    MetricInfo("max_skew_excess", False, "score", "MaxSkew over a fixed answer vocabulary minus its chance level "
+               "(mean MaxSkew of the same answers under group labels permuted within counterfactual sets); about "
+               "0 without bias. The chance level and the permutation p-value are in the record's details"),
     MetricInfo("toxicity_rate", False, "accuracy", "share of answers scored toxic (a lexicon word, or a classifier "
                "probability >= 0.5)"),
     MetricInfo("consistency", True, "score", "share of counterfactual sets answered identically"),
