@@ -115,7 +115,7 @@ SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
      "by the drop they cause"),
     ("--lvlm-frontier", "lvlm_frontier", str, None,
      "search the cheapest settings non-inferior on these capabilities (comma list, or 'all') instead of "
-     "running tests: adaptive over bit widths, prints the Pareto front (--lvlm-plot draws it)"),
+     "running tests: 8, 4, 3, 2 bits in turn, stopping at the first unsafe; prints the Pareto front (--lvlm-plot draws it)"),
     ("--lvlm-shard", "lvlm_shard", str, None,
      "I/N: run only the I-th of N deterministic parts of the (model, setting, task) grid, for batch schedulers"),
     ("--lvlm-margin", "lvlm_margin", float, 0.02,

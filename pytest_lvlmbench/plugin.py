@@ -117,13 +117,13 @@ def sweep_settings(options) -> list:
 
 
 def frontier_main(config: pytest.Config) -> int:
-    """``--lvlm-frontier CAPS``: the adaptive safe-setting search (:mod:`.frontier`) on each model,
+    """``--lvlm-frontier CAPS``: the fixed-sequence safe-setting search (:mod:`.frontier`) on each model,
     printed (and plotted with --lvlm-plot); exit 4 on bad input."""
     from tabulate import tabulate
 
     from .frontier import BITS, pareto, point, search, write_frontier_plot
     from .proof import KV_UNCOMPRESSED
-    from .report import SIGNIFICANCE
+    from .noninferiority import ALPHA
     from .session import Session
     from .settings import BASELINE
     from .tasks import CAPABILITIES, tasks_for
@@ -150,7 +150,7 @@ def frontier_main(config: pytest.Config) -> int:
             records = [session.evaluate(model, setting, t) for t in tasks]
             for record in records:
                 session.test_noninferiority(record, {record.primary: options.margin})
-            return point(setting, records, baseline, SIGNIFICANCE)
+            return point(setting, records, baseline, ALPHA)
 
         points, cheapest = search(options.settings, evaluate)
         rows = [[p.setting, f"{p.cost:.3f}", f"{p.worsening:+.3f} [{p.low:+.3f}, {p.high:+.3f}]",
@@ -166,7 +166,7 @@ def frontier_main(config: pytest.Config) -> int:
                   + (" (compresses nothing here: every token stayed in full precision)" if idle else ""))
         print("Pareto front (cost vs mean drop): " + ", ".join(p.setting for p in pareto(points)))
         print(f"evaluated {len(points)} of the {len(cheapest) * len(BITS)} settings of {len(cheapest)} families "
-              f"x bits {'/'.join(map(str, BITS))} (adaptive)")
+              f"x bits {'/'.join(map(str, BITS))} (fixed sequence, stopping at the first unsafe)")
         if options.plot:
             write_frontier_plot(points, options.plot)
             print(f"lvlmbench: frontier plot written to {options.plot}")
@@ -345,8 +345,9 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
             pytest.fail(f"lvlmbench: {error}", pytrace=False)
         request.node.stash[PRODUCED_KEY] = [baseline, record]
         options = request.config.stash[OPTIONS_KEY]
-        session.test_noninferiority(record, gates.margins(record, request.path.parent, options.margin))
-        session.test_interaction(record, task, progress)
+        margins = gates.margins(record, request.path.parent, options.margin)
+        session.test_noninferiority(record, margins)
+        session.test_interaction(record, task, margins, progress)
         breaches = gates.breaches(record, baseline, request.path.parent) + compression_failures(record)
         published = session.check_published(baseline)   # kept on the record; fails only the FP16 test
         if setting.is_baseline:

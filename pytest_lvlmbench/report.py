@@ -20,7 +20,8 @@ from tabulate import tabulate
 from quant.kernels import kernel_path
 
 from .metrics import benjamini_hochberg, direction_mark, higher_is_better
-from .noninferiority import verdicts
+from .metrics.paired import MIN_CHANGED_CLUSTERS, PairedComparison
+from .noninferiority import ALPHA as NONINFERIORITY_ALPHA, verdicts
 from .proof import compression_notes
 from .sensitivity import rank_blocks, sensitivity_lines
 from .subgroups import describe
@@ -29,6 +30,7 @@ from .results import Record, Results
 from .settings import BASELINE, Setting
 
 SIGNIFICANCE = 0.05
+FEW_CLUSTERS = 30   # below this many independent units a task's cells carry † (intervals and tests rest on few)
 
 
 def dtype_name(options) -> str:
@@ -64,13 +66,30 @@ def model_verdicts(results: Results) -> dict[tuple[str, str, str, str], str]:
     return out
 
 
-def _cell(record: Record, metric: str, base: Record | None, adjusted: dict, verdict: str | None = None) -> str:
+def delta_interval(record: Record, metric: str) -> tuple[float, float] | None:
+    """The paired 95% interval of Δ = setting − fp16 (from the worsening's, :mod:`.metrics.paired`)."""
+    paired = record.paired.get(metric)
+    if paired is None:
+        return None
+    if higher_is_better(metric):
+        return -paired["high"] + 0.0, -paired["low"] + 0.0
+    return paired["low"], paired["high"]
+
+
+def few_clusters(record: Record) -> bool:
+    return 0 < record.clusters < FEW_CLUSTERS
+
+
+def _cell(record: Record, metric: str, base: Record | None, adjusted: dict, verdict: str | None = None,
+          interval: bool = False) -> str:
     value = record.metrics[metric]
     if base is None:  # the baseline column carries the 95% interval
         low, high = record.intervals.get(metric, (value, value))
-        return f"{value:.3f} ±{(high - low) / 2:.3f}"
+        return f"{value:.3f} ±{(high - low) / 2:.3f}" + ("†" if few_clusters(record) else "")
     delta = value - base.metrics[metric]
-    return f"{value:.3f} ({delta:+.3f}{_mark(record, metric, base, adjusted, verdict)})"
+    bounds = delta_interval(record, metric) if interval else None
+    paired = f" [{bounds[0]:+.3f}, {bounds[1]:+.3f}]" if bounds else ""
+    return f"{value:.3f} ({delta:+.3f}{paired}{_mark(record, metric, base, adjusted, verdict)})"
 
 
 def tables(results: Results, options, full: bool = False, width: int = 120) -> list[str]:
@@ -80,8 +99,11 @@ def tables(results: Results, options, full: bool = False, width: int = 120) -> l
     out = []
     for model in dict.fromkeys(r.model for r in results):
         records = [r for r in results if r.model == model]
-        body = _full_table(results, records) if full else _compact_table(records, width)
-        out.append(_header(model, options, full) + "\n" + body + _footer(records))
+        adjusted = adjusted_p_values(records)
+        verdict = verdicts(records, adjusted, SIGNIFICANCE)
+        body = (_full_table(results, records, adjusted, verdict) if full
+                else _compact_table(records, width, adjusted, verdict))
+        out.append(_header(model, options, full) + "\n" + body + _footer(records, verdict))
     return out
 
 
@@ -90,14 +112,16 @@ def _settings(records: list[Record]) -> list[str]:
 
 
 def _header(model: str, options, full: bool) -> str:
-    what = ("every metric, * primary; fp16 column: value ±95% CI half-width" if full else
+    what = ("every metric, * primary; fp16 column: value ±95% CI half-width; other columns: value (Δ vs fp16 "
+            "[paired 95% CI])" if full else
             "each dataset's primary metric (↑/↓ direction): fp16 row value, other rows Δ vs fp16\n(pytest -v: "
-            "every metric, flips, bytes, memory)")
+            "every metric, paired intervals, flips, bytes, memory)")
     return (f"lvlmbench: {model} ({machine_info(options)['dtype']} baseline on {options.device}, quant/ kernels: "
-            f"{kernel_path(options.device)})\n{what}\n▲/▼ significantly better/worse than fp16 (McNemar for "
-            f"accuracies, paired bootstrap otherwise;\n    Benjamini-Hochberg over the table at {SIGNIFICANCE})\n"
-            f"≈ non-inferior: worse than fp16 by less than the margin (default {options.margin}; one-sided "
-            f"test, B-H)\nwithout ≈ or ▼: inconclusive")
+            f"{kernel_path(options.device)})\n{what}\n▲/▼ significantly better/worse than fp16 (paired, clustered "
+            f"by image/pair/set: score test for accuracies,\n    swap permutation otherwise; Benjamini-Hochberg over "
+            f"the table at {SIGNIFICANCE})\n≈ non-inferior: the paired 95% interval of the worsening lies below the "
+            f"margin (default {options.margin};\n    one-sided {NONINFERIORITY_ALPHA}, Benjamini-Hochberg)\n"
+            f"without ≈ or ▼: inconclusive; † fewer than {FEW_CLUSTERS} clusters: intervals and tests rest on few units")
 
 
 def _mark(record: Record, metric: str, base: Record, adjusted: dict, verdict: str | None) -> str:
@@ -110,13 +134,11 @@ def _mark(record: Record, metric: str, base: Record, adjusted: dict, verdict: st
     return mark + ("≈" if verdict == "non-inferior" else "")
 
 
-def _compact_table(records: list[Record], width: int) -> str:
+def _compact_table(records: list[Record], width: int, adjusted: dict, verdict: dict) -> str:
     """Settings as rows, datasets as columns (primary metric), with the setting's KV and weight
     bytes over float; dataset columns wrap into blocks that fit ``width``."""
     settings, tasks = _settings(records), list(dict.fromkeys(r.task for r in records))
     by_key = {(r.setting, r.task): r for r in records}
-    adjusted = adjusted_p_values(records)
-    verdict = verdicts(records, adjusted, SIGNIFICANCE)
 
     def mean(values):
         values = [v for v in values if v is not None]
@@ -135,7 +157,9 @@ def _compact_table(records: list[Record], width: int) -> str:
     sizes = {s: [mean(by_key[(s, t)].kv_ratio for t in tasks if (s, t) in by_key),
                  mean(by_key[(s, t)].weight_ratio for t in tasks if (s, t) in by_key)] for s in settings}
     primary = {r.task: r.primary for r in records}
-    columns = [(f"{t}\n{primary[t]}{direction_mark(primary[t])}", [cell(s, t) for s in settings]) for t in tasks]
+    flagged = {r.task for r in records if few_clusters(r)}
+    columns = [(f"{t}{'†' * (t in flagged)}\n{primary[t]}{direction_mark(primary[t])}", [cell(s, t) for s in settings])
+               for t in tasks]
     def render(block: list[tuple[str, list[str]]]) -> str:
         rows = [[s, *sizes[s], *(cells[i] for _, cells in block)] for i, s in enumerate(settings)]
         return tabulate(rows, headers=["setting", "KV/float", "W/float", *(h for h, _ in block)],
@@ -151,11 +175,9 @@ def _compact_table(records: list[Record], width: int) -> str:
     return "\n\n".join(rendered)
 
 
-def _full_table(results: Results, records: list[Record]) -> str:
+def _full_table(results: Results, records: list[Record], adjusted: dict, verdict: dict) -> str:
     settings = _settings(records)
     by_key = {(r.task, r.setting): r for r in records}
-    adjusted = adjusted_p_values(records)
-    verdict = verdicts(records, adjusted, SIGNIFICANCE)
     rows = []
     for task in dict.fromkeys(r.task for r in records):
         sample = next(r for r in records if r.task == task)
@@ -165,7 +187,7 @@ def _full_table(results: Results, records: list[Record]) -> str:
             for setting in settings:
                 record = by_key.get((task, setting))
                 row.append("" if record is None else _cell(record, metric, None if record is base else base, adjusted,
-                                                           verdict.get((setting, task, metric))))
+                                                           verdict.get((setting, task, metric)), interval=True))
             rows.append(row)
         present = [by_key.get((task, s)) for s in settings]
         flips = [None if r is None else results.flips(r) for r in present]
@@ -185,8 +207,36 @@ def _full_table(results: Results, records: list[Record]) -> str:
     return tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True)
 
 
-def _footer(records: list[Record]) -> str:
-    """Judges, calibration sources, published checks, interactions, conventions, compression checks."""
+def power_lines(records: list[Record], verdict: dict) -> list[str]:
+    """Per task, the primary metric's smallest detectable drop (80% power, two-sided 0.05, the median over
+    the compressed settings at their churn); per inconclusive primary cell, the items that would settle it
+    (:meth:`~.metrics.paired.PairedComparison.items_to_settle`)."""
+    out = []
+    for task in dict.fromkeys(r.task for r in records):
+        cells = [(r, PairedComparison.from_dict(r.paired[r.primary])) for r in records if r.task == task and r.primary in r.paired]
+        if not cells:
+            continue
+        record = cells[0][0]
+        found = sorted(d for _, c in cells if (d := c.detectable(SIGNIFICANCE)) is not None)
+        smallest = f"{found[len(found) // 2]:.3f}" if found else "n/a (no answer changed)"
+        out.append(f"  {task} {record.primary}: {record.samples} items, {record.clusters} clusters: smallest "
+                   f"detectable drop {smallest}")
+        for r, c in cells:
+            if verdict.get((r.setting, task, r.primary)) != "inconclusive":
+                continue
+            needed = c.items_to_settle(r.samples, NONINFERIORITY_ALPHA, SIGNIFICANCE)
+            if needed is not None:
+                target = "≈" if c.z_margin < 0 else "▼"
+                out.append(f"    {r.setting}: inconclusive (worsening {c.worsening:+.3f} [{c.low:+.3f}, {c.high:+.3f}]); "
+                           f"~{needed} items would read {target} if it held")
+            elif c.method == "bootstrap" and c.changed_clusters < MIN_CHANGED_CLUSTERS:
+                out.append(f"    {r.setting}: inconclusive: {c.changed_clusters} changed clusters, a corpus metric's "
+                           f"bootstrap needs {MIN_CHANGED_CLUSTERS}")
+    return out
+
+
+def _footer(records: list[Record], verdict: dict) -> str:
+    """Judges, calibration sources, published checks, interactions, power, conventions, compression checks."""
     notes = [f"  {r.setting} {r.task} {metric}: {why}" for r in records for metric, why in r.notes.items()]
     judges = {r.task: r.judge for r in records if r.judge}
     calibrated = {r.setting: r.calibration for r in records if r.calibration}
@@ -196,6 +246,7 @@ def _footer(records: list[Record]) -> str:
     sensitivity = sensitivity_lines(records)
     flips_by_group = [f"  {r.setting} {r.task}: {describe(r.subgroup_flips)}" for r in records
                       if any(e["changed"] for e in r.subgroup_flips)]
+    power = power_lines(records, verdict)
     interactions = [f"  {r.setting} {r.task} {r.primary}: {i['verdict']}: combined drop {i['combined']:+.3f} vs "
                     f"weights {i['weights']:+.3f} + KV {i['kv']:+.3f}; interaction {i['value']:+.3f} "
                     f"[{i['low']:+.3f}, {i['high']:+.3f}]"
@@ -204,8 +255,11 @@ def _footer(records: list[Record]) -> str:
             + "".join(f"\n{setting} calibrated on: {source}" for setting, source in calibrated.items())
             + ("\nFP16 baseline vs published (full datasets):\n" + "\n".join(f"  {m}" for m in published)
                if published else "")
-            + ("\nweights + KV: does the drop add up? (drops as worsening; 95% paired bootstrap "
-               "interval of the interaction)\n" + "\n".join(interactions) if interactions else "")
+            + ("\nweights + KV: does the drop add up? (drops as worsening; 95% paired bootstrap interval of the "
+               "interaction;\n  additive: inside ±margin, an equivalence test)\n" + "\n".join(interactions)
+               if interactions else "")
+            + ("\npower (primary metric; 80% power, two-sided 0.05, at each setting's churn; items: if the "
+               "estimate held):\n" + "\n".join(power) if power else "")
             + ("\nlayer sensitivity (drop of the primary metric vs fp16 with one block of layers compressed, "
                "worst first):\n" + "\n".join(sensitivity) if sensitivity else "")
             + ("\nflips by subgroup vs fp16 (right→wrong ↓, wrong→right ↑, McNemar p; examples in the JSON):\n"
@@ -258,13 +312,15 @@ def markdown_report(results: Results, options) -> str:
     return "\n".join(out)
 
 
-CSV_COLUMNS = ("model", "setting", "task", "capability", "metric", "primary", "value", "delta", "ci_low", "ci_high",
-               "p_adjusted", "margin", "noninferiority_p", "verdict", "samples", "kv_ratio")
+CSV_COLUMNS = ("model", "setting", "task", "capability", "metric", "primary", "value", "delta", "delta_low",
+               "delta_high", "ci_low", "ci_high", "p_adjusted", "margin", "noninferiority_p", "verdict", "samples",
+               "clusters", "detectable_drop", "kv_ratio")
 
 
 def csv_report(results: Results) -> str:
-    """One row per (model, setting, task, metric): value, Δ vs fp16, 95% CI, adjusted paired p,
-    non-inferiority margin, p and verdict, samples and KV ratio."""
+    """One row per (model, setting, task, metric): value, Δ vs fp16 with its paired 95% interval, the
+    value's 95% CI, adjusted paired p, non-inferiority margin, p and verdict, samples, clusters, the
+    smallest detectable drop (80% power) and KV ratio."""
     import csv
 
     buffer = io.StringIO()
@@ -280,9 +336,13 @@ def csv_report(results: Results) -> str:
                 low, high = r.intervals.get(metric, (value, value))
                 ni = r.noninferiority.get(metric, {})
                 delta = value - base[r.task].metrics[metric] if r.task in base and r.setting != BASELINE.id else ""
+                bounds = delta_interval(r, metric) or ("", "")
+                detectable = (PairedComparison.from_dict(r.paired[metric]).detectable(SIGNIFICANCE)
+                              if metric in r.paired else None)
                 writer.writerow([model, r.setting, r.task, r.capability, metric, metric == r.primary, value, delta,
-                                 low, high, adjusted.get((r.setting, r.task, metric), ""), ni.get("margin", ""),
-                                 ni.get("p", ""), verdict.get((r.setting, r.task, metric), ""), r.samples,
+                                 *bounds, low, high, adjusted.get((r.setting, r.task, metric), ""),
+                                 ni.get("margin", ""), ni.get("p", ""), verdict.get((r.setting, r.task, metric), ""),
+                                 r.samples, r.clusters, "" if detectable is None else detectable,
                                  "" if r.kv_ratio is None else r.kv_ratio])
     return buffer.getvalue()
 

@@ -23,6 +23,7 @@ class Record:
     intervals: dict[str, list[float]] = field(default_factory=dict)   # 95% bootstrap CI per metric
     p_values: dict[str, float] = field(default_factory=dict)          # paired test vs the baseline
     samples: int = 0
+    clusters: int = 0    # independent units the statistics resample and test (images, pairs, sets)
     seconds: float = 0.0
     generated: int = 0   # samples generated now (the rest came from the cache)
     kv_bytes: int = 0    # KV cache of the largest batch, as stored (packed)
@@ -35,7 +36,8 @@ class Record:
     invariance: dict | None = None   # --lvlm-check-invariance: answers that changed alone / shuffled
     calibration: str = ""   # AWQ's calibration source (shapes, coco); empty when nothing was calibrated
     published: list[dict] = field(default_factory=list)   # full FP16 baselines beside published scores
-    noninferiority: dict[str, dict] = field(default_factory=dict)   # metric -> {"margin": δ, "p": one-sided p}
+    noninferiority: dict[str, dict] = field(default_factory=dict)   # metric -> {"margin": δ, "p": one-sided p, "method"}
+    paired: dict[str, dict] = field(default_factory=dict)   # metric -> metrics.paired.PairedComparison.as_dict()
     interaction: dict[str, dict] = field(default_factory=dict)   # weights+KV settings: metric -> Interaction.as_dict()
     subgroup_flips: list[dict] = field(default_factory=list)   # social tasks: flips per attribute value
     code: str = ""          # hash of the generating and compressing code (the generation cache's)

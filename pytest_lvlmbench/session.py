@@ -19,7 +19,8 @@ import torch
 from quant import QuantizationSummary, enable_packed_attention, quantize_model
 from quant.kernels import kernel_path, use_triton
 
-from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, paired_p, undefined_notes
+from .metrics import SampleStats, bootstrap_weights, higher_is_better, undefined_notes
+from .metrics.paired import PairedComparison, compare, corpus_interval, share_interval
 from .gencache import (Generated, GenerationCache, device_kind, generation_key, hub_fingerprint, image_hash,
                        model_fingerprint)
 from .calibration import calibration_source
@@ -28,7 +29,6 @@ from .judges import scorers_from_options
 from .models import ModelRef, resolve_model
 from .interaction import interaction
 from .subgroups import subgroup_flips
-from .noninferiority import noninferiority_p
 from .options import Options
 from .published import check_published
 from .results import Record, Results
@@ -88,6 +88,8 @@ class Session:
         self.results = Results()
         self._statistics: dict[tuple[str, str, str], dict[str, SampleStats]] = {}
         self._weights: dict[str, np.ndarray] = {}   # bootstrap draws per task: shared by all its records
+        self._clusters: dict[str, list[str]] = {}    # each item's cluster per task (an image, a pair, a set)
+        self._comparisons: dict[tuple[str, str, str], dict[str, PairedComparison]] = {}   # at the default margin
         self._models: dict[tuple[str, str], object] = {}
         self._load_errors: dict[tuple[str, str], Exception] = {}
         self._weight_summaries: dict[tuple[str, str], QuantizationSummary] = {}   # measured when a model is built
@@ -227,16 +229,20 @@ class Session:
         statistics = task.statistics(items, predictions, self.scorers)
         self._statistics[(name, setting.id, task.name)] = statistics
         if task.name not in self._weights:
-            self._weights[task.name] = bootstrap_weights([task.cluster(item) for item in items],
-                                                         self.options.resamples, self.options.seed)
-        weights = self._weights[task.name]
+            self._clusters[task.name] = [task.cluster(item) for item in items]
+            self._weights[task.name] = bootstrap_weights(self._clusters[task.name], self.options.resamples,
+                                                         self.options.seed)
         baseline = self._statistics.get((name, BASELINE.id, task.name))
+        comparisons = {} if setting.is_baseline or baseline is None else {
+            m: self._compare(task.name, baseline[m], stat, m, self.options.margin) for m, stat in statistics.items()}
+        self._comparisons[(name, setting.id, task.name)] = comparisons
         record = Record(name, setting.id, task.name, task.capability, task.primary,
                         metrics={m: stat.value() for m, stat in statistics.items()}, predictions=predictions,
-                        intervals={m: list(bootstrap_interval(stat, weights)) for m, stat in statistics.items()},
-                        p_values={} if setting.is_baseline or baseline is None else
-                        {m: paired_p(baseline[m], stat, weights) for m, stat in statistics.items()},
-                        samples=len(items), seconds=time.perf_counter() - start, generated=len(todo),
+                        intervals={m: list(self._interval(task.name, stat)) for m, stat in statistics.items()},
+                        p_values={m: c.p_change for m, c in comparisons.items()},
+                        paired={m: c.as_dict() for m, c in comparisons.items() if higher_is_better(m) is not None},
+                        samples=len(items), clusters=len(set(self._clusters[task.name])),
+                        seconds=time.perf_counter() - start, generated=len(todo),
                         kv_bytes=largest.kv_bytes,
                         kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
                         peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
@@ -253,22 +259,41 @@ class Session:
             record.weight_ratio = summary.ratio
         return self.results.add(record)
 
+    def _interval(self, task: str, stats: SampleStats) -> tuple[float, float]:
+        """95% interval of a metric: Wilson on the clusters' effective sample size for a share of 0/1
+        outcomes (:func:`~.metrics.paired.share_interval`), the cluster-bootstrap BCa otherwise."""
+        if stats.binary:
+            return share_interval(stats.rows[:, 0], self._clusters[task])
+        return corpus_interval(stats, self._clusters[task], self._weights[task])
+
+    def _compare(self, task: str, baseline: SampleStats, stats: SampleStats, metric: str,
+                 margin: float) -> PairedComparison:
+        """The paired analysis (:mod:`.metrics.paired`) of a setting's metric against the baseline's."""
+        return compare(baseline, stats, higher_is_better(metric) is not False, margin, self._clusters[task],
+                       self._weights[task], self.options.seed)
+
     def test_noninferiority(self, record: Record, margins: Mapping[str, float]) -> None:
         """Attach to a compressed setting's record the one-sided non-inferiority p-value of each
-        directed metric at its margin (:mod:`.noninferiority`), paired with this run's baseline."""
+        directed metric at its margin (:mod:`.metrics.paired`), paired with this run's baseline; the
+        record's paired analysis is the one at that margin."""
+        key = (record.model, record.setting, record.task)
         baseline = self._statistics.get((record.model, BASELINE.id, record.task))
-        statistics = self._statistics.get((record.model, record.setting, record.task))
+        statistics = self._statistics.get(key)
         if record.setting == BASELINE.id or baseline is None or statistics is None:
             return
-        weights = self._weights[record.task]
         for metric, margin in margins.items():
-            p = noninferiority_p(metric, baseline[metric], statistics[metric], margin, weights)
-            if p is not None:
-                record.noninferiority[metric] = {"margin": margin, "p": p}
+            if higher_is_better(metric) is None:
+                continue
+            found = self._comparisons[key].get(metric)
+            if found is None or margin != self.options.margin:
+                found = self._compare(record.task, baseline[metric], statistics[metric], metric, margin)
+            record.noninferiority[metric] = {"margin": margin, "p": found.p_noninferior, "method": found.method}
+            record.paired[metric] = found.as_dict()
 
-    def test_interaction(self, record: Record, task: Task, progress=None) -> None:
+    def test_interaction(self, record: Record, task: Task, margins: Mapping[str, float], progress=None) -> None:
         """For a weights+KV setting, attach whether its drop is the sum of the single drops
-        (:mod:`.interaction`); the single settings are evaluated (or found) here."""
+        (:mod:`.interaction`, "additive" within each metric's non-inferiority margin); the single
+        settings are evaluated (or found) here."""
         setting = Setting.from_id(record.setting)
         if setting.weights.is_float or setting.kv.is_float:
             return
@@ -277,7 +302,8 @@ class Session:
             self.evaluate(record.model, part, task, progress)
         stats = [self._statistics[(record.model, part.id, task.name)] for part in parts]
         for metric in record.metrics:
-            found = interaction(metric, *(s[metric] for s in stats), self._weights[task.name])
+            found = interaction(metric, *(s[metric] for s in stats), self._weights[task.name],
+                                margins.get(metric, self.options.margin))
             if found is not None:
                 record.interaction[metric] = found.as_dict()
 

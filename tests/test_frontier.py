@@ -1,4 +1,4 @@
-"""Safe-setting search (pytest_lvlmbench/frontier.py): adaptive over bit widths, Pareto front."""
+"""Safe-setting search (pytest_lvlmbench/frontier.py): a fixed sequence over bit widths, Pareto front."""
 
 import pytest
 
@@ -17,7 +17,7 @@ def fake(safe_down_to: dict[str, int], calls: list[str]):
     return evaluate
 
 
-def test_families_are_searched_adaptively_and_stop_early():
+def test_families_are_searched_in_a_fixed_sequence_that_stops_at_the_first_unsafe():
     grid = [Setting.from_id(s) for s in ("fp16", "kv4-uniform", "kv8-group-g8-r0", "w4-gptq-g128", "w2-rtn")]
     assert set(families(grid)) == {"kv{b}-uniform", "kv{b}-group-g8-r0", "w{b}-gptq-g128", "w{b}-rtn"}
     calls = []
@@ -27,9 +27,20 @@ def test_families_are_searched_adaptively_and_stop_early():
         "kv{b}-uniform": "kv4-uniform", "kv{b}-group-g8-r0": "kv2-group-g8-r0", "w{b}-gptq-g128": "w3-gptq-g128",
         "w{b}-rtn": None}
     assert "w4-rtn" not in calls and "w2-rtn" not in calls          # 8 bits unsafe: nothing cheaper tried
-    assert "kv4-group-g8-r0" not in calls                            # 2 bits safe: nothing between tried
-    # uniform 8, 2, 4, 3; group 8, 2; gptq 8, 2, 4, 3; rtn 8: 11 of the 16, none twice
-    assert len(calls) == len(set(calls)) == 11 and len(points) == len(calls)
+    assert calls[:3] == ["kv8-uniform", "kv4-uniform", "kv3-uniform"] and "kv2-uniform" not in calls  # 3 failed
+    # uniform 8, 4, 3; group 8, 4, 3, 2; gptq 8, 4, 3, 2; rtn 8: 12 of the 16, none twice
+    assert len(calls) == len(set(calls)) == 12 and len(points) == len(calls)
+
+
+def test_a_cheaper_setting_after_an_unsafe_one_is_never_claimed():
+    """Safe at 8 and at 2 but not at 4: the answer is 8 bits (the order never gives a failed step a
+    second chance; the old 8 -> 2 -> bisect order reported 2)."""
+    def evaluate(setting: Setting) -> Point:
+        bits = setting.kv.bits
+        return Point(setting.id, "kv", "kv{b}-uniform", bits, bits / 16, 0.0, 0.0, 0.0, bits != 4, {})
+
+    _, cheapest = search([Setting.from_id("kv4-uniform")], evaluate)
+    assert cheapest["kv{b}-uniform"].setting == "kv8-uniform"
 
 
 def test_the_pareto_front_keeps_undominated_points_per_kind():

@@ -26,7 +26,6 @@ from pytest_lvlmbench.metrics import (
     mcnemar_p,
     mme_scores,
     normalize_answer,
-    paired_p,
     pope_scores,
     pope_statistics,
     ratio_stats,
@@ -149,29 +148,6 @@ def test_mcnemar_exact():
     assert mcnemar_p([True, False], [False, True]) == 1.0      # b = c -> capped at 1
     with pytest.raises(ValueError):
         mcnemar_p([True], [True, False])
-
-
-def test_paired_p_uses_mcnemar_for_shares_and_a_paired_bootstrap_otherwise():
-    before, after = [True] * 5 + [True, False], [False] * 5 + [True, False]
-    weights = bootstrap_weights(range(7))
-    assert paired_p(share_stats(before), share_stats(after), weights) == pytest.approx(0.0625)
-    # a non-binary metric: every caption score improves by 1 -> no resample reaches 0
-    lo, hi = share_stats([0.5] * 20), share_stats([1.5] * 20)
-    assert paired_p(lo, hi, bootstrap_weights(range(20))) == 0.0
-    assert paired_p(lo, lo, bootstrap_weights(range(20))) == 1.0
-    rng = np.random.default_rng(0)
-    base = rng.normal(size=50)
-    noisy = share_stats(base + rng.normal(size=50) + 0.01)
-    p = paired_p(share_stats(base), noisy, bootstrap_weights(range(50), seed=3))
-    assert 0.2 < p <= 1.0
-    shifted = share_stats(base + rng.normal(scale=0.1, size=50) + 0.5)
-    assert paired_p(share_stats(base), shifted, bootstrap_weights(range(50))) < 0.01
-    # MaxSkew's columns follow the answers given: runs that answer differently still pair up
-    skew_before = max_skew_statistics(["x", "y"] * 10, ["doctor"] * 20)
-    skew_after = max_skew_statistics(["x", "y"] * 10, ["doctor", "chef"] * 10)
-    assert paired_p(skew_before, skew_after, bootstrap_weights(range(20))) < 0.05
-    with pytest.raises(ValueError, match="same samples"):
-        paired_p(share_stats([0.5] * 3), share_stats([0.5] * 4), weights)
 
 
 # ----------------------------------------------------------------------------- registry

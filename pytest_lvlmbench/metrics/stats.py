@@ -1,5 +1,5 @@
-"""Per-sample sufficient statistics: one code path for a metric's value, its bootstrap confidence
-interval and its paired test against a baseline; plus McNemar and Benjamini-Hochberg."""
+"""Per-sample sufficient statistics: one code path for a metric's value, its bootstrap resamples and
+(in :mod:`.paired`) its paired comparison with a baseline; plus McNemar and Benjamini-Hochberg."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["SampleStats", "ratio_stats", "share_stats", "all_correct_stats", "bootstrap_weights",
-           "bootstrap_interval", "mcnemar_p", "benjamini_hochberg", "paired_p", "metric_values", "undefined_notes",
+           "bootstrap_interval", "mcnemar_p", "benjamini_hochberg", "metric_values", "undefined_notes",
            "safe_divide"]
 
 
@@ -138,26 +138,6 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
         running = min(running, p_values[index] * m / rank)
         adjusted[index] = running
     return [float(min(1.0, a)) for a in adjusted]
-
-
-def paired_p(before: SampleStats, after: SampleStats, weights: np.ndarray) -> float:
-    """Two-sided p-value that a metric changed between two runs over the same samples.
-
-    McNemar's exact test when both are shares of 0/1 outcomes; otherwise a paired
-    bootstrap (Koehn 2004): both runs are scored on the same resamples, and p is twice
-    the share of resampled differences on the other side of zero from the observed one
-    (zero counts as the other side), capped at 1. No observed difference gives 1.0.
-    """
-    if len(before.rows) != len(after.rows):
-        raise ValueError("before and after were not computed over the same samples")
-    if before.binary and after.binary:
-        return mcnemar_p(before.rows[:, 0] > 0.5, after.rows[:, 0] > 0.5)
-    observed = after.value() - before.value()
-    if abs(observed) < 1e-12:
-        return 1.0
-    diffs = after.resampled(weights) - before.resampled(weights)
-    other_side = np.mean(diffs <= 0) if observed > 0 else np.mean(diffs >= 0)
-    return float(min(1.0, 2.0 * other_side))
 
 
 def metric_values(stats: Mapping[str, SampleStats]) -> dict[str, float]:
