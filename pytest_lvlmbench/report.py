@@ -56,14 +56,14 @@ def adjusted_p_values(records: list[Record]) -> dict[tuple[str, str, str], float
     return dict(zip([key for key, _ in tests], benjamini_hochberg([p for _, p in tests])))
 
 
-def model_verdicts(results: Results) -> dict[tuple[str, str, str, str], str]:
-    """(model, setting, task, metric) -> non-inferiority verdict, each model's table adjusted as one family."""
-    out = {}
+def _per_model(results: Results) -> list[tuple[str, list[Record], dict]]:
+    """(model, its records, its verdicts), each model's table adjusted as one family."""
+    out = []
     for model in dict.fromkeys(r.model for r in results):
         records = [r for r in results if r.model == model]
-        for (setting, task, metric), verdict in verdicts(records, adjusted_p_values(records), SIGNIFICANCE).items():
-            out[(model, setting, task, metric)] = verdict
+        out.append((model, records, verdicts(records, adjusted_p_values(records), SIGNIFICANCE)))
     return out
+
 
 
 def delta_interval(record: Record, metric: str) -> tuple[float, float] | None:
@@ -207,31 +207,41 @@ def _full_table(results: Results, records: list[Record], adjusted: dict, verdict
     return tabulate(rows, headers=["capability", "dataset", "metric", *settings], disable_numparse=True)
 
 
-def power_lines(records: list[Record], verdict: dict) -> list[str]:
+def power_summary(records: list[Record], verdict: dict) -> list[dict]:
     """Per task, the primary metric's smallest detectable drop (80% power, two-sided 0.05, the median over
-    the compressed settings at their churn); per inconclusive primary cell, the items that would settle it
-    (:meth:`~.metrics.paired.PairedComparison.items_to_settle`)."""
+    the compressed settings at their churn; None when no answer changed) and, per inconclusive primary
+    cell, the items that would settle it (:meth:`~.metrics.paired.PairedComparison.items_to_settle`;
+    None when more items cannot, e.g. a corpus metric under its changed-cluster gate)."""
     out = []
     for task in dict.fromkeys(r.task for r in records):
-        cells = [(r, PairedComparison.from_dict(r.paired[r.primary])) for r in records if r.task == task and r.primary in r.paired]
+        cells = [(r, PairedComparison.from_dict(r.paired[r.primary])) for r in records
+                 if r.task == task and r.primary in r.paired]
         if not cells:
             continue
         record = cells[0][0]
         found = sorted(d for _, c in cells if (d := c.detectable(SIGNIFICANCE)) is not None)
-        smallest = f"{found[len(found) // 2]:.3f}" if found else "n/a (no answer changed)"
-        out.append(f"  {task} {record.primary}: {record.samples} items, {record.clusters} clusters: smallest "
-                   f"detectable drop {smallest}")
-        for r, c in cells:
-            if verdict.get((r.setting, task, r.primary)) != "inconclusive":
-                continue
-            needed = c.items_to_settle(r.samples, NONINFERIORITY_ALPHA, SIGNIFICANCE)
-            if needed is not None:
-                target = "≈" if c.z_margin < 0 else "▼"
-                out.append(f"    {r.setting}: inconclusive (worsening {c.worsening:+.3f} [{c.low:+.3f}, {c.high:+.3f}]); "
-                           f"~{needed} items would read {target} if it held")
-            elif c.method == "bootstrap" and c.changed_clusters < MIN_CHANGED_CLUSTERS:
-                out.append(f"    {r.setting}: inconclusive: {c.changed_clusters} changed clusters, a corpus metric's "
-                           f"bootstrap needs {MIN_CHANGED_CLUSTERS}")
+        out.append({"task": task, "metric": record.primary, "samples": record.samples, "clusters": record.clusters,
+                    "detectable_drop": found[len(found) // 2] if found else None,
+                    "inconclusive": [{"setting": r.setting, "worsening": c.worsening, "low": c.low, "high": c.high,
+                                      "changed_clusters": c.changed_clusters, "method": c.method,
+                                      "reads": "≈" if c.z_margin < 0 else "▼",
+                                      "items_needed": c.items_to_settle(r.samples, NONINFERIORITY_ALPHA, SIGNIFICANCE)}
+                                     for r, c in cells if verdict.get((r.setting, task, r.primary)) == "inconclusive"]})
+    return out
+
+
+def power_lines(summary: list[dict]) -> list[str]:
+    out = []
+    for entry in summary:
+        smallest = entry["detectable_drop"]
+        out.append(f"  {entry['task']} {entry['metric']}: {entry['samples']} items, {entry['clusters']} clusters: "
+                   f"smallest detectable drop " + (f"{smallest:.3f}" if smallest is not None else "n/a (no answer changed)"))
+        for cell in entry["inconclusive"]:
+            what = (f"~{cell['items_needed']} items would read {cell['reads']} if it held" if cell["items_needed"]
+                    else f"{cell['changed_clusters']} changed clusters, a corpus metric needs {MIN_CHANGED_CLUSTERS}"
+                    if cell["method"] == "bootstrap" else "more items would not settle it at this estimate")
+            out.append(f"    {cell['setting']}: inconclusive (worsening {cell['worsening']:+.3f} "
+                       f"[{cell['low']:+.3f}, {cell['high']:+.3f}]); {what}")
     return out
 
 
@@ -246,7 +256,7 @@ def _footer(records: list[Record], verdict: dict) -> str:
     sensitivity = sensitivity_lines(records)
     flips_by_group = [f"  {r.setting} {r.task}: {describe(r.subgroup_flips)}" for r in records
                       if any(e["changed"] for e in r.subgroup_flips)]
-    power = power_lines(records, verdict)
+    power = power_lines(power_summary(records, verdict))
     interactions = [f"  {r.setting} {r.task} {r.primary}: {i['verdict']}: combined drop {i['combined']:+.3f} vs "
                     f"weights {i['weights']:+.3f} + KV {i['kv']:+.3f}; interaction {i['value']:+.3f} "
                     f"[{i['low']:+.3f}, {i['high']:+.3f}]"
@@ -271,12 +281,15 @@ def _footer(records: list[Record], verdict: dict) -> str:
 
 
 def report_json(results: Results, options, answers: bool = False) -> dict:
+    per_model = _per_model(results)
     return {"machine": machine_info(options), "seed": options.seed, "limit": options.limit,
             "resamples": options.resamples, "models": options.models, "records": results.as_json(answers),
             "layer_sensitivity": [{"setting": setting, "task": task, "blocks": [{"layers": l, "drop": d} for l, d in ranked]}
                                   for (setting, task), ranked in rank_blocks(list(results)).items()],
-            "noninferiority": [{"model": m, "setting": s, "task": t, "metric": metric, "verdict": v}
-                               for (m, s, t, metric), v in model_verdicts(results).items()]}
+            "noninferiority": [{"model": model, "setting": s, "task": t, "metric": metric, "verdict": v}
+                               for model, _, found in per_model for (s, t, metric), v in found.items()],
+            "power": [{"model": model, **entry} for model, records, found in per_model
+                      for entry in power_summary(records, found)]}
 
 
 def markdown_report(results: Results, options) -> str:

@@ -36,3 +36,51 @@ def test_the_default_table_fits_120_columns_with_settings_as_rows():
     assert sum(line.startswith("kv2-uniform ") for line in body) >= 2   # wrapped into blocks, a row per setting each
     [full] = tables(Results(records), options, full=True)
     assert "secondary_metric" in full
+
+
+def paired_records(samples: int, clusters: int, broken: int):
+    """fp16 and a setting on one accuracy task, the setting's paired analysis computed for real."""
+    import numpy as np
+
+    from pytest_lvlmbench.metrics import bootstrap_weights, share_stats
+    from pytest_lvlmbench.metrics.paired import compare
+
+    labels = [i * clusters // samples for i in range(samples)]
+    before, after = np.ones(samples), np.r_[np.zeros(broken), np.ones(samples - broken)]
+    found = compare(share_stats(before), share_stats(after), True, 0.02, labels, bootstrap_weights(labels, 100))
+    base = Record("tiny", "fp16", "shapes_gqa", "visual_reasoning", "accuracy", {"accuracy": 1.0},
+                  predictions=["a"] * samples, samples=samples, clusters=clusters, intervals={"accuracy": [0.9, 1.0]})
+    setting = Record("tiny", "kv4-uniform", "shapes_gqa", "visual_reasoning", "accuracy",
+                     {"accuracy": 1 - broken / samples}, predictions=["a"] * samples, samples=samples,
+                     clusters=clusters, p_values={"accuracy": found.p_change}, paired={"accuracy": found.as_dict()},
+                     noninferiority={"accuracy": {"margin": 0.02, "p": found.p_noninferior, "method": found.method}})
+    return Results([base, setting]), found
+
+
+def test_few_clusters_are_flagged_and_inconclusive_cells_say_what_would_settle_them():
+    results, found = paired_records(samples=60, clusters=10, broken=0)
+    options = Options(models=["tiny"], settings=[BASELINE])
+    [compact] = tables(results, options)
+    assert "shapes_gqa†" in compact and "† fewer than 30 clusters" in compact
+    assert "shapes_gqa accuracy: 60 items, 10 clusters: smallest detectable drop" in compact
+    needed = found.items_to_settle(60, 0.025, 0.05)
+    assert f"kv4-uniform: inconclusive (worsening +0.000 [{found.low:+.3f}, {found.high:+.3f}]); ~{needed} items " \
+           f"would read ≈ if it held" in compact
+    [full] = tables(results, options, full=True)
+    assert f"1.000 (+0.000 [{-found.high:+.3f}, {-found.low:+.3f}])" in full and "1.000 ±0.050†" in full
+
+
+def test_the_csv_and_json_carry_the_paired_interval_clusters_and_power():
+    import csv
+    import io
+
+    from pytest_lvlmbench.report import csv_report, report_json
+
+    results, found = paired_records(samples=600, clusters=100, broken=3)
+    rows = list(csv.DictReader(io.StringIO(csv_report(results))))
+    cell = next(r for r in rows if r["setting"] == "kv4-uniform")
+    assert float(cell["delta_low"]) == -found.high and float(cell["delta_high"]) == -found.low
+    assert cell["clusters"] == "100" and float(cell["detectable_drop"]) == found.detectable(0.05)
+    power = report_json(results, Options(models=["tiny"], settings=[BASELINE]))["power"]
+    assert power[0]["task"] == "shapes_gqa" and power[0]["clusters"] == 100
+    assert power[0]["detectable_drop"] == found.detectable(0.05)
