@@ -2,10 +2,12 @@
 and ``benchmarks/perf/statistics_tables.py``, which writes docs/statistics.md's tables).
 
 A baseline and a compressed setting answer the same ``clusters × size`` items. Each changed answer
-is "broken" (right → wrong) or "fixed" (wrong → right). Clustering follows the beta-binomial model
-(the standard one for an intraclass correlation of binary outcomes): each cluster draws its own rate
-from a beta distribution with the given mean and ICC ρ = 1 / (a + b + 1), and its items are
-independent given that rate. Seeded, so every table and test is reproducible.
+is "broken" (right → wrong) or "fixed" (wrong → right); for corpus metrics (:func:`scored_changes`) a
+changed item's score moves by a continuous amount; :func:`interacting_settings` adds the weights-only,
+KV-only and combined runs of an interaction. Clustering follows the beta-binomial model (the standard
+one for an intraclass correlation of binary outcomes): each cluster draws its own rate from a beta
+distribution with the given mean and ICC ρ = 1 / (a + b + 1), and its items are independent given that
+rate. Seeded, so every table and test is reproducible.
 """
 
 from __future__ import annotations
