@@ -56,12 +56,13 @@ def adjusted_p_values(records: list[Record]) -> dict[tuple[str, str, str], float
     return dict(zip([key for key, _ in tests], benjamini_hochberg([p for _, p in tests])))
 
 
-def _per_model(results: Results) -> list[tuple[str, list[Record], dict]]:
-    """(model, its records, its verdicts), each model's table adjusted as one family."""
+def _per_model(results: Results) -> list[tuple[str, list[Record], dict, dict]]:
+    """(model, its records, its adjusted paired p-values, its verdicts), each model's table one family."""
     out = []
     for model in dict.fromkeys(r.model for r in results):
         records = [r for r in results if r.model == model]
-        out.append((model, records, verdicts(records, adjusted_p_values(records), SIGNIFICANCE)))
+        adjusted = adjusted_p_values(records)
+        out.append((model, records, adjusted, verdicts(records, adjusted, SIGNIFICANCE)))
     return out
 
 
@@ -97,10 +98,7 @@ def tables(results: Results, options, full: bool = False, width: int = 120) -> l
     rows, wrapped to ``width`` columns; ``full`` (pytest -v): every metric and per-dataset row
     (flips, bytes, memory, invariance), settings as columns."""
     out = []
-    for model in dict.fromkeys(r.model for r in results):
-        records = [r for r in results if r.model == model]
-        adjusted = adjusted_p_values(records)
-        verdict = verdicts(records, adjusted, SIGNIFICANCE)
+    for model, records, adjusted, verdict in _per_model(results):
         body = (_full_table(results, records, adjusted, verdict) if full
                 else _compact_table(records, width, adjusted, verdict))
         out.append(_header(model, options, full) + "\n" + body + _footer(records, verdict))
@@ -287,8 +285,8 @@ def report_json(results: Results, options, answers: bool = False) -> dict:
             "layer_sensitivity": [{"setting": setting, "task": task, "blocks": [{"layers": l, "drop": d} for l, d in ranked]}
                                   for (setting, task), ranked in rank_blocks(list(results)).items()],
             "noninferiority": [{"model": model, "setting": s, "task": t, "metric": metric, "verdict": v}
-                               for model, _, found in per_model for (s, t, metric), v in found.items()],
-            "power": [{"model": model, **entry} for model, records, found in per_model
+                               for model, _, _, found in per_model for (s, t, metric), v in found.items()],
+            "power": [{"model": model, **entry} for model, records, _, found in per_model
                       for entry in power_summary(records, found)]}
 
 
@@ -296,20 +294,21 @@ def markdown_report(results: Results, options) -> str:
     """GitHub-flavoured markdown for a PR comment: per model, settings as rows and tasks as columns,
     each task's primary metric with its Δ vs fp16, ▲/▼ (significant) and ≈ (non-inferior at δ)."""
     out = []
-    for model in dict.fromkeys(r.model for r in results):
-        records = [r for r in results if r.model == model]
-        adjusted = adjusted_p_values(records)
-        verdict = verdicts(records, adjusted, SIGNIFICANCE)
+    for model, records, adjusted, verdict in _per_model(results):
         tasks = list(dict.fromkeys(r.task for r in records))
         by_key = {(r.setting, r.task): r for r in records}
         primary = {r.task: r.primary for r in records}
+        flagged = {r.task for r in records if few_clusters(r)}
         settings = _settings(records)
         out += [f"### lvlmbench: {model}", "",
                 f"{machine_info(options)['dtype']} baseline on {options.device}, quant/ kernels: "
                 f"{kernel_path(options.device)}; each task's primary metric (↑/↓: direction), Δ vs fp16; "
-                f"▲/▼ significantly better/worse (Benjamini-Hochberg at {SIGNIFICANCE}); ≈ non-inferior "
-                f"(worse by less than the margin, one-sided test, Benjamini-Hochberg); neither: inconclusive.", "",
-                "| setting | " + " | ".join(f"{t} ({primary[t]}{direction_mark(primary[t])})" for t in tasks) + " |",
+                f"▲/▼ significantly better/worse (paired, clustered; Benjamini-Hochberg at {SIGNIFICANCE}); ≈ "
+                f"non-inferior (the paired 95% interval of the worsening below the margin {options.margin}; "
+                f"one-sided {NONINFERIORITY_ALPHA}, Benjamini-Hochberg); neither: inconclusive; † fewer than "
+                f"{FEW_CLUSTERS} clusters.", "",
+                "| setting | " + " | ".join(f"{t}{'†' * (t in flagged)} ({primary[t]}{direction_mark(primary[t])})"
+                                          for t in tasks) + " |",
                 "|---" * (len(tasks) + 1) + "|"]
         for setting in settings:
             cells = []
@@ -339,10 +338,7 @@ def csv_report(results: Results) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for model in dict.fromkeys(r.model for r in results):
-        records = [r for r in results if r.model == model]
-        adjusted = adjusted_p_values(records)
-        verdict = verdicts(records, adjusted, SIGNIFICANCE)
+    for model, records, adjusted, verdict in _per_model(results):
         base = {r.task: r for r in records if r.setting == BASELINE.id}
         for r in records:
             for metric, value in r.metrics.items():

@@ -263,7 +263,7 @@ class Session:
         """95% interval of a metric: Wilson on the clusters' effective sample size for a share of 0/1
         outcomes (:func:`~.metrics.paired.share_interval`), the cluster-bootstrap BCa otherwise."""
         if stats.binary:
-            return share_interval(stats.rows[:, 0], self._clusters[task])
+            return share_interval(stats, self._clusters[task])
         return corpus_interval(stats, self._clusters[task], self._weights[task])
 
     def _compare(self, task: str, baseline: SampleStats, stats: SampleStats, metric: str,

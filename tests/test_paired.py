@@ -104,8 +104,22 @@ def test_wilson_interval_worked_examples():
     centre, half = (share + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * math.sqrt(
         share * (1 - share) / n + z * z / (4 * n * n))
     assert wilson_interval(share, n) == pytest.approx((centre - half, centre + half))
-    low, high = share_interval([1.0] * 48, [i // 6 for i in range(48)])   # 8 images, all right: n_eff = 8
+    low, high = share_interval(share_stats([1.0] * 48), [i // 6 for i in range(48)])   # 8 images all right: n_eff 8
     assert (low, high) == pytest.approx(wilson_interval(1.0, 8)) and low == pytest.approx(8 / (8 + 1.959964 ** 2))
+
+
+def test_a_share_of_groups_is_compared_over_its_groups():
+    """Counterfactual consistency (all of a set's answers alike) is a share of sets: Tango over the sets,
+    the interval over the sets."""
+    from pytest_lvlmbench.metrics import all_correct_stats
+
+    sets = [i // 4 for i in range(800)]                       # 200 sets of 4
+    before = all_correct_stats([True] * 800, sets)
+    after = all_correct_stats([i >= 8 for i in range(800)], sets)   # the first 2 sets break
+    assert before.binary and after.value() == pytest.approx(198 / 200)
+    found = compare(before, after, True, 0.02, sets, bootstrap_weights(sets, 100))
+    assert found.method == "tango" and found.samples == 200 and found.worsening == pytest.approx(0.01)
+    assert share_interval(before, sets) == pytest.approx(wilson_interval(1.0, 200))
 
 
 def test_student_t_against_closed_forms():

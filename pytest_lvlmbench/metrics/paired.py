@@ -131,12 +131,14 @@ def wilson_interval(share: float, n: float, level: float = LEVEL) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def share_interval(values: Sequence[float], clusters: Sequence[Any], level: float = LEVEL) -> tuple[float, float]:
-    """Wilson's interval on the effective sample size n / D (D: :func:`share_design_effect`): unlike a
-    percentile bootstrap it keeps its width at a share of 0 or 1 and with few clusters."""
-    values = np.asarray(values, float)
-    effect = share_design_effect(values, cluster_index(clusters))
-    return wilson_interval(float(values.mean()), len(values) / effect, level)
+def share_interval(stats: SampleStats, clusters: Sequence[Any], level: float = LEVEL) -> tuple[float, float]:
+    """Wilson's interval of a share of 0/1 outcomes (``stats.binary``) on the effective sample size n / D
+    (D: :func:`share_design_effect`): unlike a percentile bootstrap it keeps its width at a share of 0
+    or 1 and with few clusters."""
+    counted = stats.rows[:, 1] > 0
+    values = stats.rows[counted, 0]
+    effect = share_design_effect(values, cluster_index(np.asarray(clusters, dtype=object)[counted]))
+    return wilson_interval(float(values.mean()) if len(values) else 0.0, len(values) / effect, level)
 
 
 @dataclass(frozen=True)
@@ -411,7 +413,11 @@ def compare(before: SampleStats, after: SampleStats, higher_better: bool, margin
                          f"{len(after.rows)} after, {len(clusters)} cluster labels")
     if not margin > 0:
         raise ValueError(f"invalid margin={margin!r}: must be > 0")
-    of_sample = cluster_index(clusters)
     if before.binary and after.binary:
-        return _tango_comparison(before.rows[:, 0], after.rows[:, 0], higher_better, margin, of_sample)
-    return _bootstrap_comparison(before, after, -1.0 if higher_better else 1.0, margin, of_sample, weights, seed)
+        counted = before.rows[:, 1] > 0
+        if not np.array_equal(counted, after.rows[:, 1] > 0):
+            raise ValueError("paired comparison of shares over different outcomes (the counted rows differ)")
+        return _tango_comparison(before.rows[counted, 0], after.rows[counted, 0], higher_better, margin,
+                                 cluster_index(np.asarray(clusters, dtype=object)[counted]))
+    return _bootstrap_comparison(before, after, -1.0 if higher_better else 1.0, margin, cluster_index(clusters),
+                                 weights, seed)

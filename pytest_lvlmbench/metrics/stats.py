@@ -23,8 +23,9 @@ class SampleStats:
     resample is a vector of per-sample weights ``w`` (how often each sample was drawn), and
     its metric is ``aggregate(w @ rows)``, so a thousand resamples are one matrix product
     for every metric, corpus-level ones (BLEU, POPE F1, MaxSkew) included. ``binary``: the
-    rows are ``(v_i, 1)`` with ``v_i`` in {0, 1}, the metric is their share, and per-sample
-    tests such as McNemar's apply. ``undefined``: set when the official formula divides by zero
+    rows are ``(v_i, d_i)`` with both in {0, 1}, the metric is the share Σv / Σd of 0/1 outcomes
+    over the rows with d_i = 1 (every row for an accuracy, a group's first row for "all of the group
+    right"), and paired tests of shares (McNemar, Tango) apply. ``undefined``: set when the official formula divides by zero
     on the full data (e.g. POPE precision with no 'yes' prediction); it says which value was
     returned instead, and the report shows it. ``details``: numbers the metric's own test
     produced beside its value (e.g. MaxSkew's chance level and permutation p-value), carried to
@@ -78,7 +79,7 @@ def all_correct_stats(correct: Sequence[bool], groups: Sequence[Any]) -> SampleS
     num, den = np.zeros(len(groups)), np.zeros(len(groups))
     for group, i in first.items():
         num[i], den[i] = float(outcome[group]), 1.0
-    return ratio_stats(num, den)
+    return replace(ratio_stats(num, den), binary=True)
 
 
 def bootstrap_weights(clusters: Sequence[Any], n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
