@@ -3,7 +3,10 @@ controller of an xdist run rebuilds everything from the records its workers send
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 from .metrics import normalize_answer
 from .settings import BASELINE
@@ -51,10 +54,19 @@ class Record:
         return self.model, self.setting, self.task
 
     def as_dict(self, answers: bool = True) -> dict:
-        entry = asdict(self)
+        """Plain JSON values (numpy scalars of the statistics become Python numbers): what the JSON
+        report writes and what crosses from an xdist worker to the controller (execnet takes no numpy)."""
+        entry = json.loads(json.dumps(asdict(self), default=_plain))
         if not answers:
             entry.pop("predictions")
         return entry
+
+
+def _plain(value):
+    """numpy scalars (np.int64, np.bool_) as Python ones; np.float64 is a float already."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a record holds {type(value).__name__}, not a JSON value: {value!r}")
 
 
 def flips(record: Record, baseline: Record) -> float:

@@ -303,7 +303,7 @@ class Session:
         stats = [self._statistics[(record.model, part.id, task.name)] for part in parts]
         for metric in record.metrics:
             found = interaction(metric, *(s[metric] for s in stats), self._weights[task.name],
-                                margins.get(metric, self.options.margin))
+                                margins.get(metric, self.options.margin), self._clusters[task.name])
             if found is not None:
                 record.interaction[metric] = found.as_dict()
 

@@ -147,7 +147,7 @@ def interaction_cell(rng, items: int, true_interaction: float, runs: int) -> dic
     for _ in range(runs):
         run = interacting_settings(rng, items, 0.05, 0.05, true_interaction)
         stats = (share_stats(outcomes) for outcomes in (run.base, run.weights, run.kv, run.combined))
-        verdicts.append(interaction("accuracy", *stats, weights, MARGIN).verdict)
+        verdicts.append(interaction("accuracy", *stats, weights, MARGIN, np.arange(items)).verdict)
     return {v: verdicts.count(v) / runs for v in VERDICTS}
 
 
