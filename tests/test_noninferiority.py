@@ -57,7 +57,7 @@ def test_markdown_and_csv_reports_from_a_run(pytester):
     result.assert_outcomes(passed=4)
     markdown = (pytester.path / "report.md").read_text().splitlines()
     assert markdown[0] == "### lvlmbench: tiny"
-    assert "| setting | shapes_pope_random (accuracy↑) | shapes_pope_popular (accuracy↑) |" in markdown
+    assert "| setting | shapes_pope_random† (accuracy↑) | shapes_pope_popular† (accuracy↑) |" in markdown  # 8 items
     assert any(line.startswith("| kv8-uniform | ") for line in markdown)
     import csv
 
