@@ -78,7 +78,7 @@ LIST_OPTIONS = [  # (flag, ini name, type, help): repeatable or comma lists
 SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
     ("--group-size", "lvlm_group_size", int, None, "group size (KIVI G / weight group)"),
     ("--residual-length", "lvlm_residual_length", int, None, "KV full-precision residual tokens"),
-    ("--outlier-ratio", "lvlm_outlier_ratio", float, None, "GEAR outlier fraction (0.02 = 2%)"),
+    ("--outlier-ratio", "lvlm_outlier_ratio", float, None, "GEAR outlier fraction (0.02 = 2%%)"),
     ("--lvlm-limit", "lvlm_limit", int, None, "samples per dataset"),
     ("--lvlm-batch-size", "lvlm_batch_size", int, 32, "generation batch size"),
     ("--lvlm-device", "lvlm_device", str, "cpu", "cpu, cuda or cuda:N"),

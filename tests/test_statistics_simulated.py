@@ -21,8 +21,8 @@ from pytest_lvlmbench import frontier
 from pytest_lvlmbench.interaction import interaction
 from pytest_lvlmbench.metrics import bootstrap_interval, bootstrap_weights, mcnemar_p, share_stats
 from pytest_lvlmbench.metrics.paired import PairedComparison, compare, share_interval
-from pytest_lvlmbench.metrics.simulation import (PairedRuns, clustered_share, interacting_settings, paired_shares,
-                                                 scored_changes, skewed_changes)
+from pytest_lvlmbench.metrics.simulation import (PairedRuns, adaptive_search, clustered_share, interacting_settings,
+                                                 paired_shares, scored_changes, skewed_changes)
 from pytest_lvlmbench.noninferiority import ALPHA, DEFAULT_MARGIN
 from pytest_lvlmbench.settings import Setting
 
@@ -109,19 +109,6 @@ def test_worse_mark_size_when_changes_move_together_within_an_image(direction_ic
     assert np.mean(marked) <= bound
     if direction_icc == 0.6:
         assert np.mean([mcnemar_p(run.before > 0.5, run.after > 0.5) < CHANGE_LEVEL for run in simulated]) > bound
-
-
-def adaptive_search(safe) -> int | None:
-    """The search before issue 22: 8 bits, then 2, then bisect between the last safe and the first unsafe."""
-    if not safe(8):
-        return None
-    if safe(2):
-        return 2
-    last_safe, first_unsafe = 0, len(frontier.BITS) - 1
-    while first_unsafe - last_safe > 1:
-        middle = (last_safe + first_unsafe) // 2
-        last_safe, first_unsafe = (middle, first_unsafe) if safe(frontier.BITS[middle]) else (last_safe, middle)
-    return frontier.BITS[last_safe]
 
 
 def test_frontier_reports_a_truly_unsafe_setting_at_most_alpha_of_the_time():

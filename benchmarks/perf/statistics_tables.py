@@ -36,8 +36,8 @@ from pytest_lvlmbench.interaction import interaction  # noqa: E402
 from pytest_lvlmbench.metrics import (bootstrap_interval, bootstrap_weights, max_skew_excess_statistics,  # noqa: E402
                                       max_skew_statistics, mcnemar_p, share_stats)
 from pytest_lvlmbench.metrics.paired import MIN_CHANGED_CLUSTERS, compare, share_interval  # noqa: E402
-from pytest_lvlmbench.metrics.simulation import (clustered_share, interacting_settings, paired_shares,  # noqa: E402
-                                                 scored_changes, skewed_changes)
+from pytest_lvlmbench.metrics.simulation import (adaptive_search, clustered_share, interacting_settings,  # noqa: E402
+                                                 paired_shares, scored_changes, skewed_changes)
 from pytest_lvlmbench.noninferiority import ALPHA, DEFAULT_MARGIN  # noqa: E402
 from pytest_lvlmbench.settings import Setting  # noqa: E402
 
@@ -149,19 +149,6 @@ def interaction_cell(rng, items: int, true_interaction: float, runs: int) -> dic
         stats = (share_stats(outcomes) for outcomes in (run.base, run.weights, run.kv, run.combined))
         verdicts.append(interaction("accuracy", *stats, weights, MARGIN, np.arange(items)).verdict)
     return {v: verdicts.count(v) / runs for v in VERDICTS}
-
-
-def adaptive_search(safe) -> int | None:
-    """The frontier search before issue 22: 8 bits, then 2, then bisect (re-stated from git history)."""
-    if not safe(8):
-        return None
-    if safe(2):
-        return 2
-    last_safe, first_unsafe = 0, len(frontier.BITS) - 1
-    while first_unsafe - last_safe > 1:
-        middle = (last_safe + first_unsafe) // 2
-        last_safe, first_unsafe = (middle, first_unsafe) if safe(frontier.BITS[middle]) else (last_safe, middle)
-    return frontier.BITS[last_safe]
 
 
 def frontier_cell(rng, alpha: float, runs: int) -> dict:

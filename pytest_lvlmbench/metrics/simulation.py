@@ -12,12 +12,13 @@ rate. Seeded, so every table and test is reproducible.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CombinedRuns", "PairedRuns", "beta_rates", "clustered_share", "interacting_settings", "paired_shares",
-           "scored_changes", "skewed_changes"]
+__all__ = ["CombinedRuns", "PairedRuns", "adaptive_search", "beta_rates", "clustered_share", "interacting_settings",
+           "paired_shares", "scored_changes", "skewed_changes"]
 
 
 def beta_rates(rng: np.random.Generator, mean: float, icc: float, clusters: int) -> np.ndarray:
@@ -101,3 +102,17 @@ def interacting_settings(rng: np.random.Generator, items: int, weights_broken: f
     extra = (weights_broken * kv_broken + interaction) / spared
     combined_ok = weights_ok & kv_ok & (rng.random(items) >= extra)
     return CombinedRuns(np.ones(items), weights_ok.astype(float), kv_ok.astype(float), combined_ok.astype(float))
+
+
+def adaptive_search(safe: Callable[[int], bool], bits: Sequence[int] = (8, 4, 3, 2)) -> int | None:
+    """The frontier search before issue 22, re-stated for comparison: the most expensive bit width, then
+    the cheapest, then bisect between the last safe and the first unsafe; the cheapest width it calls safe."""
+    if not safe(bits[0]):
+        return None
+    if safe(bits[-1]):
+        return bits[-1]
+    last_safe, first_unsafe = 0, len(bits) - 1
+    while first_unsafe - last_safe > 1:
+        middle = (last_safe + first_unsafe) // 2
+        last_safe, first_unsafe = (middle, first_unsafe) if safe(bits[middle]) else (last_safe, middle)
+    return bits[last_safe]
