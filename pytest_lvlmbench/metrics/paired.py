@@ -43,7 +43,7 @@ import numpy as np
 
 from .stats import SampleStats
 
-__all__ = ["LEVEL", "MIN_CHANGED_CLUSTERS", "POWER", "PairedComparison", "cluster_index", "compare", "corpus_interval",
+__all__ = ["LEVEL", "MIN_CHANGED_CLUSTERS", "POWER", "PairedComparison", "cluster_index", "compare",
            "paired_design_effect", "satterthwaite_df", "share_design_effect", "share_interval", "student_t_cdf",
            "student_t_quantile", "swap_permutation_p", "tango_z", "wilson_interval"]
 
@@ -350,14 +350,6 @@ def _cluster_sums(rows: np.ndarray, of_sample: np.ndarray) -> np.ndarray:
 def _jackknife(stats: SampleStats, by_cluster: np.ndarray) -> np.ndarray:
     """The metric with each cluster left out in turn."""
     return stats.aggregate(by_cluster.sum(0) - by_cluster)
-
-
-def corpus_interval(stats: SampleStats, clusters: Sequence[Any], weights: np.ndarray,
-                    level: float = LEVEL) -> tuple[float, float]:
-    """BCa interval of a corpus metric over the run's cluster-bootstrap draws ``weights``."""
-    of_sample = cluster_index(clusters)
-    bca = _BCa.of(stats.resampled(weights), stats.value(), _jackknife(stats, _cluster_sums(stats.rows, of_sample)))
-    return bca.quantile((1 - level) / 2) + 0.0, bca.quantile((1 + level) / 2) + 0.0
 
 
 def _bootstrap_comparison(before: SampleStats, after: SampleStats, sign: float, margin: float,
