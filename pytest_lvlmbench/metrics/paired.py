@@ -59,8 +59,17 @@ def cluster_index(clusters: Sequence[Any]) -> np.ndarray:
     return np.array([index.setdefault(c, len(index)) for c in clusters], dtype=np.int64)
 
 
-def _per_cluster(values: np.ndarray, of_sample: np.ndarray) -> np.ndarray:
-    return np.bincount(of_sample, weights=values, minlength=int(of_sample.max()) + 1 if len(of_sample) else 0)
+def _cluster_sums(values: np.ndarray, of_sample: np.ndarray) -> np.ndarray:
+    """Per-cluster sums of per-sample values (n,) or rows (n, k)."""
+    sums = np.zeros((int(of_sample.max()) + 1 if len(of_sample) else 0, *values.shape[1:]))
+    np.add.at(sums, of_sample, values)
+    return sums
+
+
+def _outcomes(stats: SampleStats, clusters: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A share's 0/1 outcomes (the rows it counts, ``stats.binary``) and their clusters as 0..K-1."""
+    counted = stats.rows[:, 1] > 0
+    return stats.rows[counted, 0], cluster_index(np.asarray(clusters, dtype=object)[counted])
 
 
 def tango_z(broken: float, fixed: float, n: float, worsening: float) -> float:
@@ -116,7 +125,7 @@ def share_design_effect(values: np.ndarray, of_sample: np.ndarray) -> float:
     binomial = share * (1 - share)
     if binomial <= 0:
         return float(np.sum(np.bincount(of_sample) ** 2) / n)
-    residuals = _per_cluster(values - share, of_sample)
+    residuals = _cluster_sums(values - share, of_sample)
     robust = k / (k - 1) * np.sum(residuals ** 2) / n
     return max(1.0, float(robust / binomial))
 
@@ -135,9 +144,8 @@ def share_interval(stats: SampleStats, clusters: Sequence[Any], level: float = L
     """Wilson's interval of a share of 0/1 outcomes (``stats.binary``) on the effective sample size n / D
     (D: :func:`share_design_effect`): unlike a percentile bootstrap it keeps its width at a share of 0
     or 1 and with few clusters."""
-    counted = stats.rows[:, 1] > 0
-    values = stats.rows[counted, 0]
-    effect = share_design_effect(values, cluster_index(np.asarray(clusters, dtype=object)[counted]))
+    values, of_sample = _outcomes(stats, clusters)
+    effect = share_design_effect(values, of_sample)
     return wilson_interval(float(values.mean()) if len(values) else 0.0, len(values) / effect, level)
 
 
@@ -271,7 +279,7 @@ def _tango_comparison(before: np.ndarray, after: np.ndarray, higher_better: bool
     (the normal for independent items: plain Tango/McNemar)."""
     good_before, good_after = (before, after) if higher_better else (1 - before, 1 - after)
     broken_items, fixed_items = good_before * (1 - good_after), (1 - good_before) * good_after
-    broken_k, fixed_k = _per_cluster(broken_items, of_sample), _per_cluster(fixed_items, of_sample)
+    broken_k, fixed_k = _cluster_sums(broken_items, of_sample), _cluster_sums(fixed_items, of_sample)
     sizes = np.bincount(of_sample).astype(float)
     n = len(before)
     worsening = float((broken_items.sum() - fixed_items.sum()) / n)
@@ -341,12 +349,6 @@ class _BCa:
         return max(float(1 - _NORMAL.cdf(gap / scale - self.bias)), 1 / (1 + len(self.resampled)))
 
 
-def _cluster_sums(rows: np.ndarray, of_sample: np.ndarray) -> np.ndarray:
-    sums = np.zeros((int(of_sample.max()) + 1, rows.shape[1]))
-    np.add.at(sums, of_sample, rows)
-    return sums
-
-
 def _jackknife(stats: SampleStats, by_cluster: np.ndarray) -> np.ndarray:
     """The metric with each cluster left out in turn."""
     return stats.aggregate(by_cluster.sum(0) - by_cluster)
@@ -406,10 +408,9 @@ def compare(before: SampleStats, after: SampleStats, higher_better: bool, margin
     if not margin > 0:
         raise ValueError(f"invalid margin={margin!r}: must be > 0")
     if before.binary and after.binary:
-        counted = before.rows[:, 1] > 0
-        if not np.array_equal(counted, after.rows[:, 1] > 0):
+        if not np.array_equal(before.rows[:, 1] > 0, after.rows[:, 1] > 0):
             raise ValueError("paired comparison of shares over different outcomes (the counted rows differ)")
-        return _tango_comparison(before.rows[counted, 0], after.rows[counted, 0], higher_better, margin,
-                                 cluster_index(np.asarray(clusters, dtype=object)[counted]))
+        (outcomes_before, of_sample), (outcomes_after, _) = _outcomes(before, clusters), _outcomes(after, clusters)
+        return _tango_comparison(outcomes_before, outcomes_after, higher_better, margin, of_sample)
     return _bootstrap_comparison(before, after, -1.0 if higher_better else 1.0, margin, cluster_index(clusters),
                                  weights, seed)
