@@ -124,7 +124,7 @@ def write_frontier_plot(points: Sequence[Point], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     kinds = sorted({p.kind for p in points})
     figure, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4), squeeze=False)

@@ -81,8 +81,11 @@ SCHEMA = {
     "file_hashes": "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
                    "mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, "
                    "device INTEGER NOT NULL, sha256 TEXT NOT NULL)",
+    "measurements": "CREATE TABLE IF NOT EXISTS measurements (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                    "code TEXT NOT NULL)",
 }
-COLUMNS = {"generations": GENERATIONS_COLUMNS, "file_hashes": FILE_HASH_COLUMNS}
+COLUMNS = {"generations": GENERATIONS_COLUMNS, "file_hashes": FILE_HASH_COLUMNS,
+           "measurements": ("key", "value", "code")}
 V1_COLUMNS = ("key", "answer", "kv_bytes", "kv_float_bytes")   # the table before code hash and checksum
 
 
@@ -415,6 +418,44 @@ class GenerationCache:
             self._db.execute("BEGIN IMMEDIATE")   # one transaction per batch: all of it is stored or none
             self._db.executemany("INSERT OR REPLACE INTO generations (key, answer, kv_bytes, kv_float_bytes, code, "
                                  "checksum) VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    # -------------------------------------------------------------- measurements
+    def put_measurement(self, key: str, value: Mapping) -> None:
+        """A JSON value measured beside the answers (a quantized model's bytes), valid for this code."""
+        with self._translated(), self._db:
+            self._db.execute("INSERT OR REPLACE INTO measurements VALUES (?, ?, ?)",
+                             (key, json.dumps(value, sort_keys=True), self.code))
+
+    def get_measurement(self, key: str) -> dict | None:
+        """The value stored under ``key`` by this code version, else None."""
+        with self._translated():
+            row = self._db.execute("SELECT value, code FROM measurements WHERE key = ?", (key,)).fetchone()
+        if row is None or row[1].decode() != self.code:
+            return None
+        try:
+            return json.loads(row[0].decode())
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+    @contextlib.contextmanager
+    def claim(self, *parts: str) -> Iterator[None]:
+        """Hold an exclusive lock on one piece of work (a record) across processes: the xdist worker
+        that comes second waits, then finds the first one's answers in the cache instead of generating
+        them again. A lock file per piece under ``locks/`` beside the database (POSIX; elsewhere no lock)."""
+        try:
+            import fcntl
+        except ImportError:   # Windows: workers may duplicate work, never corrupt it (SQLite transactions)
+            yield
+            return
+        locks = self.path.parent / "locks"
+        locks.mkdir(exist_ok=True)
+        name = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+        with open(locks / f"{name}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -------------------------------------------------------------- file digest memo
     def file_sha256(self, path: str | Path) -> str:

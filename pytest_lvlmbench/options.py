@@ -8,6 +8,7 @@ allowed, which the plugin turns into a usage error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ class Options:
     margin: float = 0.02             # non-inferiority margin δ where the thresholds file's [margin] has none
     shard: tuple[int, int] | None = None   # (I, N): run the I-th of N deterministic parts of the grid
     layer_sweep: int = 0             # blocks of this many decoder layers, each compressed alone (0: off)
+    settings_asked: bool = False     # settings named by the user (bits, methods, layers), not the default grid
 
 
 def _csv(kind):
@@ -84,7 +86,9 @@ SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
     ("--lvlm-device", "lvlm_device", str, "cpu", "cpu, cuda or cuda:N"),
     ("--lvlm-dtype", "lvlm_dtype", str, "auto", "auto (float16 on GPU, float32 on CPU), float32, float16, bfloat16"),
     ("--lvlm-seed", "lvlm_seed", int, 0, "generation seed"),
-    ("--lvlm-cache", "lvlm_cache", str, ".lvlmbench", "directory of the generation cache"),
+    ("--lvlm-cache", "lvlm_cache", str, "ROOTDIR/.lvlmbench",
+     "directory of the generation cache and saved runs (relative: to the current directory; as an ini key: to "
+     "the rootdir)"),
     ("--lvlm-report", "lvlm_report", str, None, "write the JSON report here"),
     ("--lvlm-report-answers", "lvlm_report_answers", str, "no", "yes: the JSON report holds every answer"),
     ("--lvlm-report-md", "lvlm_report_md", str, None, "write a markdown report (settings x tasks, for a PR comment) here"),
@@ -141,28 +145,61 @@ def add_options(parser) -> None:
         group.addoption(flag, action="store_true", default=False, help=help_text)
 
 
-def raw_values(getoption: Callable[[str], Any], getini: Callable[[str], Any]) -> dict[str, Any]:
-    """{ini name: value}: the command line's value, else the ini key's, else the default."""
+# ini keys naming files or directories: relative to the rootdir (where the ini file is), as pytest's
+# own path keys are, so a run started from a subdirectory uses the same cache, runs and reports
+INI_PATHS = ("lvlm_cache", "lvlm_report", "lvlm_report_md", "lvlm_report_csv", "lvlm_plot", "lvlm_thresholds",
+             "lvlm_data_dir", "lvlm_toxicity_model")
+SAVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def explicitly_used(getoption: Callable[[str], Any], getini: Callable[[str], Any]) -> bool:
+    """Whether the command line or the ini file sets any lvlmbench option: then the run uses the
+    plugin, which checks everything at configure time; otherwise it stays idle until a test uses it."""
+    flags = [(flag, ini) for flag, ini, *_ in LIST_OPTIONS + SCALAR_OPTIONS] + [(flag, None) for flag, _ in LISTINGS]
+    return any(getoption(_dest(flag)) not in (None, False) or (ini and getini(ini) not in (None, [], ""))
+               for flag, ini in flags)
+
+
+def raw_values(getoption: Callable[[str], Any], getini: Callable[[str], Any], root: Path | None = None
+               ) -> dict[str, Any]:
+    """{ini name: value}: the command line's value, else the ini key's (paths under ``root``), else
+    the default (the cache's: None, placed under the rootdir by :func:`options_from`)."""
     values: dict[str, Any] = {}
     for flag, ini, kind, *rest in LIST_OPTIONS + SCALAR_OPTIONS:
         default = rest[0] if len(rest) == 2 else []
-        value = getoption(flag.lstrip("-").replace("-", "_"))
+        value = getoption(_dest(flag))
         if value is None:
             raw = getini(ini)
             if raw in (None, [], ""):
-                value = default
+                value = None if ini == "lvlm_cache" else default
             else:
                 try:
                     value = ([kind(v) for part in raw for v in part.split(",") if v] if isinstance(raw, list)
                              else kind(raw))
                 except ValueError:
                     raise ValueError(f"ini key {ini} = {raw!r} is not a valid {kind.__name__}") from None
+                if ini in INI_PATHS and root is not None:
+                    value = ([str(root / Path(v).expanduser()) for v in value] if isinstance(value, list)
+                             else str(root / Path(value).expanduser()))
         values[ini] = value
     return values
 
 
-def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int | None = None) -> Options:
-    """Validated Options from raw values (see :func:`raw_values`); ValueError names the bad one."""
+def check_run_name(flag: str, name: str | None) -> None:
+    """A saved run's name is a file name inside the runs folder, never a path."""
+    if name is not None and not SAVE_NAME.fullmatch(name):
+        raise ValueError(f"{flag} {name!r}: a run name is 1-100 letters, digits, '.', '_' or '-', starting with a "
+                         "letter or digit (it names a file in the cache's runs/ folder, not a path)")
+
+
+def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int | None = None,
+                 root: Path = Path(".")) -> Options:
+    """Validated Options from raw values (see :func:`raw_values`); ValueError names the bad one.
+    ``root``: the rootdir, where the cache lives unless ``--lvlm-cache`` says otherwise."""
     settings = settings_from_options(values["lvlm_kv_bits"], values["lvlm_kv_method"], values["lvlm_weight_bits"],
                                      values["lvlm_weight_method"], values["lvlm_group_size"],
                                      values["lvlm_residual_length"], values["lvlm_outlier_ratio"])
@@ -206,6 +243,14 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
             raise ValueError(f"--lvlm-data-dir {directory!r}: no such directory")
     if values["lvlm_toxicity_model"] and not Path(values["lvlm_toxicity_model"]).expanduser().is_dir():
         raise ValueError(f"--lvlm-toxicity-model {values['lvlm_toxicity_model']!r}: no such directory")
+    check_run_name("--lvlm-save", values["lvlm_save"])
+    check_run_name("--lvlm-compare", values["lvlm_compare"])
+    tolerance = values["lvlm_compare_tolerance"]
+    if not 0 <= tolerance < float("inf"):
+        raise ValueError(f"--lvlm-compare-tolerance {tolerance}: must be a finite drop >= 0 (e.g. 0.01)")
+    if tolerance and not values["lvlm_compare"]:
+        raise ValueError(f"--lvlm-compare-tolerance {tolerance} has no effect without --lvlm-compare NAME "
+                         "(the saved run it is a tolerance against)")
     if values["lvlm_report_answers"] not in ("yes", "no"):
         raise ValueError(f"--lvlm-report-answers {values['lvlm_report_answers']!r}: allowed are yes, no")
     device = values["lvlm_device"]
@@ -221,7 +266,8 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
 
     return Options(models=values["lvlm_model"] or ["tiny"], settings=settings, limit=limit,
                    batch_size=values["lvlm_batch_size"], device=device, dtype=values["lvlm_dtype"],
-                   seed=values["lvlm_seed"], cache_dir=Path(values["lvlm_cache"]), report=path("lvlm_report"),
+                   seed=values["lvlm_seed"],
+                   cache_dir=Path(values["lvlm_cache"]).expanduser() if values["lvlm_cache"] else root / ".lvlmbench", report=path("lvlm_report"),
                    report_answers=values["lvlm_report_answers"] == "yes", plot=path("lvlm_plot"),
                    report_md=path("lvlm_report_md"), report_csv=path("lvlm_report_csv"),
                    thresholds=path("lvlm_thresholds"), save=values["lvlm_save"], compare=values["lvlm_compare"],
@@ -232,7 +278,10 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                    toxicity_model=path("lvlm_toxicity_model"), calibration=values["lvlm_calibration"],
                    published_tolerance=values["lvlm_published_tolerance"],
                    published_check=values["lvlm_published_check"], margin=values["lvlm_margin"], shard=shard,
-                   layer_sweep=values["lvlm_layer_sweep"])
+                   layer_sweep=values["lvlm_layer_sweep"],
+                   settings_asked=any(values[key] for key in ("lvlm_kv_bits", "lvlm_kv_method", "lvlm_weight_bits",
+                                                              "lvlm_weight_method", "lvlm_kv_layers",
+                                                              "lvlm_weight_layers")))
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -13,6 +13,9 @@ OPTIONS_KEY = pytest.StashKey["object"]()
 RESULTS_KEY = pytest.StashKey["object"]()     # the controller's records (also under xdist)
 GATES_KEY = pytest.StashKey["object"]()       # saved run to compare against, thresholds by path
 PRODUCED_KEY = pytest.StashKey[list]()         # records a test produced, sent with its report
+ACTIVE_KEY = pytest.StashKey[bool]()           # the run uses the plugin: checked, cache opened (see activate)
+ERROR_KEY = pytest.StashKey[Exception]()       # activation failed during collection: raised once it ends
+UNFIT_KEY = pytest.StashKey[dict]()            # (model, setting id) -> why that default-grid setting cannot apply
 
 
 def environment_summary() -> str:
@@ -24,8 +27,8 @@ def environment_summary() -> str:
             f"transformers {transformers.__version__}")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return environment_summary()
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return environment_summary() if ACTIVE_KEY in config.stash else None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,13 +46,13 @@ def read_options(config: pytest.Config):
     from .options import options_from, raw_values
 
     try:
-        values = raw_values(config.getoption, config.getini)
+        values = raw_values(config.getoption, config.getini, config.rootpath)
         gpus = None
         if str(values["lvlm_device"]).startswith("cuda"):
             import torch
 
             gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        return options_from(values, getattr(config, "workerinput", {}).get("workerid"), gpus)
+        return options_from(values, getattr(config, "workerinput", {}).get("workerid"), gpus, root=config.rootpath)
     except ValueError as error:
         raise _usage_error(error) from None
 
@@ -91,29 +94,39 @@ def pytest_cmdline_main(config: pytest.Config):
     return 0
 
 
-def sweep_settings(options) -> list:
-    """The grid plus each compressed setting on every block of ``--lvlm-layer-sweep`` layers alone;
-    every layer selection is checked against each model's depth now, not mid-run."""
-    from transformers import AutoConfig
-
-    from .models import resolve_model
+def sweep_settings(options, shapes: dict) -> list:
+    """The grid plus, with ``--lvlm-layer-sweep N``, each compressed setting on every block of N
+    layers alone (``shapes``: each model's :class:`.fit.TextShape`)."""
     from .settings import with_layers
 
-    counts = {name: AutoConfig.from_pretrained(resolve_model(name).source).get_text_config(decoder=True)
-              .num_hidden_layers for name in options.models}
-    for name, count in counts.items():
-        for setting in options.settings:
-            for selection in (setting.kv_layers, setting.weight_layers):
-                if selection is not None:
-                    try:
-                        selection.layers(count)
-                    except ValueError as error:
-                        raise ValueError(f"{setting.id} on model {name!r}: {error}") from None
     if not options.layer_sweep:
         return options.settings
-    if len(set(counts.values())) > 1:
-        raise ValueError(f"--lvlm-layer-sweep: the models have different depths {counts}; sweep one at a time")
-    return with_layers(options.settings, sweep=options.layer_sweep, layer_count=next(iter(counts.values())))
+    depths = {name: shape.layers for name, shape in shapes.items()}
+    if len(set(depths.values())) > 1:
+        raise ValueError(f"--lvlm-layer-sweep: the models have different depths {depths}; sweep one at a time")
+    return with_layers(options.settings, sweep=options.layer_sweep, layer_count=next(iter(depths.values())))
+
+
+def fit_grid(options) -> dict[tuple[str, str], str]:
+    """Check every (model, setting) of the grid against the model's config.json, before any test:
+    a setting the user asked for that cannot apply is a ValueError naming setting, model and fix;
+    a default-grid one is returned, (model, setting id) -> reason, for its tests to skip."""
+    from .fit import text_shape, unfit_reason
+    from .models import check_hub_model, resolve_model
+
+    shapes = {}
+    for name in options.models:
+        ref = resolve_model(name)
+        if not ref.is_local:
+            check_hub_model(ref)
+        shapes[name] = text_shape(ref.source, ref.is_local)
+    options.settings = sweep_settings(options, shapes)
+    unfit = {(name, setting.id): reason for name, shape in shapes.items() for setting in options.settings
+             if (reason := unfit_reason(setting, shape))}
+    if options.settings_asked and unfit:
+        raise ValueError("settings that cannot apply: " + "; ".join(
+            f"{setting} on model {name!r}: {reason}" for (name, setting), reason in unfit.items()))
+    return unfit
 
 
 def frontier_main(config: pytest.Config) -> int:
@@ -187,7 +200,7 @@ def merge_main(config: pytest.Config) -> int:
     except ValueError as error:
         print(f"ERROR: lvlmbench: {error}", file=sys.stderr)
         return pytest.ExitCode.USAGE_ERROR
-    results = Results(records)
+    results = Results(records, order=(options.models, [setting.id for setting in options.settings]))
     for table in tables(results, options, full=config.get_verbosity() > 0):
         print(table)
     print(f"lvlmbench: merged {len(records)} records from {len(config.getoption('lvlm_merge'))} runs")
@@ -199,24 +212,62 @@ def merge_main(config: pytest.Config) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Cheap for every pytest run: options parsed, marks registered, -k taught layered ids. The rest
+    (:func:`activate`) only when the run uses the plugin: an lvlm option or ini key, or a suite
+    directory (a conftest.py with ``lvlmbench_suite = True``) among the run's initial conftests;
+    otherwise on the first test that asks for a (model, setting)."""
+    from .markers import marker_lines
+    from .options import explicitly_used
+
     options = read_options(config)
+    for line in marker_lines(with_xdist=config.pluginmanager.hasplugin("xdist")):
+        config.addinivalue_line("markers", line)
+    config.stash[OPTIONS_KEY] = options
+    if "@" in (getattr(config.option, "keyword", "") or ""):
+        config.option.keyword = keyword_form(config.option.keyword)
+    config.pluginmanager.register(RecordCollector(config), "lvlmbench-records")
+    if explicitly_used(config.getoption, config.getini) or any(
+            getattr(plugin, "lvlmbench_suite", False) is True for plugin in config.pluginmanager.get_plugins()):
+        activate(config)
+
+
+def keyword_form(text: str) -> str:
+    """Layered setting ids in a form pytest's ``-k`` grammar accepts (it rejects ``@`` and ``,``):
+    ``kv2-uniform@0-3,8-11`` -> ``kv2-uniform:0-3/8-11``. Applied to ``-k`` and added to each test's
+    keywords, so ``-k "kv4-uniform@0-1"`` selects what it names."""
+    import re
+
+    return re.sub(r"@([\w\-]+(?:,[\w\-]+)*)", lambda m: ":" + m.group(1).replace(",", "/"), text)
+
+
+def activate(config: pytest.Config) -> None:
+    """Everything a benchmark run needs, checked before any test (a bad value is a usage error):
+    tasks included, models resolved, every setting fitted to every model, thresholds and the saved
+    run read, output paths writable, the generation cache under the rootdir opened, the judge reached."""
+    if ERROR_KEY in config.stash:
+        raise config.stash[ERROR_KEY]
+    if ACTIVE_KEY in config.stash:
+        return
+    try:
+        _activate(config)
+    except pytest.UsageError as error:
+        config.stash[ERROR_KEY] = error
+        raise
+    config.stash[ACTIVE_KEY] = True
+
+
+def _activate(config: pytest.Config) -> None:
     from .data import set_data_dirs
     from .gencache import GenerationCache
-    from .models import check_hub_model, resolve_model
-    from .report import check_writable
+    from .files import check_writable
     from .results import Results
-    from .tasks import CAPABILITIES
     from .thresholds import Gates
 
+    options = config.stash[OPTIONS_KEY]
     include_tasks(options)
     set_data_dirs(options.data_dirs)
     try:
-        for name in options.models:
-            ref = resolve_model(name)
-            if not ref.is_local:
-                check_hub_model(ref)
-        if options.layer_sweep or any(setting.layered for setting in options.settings):
-            options.settings = sweep_settings(options)
+        config.stash[UNFIT_KEY] = fit_grid(options)
         gates = Gates.from_options(options)
         for path, flag in ((options.report, "--lvlm-report"), (options.plot, "--lvlm-plot"),
                            (options.report_md, "--lvlm-report-md"), (options.report_csv, "--lvlm-report-csv"),
@@ -240,14 +291,8 @@ def pytest_configure(config: pytest.Config) -> None:
         except ImportError:
             raise pytest.UsageError("lvlmbench: --lvlm-plot needs matplotlib: "
                                     "pip install 'lvlm-compress-bench[plot]'") from None
-    for name, text in [(c, f"tests of the {c} capability") for c in CAPABILITIES] + [
-            ("baseline", "the uncompressed baseline"), ("kv_quant", "settings that quantize the KV cache"),
-            ("weight_quant", "settings that quantize weights")]:
-        config.addinivalue_line("markers", f"{name}: lvlmbench {text}")
-    config.stash[OPTIONS_KEY] = options
     config.stash[GATES_KEY] = gates
-    config.stash[RESULTS_KEY] = Results()
-    config.pluginmanager.register(RecordCollector(config.stash[RESULTS_KEY]), "lvlmbench-records")
+    config.stash[RESULTS_KEY] = Results(order=(options.models, [setting.id for setting in options.settings]))
 
 
 def session_of(config: pytest.Config):
@@ -263,16 +308,26 @@ def session_of(config: pytest.Config):
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "lvlm_target" not in metafunc.fixturenames:
         return
-    options = metafunc.config.stash[OPTIONS_KEY]
-    targets = [pytest.param((model, setting), id=f"{model}-{setting.id}", marks=setting_marks(model, setting))
+    config = metafunc.config
+    try:
+        activate(config)
+    except pytest.UsageError:   # a collection error would print a traceback: raised after collection instead
+        metafunc.parametrize("lvlm_target", [], scope="session")
+        return
+    options, unfit = config.stash[OPTIONS_KEY], config.stash[UNFIT_KEY]
+    targets = [pytest.param((model, setting), id=f"{model}-{setting.id}",
+                            marks=setting_marks(model, setting, unfit.get((model, setting.id))))
                for model in options.models for setting in options.settings]
     metafunc.parametrize("lvlm_target", targets, scope="session")
 
 
-def setting_marks(model: str, setting) -> list[pytest.MarkDecorator]:
+def setting_marks(model: str, setting, unfit: str | None = None) -> list[pytest.MarkDecorator]:
     """``-m baseline`` / ``kv_quant`` / ``weight_quant`` select by what a setting compresses; the
-    xdist group keeps each (model, weight spec) on one worker under ``--dist loadgroup``."""
+    xdist group keeps each (model, weight spec) on one worker under ``--dist loadgroup``; a
+    default-grid setting that cannot apply to the model is skipped, saying why."""
     marks = [pytest.mark.xdist_group(f"{model}-{setting.weights_id}")]
+    if unfit:
+        marks.append(pytest.mark.skip(reason=f"lvlmbench: {unfit}"))
     if setting.is_baseline:
         marks.append(pytest.mark.baseline)
     if not setting.kv.is_float:
@@ -284,7 +339,14 @@ def setting_marks(model: str, setting) -> list[pytest.MarkDecorator]:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items) -> None:
     """Read every thresholds file the collected benchmarks use now: a bad one is a usage error;
-    ``--lvlm-shard I/N`` deselects the benchmarks of the other shards."""
+    ``--lvlm-shard I/N`` deselects the benchmarks of the other shards; layered ids answer ``-k``."""
+    if ERROR_KEY in config.stash:
+        raise config.stash[ERROR_KEY]
+    if ACTIVE_KEY not in config.stash:
+        return
+    for item in items:
+        if "@" in item.name:
+            item.extra_keyword_matches.add(keyword_form(item.name))
     shard = config.stash[OPTIONS_KEY].shard
     if shard:
         from .runs import shard_of
@@ -310,23 +372,63 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 raise _usage_error(error) from None
 
 
+class ProgressLine:
+    """``37/150 samples, 4.1/s`` after what pytest has written on the current terminal line, cut to
+    the terminal's width, written with output capture suspended (capture would swallow it), the
+    cursor moved back after it so pytest's own line bookkeeping stays true; erased by :meth:`clear`.
+    Only on a terminal: in logs and on xdist workers there is no line to rewrite."""
+
+    def __init__(self, writer, suspended) -> None:
+        self.writer, self.suspended = writer, suspended
+        self.shown = 0
+
+    def _show(self, text: str) -> None:
+        with self.suspended():   # sys.stdout is the terminal again in here
+            sys.stdout.write(text + "\b" * len(text))
+            sys.stdout.flush()
+
+    def __call__(self, done: int, total: int, seconds: float) -> None:
+        room = self.writer.fullwidth - 1 - self.writer.width_of_current_line
+        text = f" {done}/{total} samples, {done / max(seconds, 1e-9):.1f}/s"[:max(room, 0)]
+        self._show(text.ljust(self.shown))
+        self.shown = len(text)
+
+    def clear(self) -> None:
+        if self.shown:
+            self._show(" " * self.shown)
+            self.shown = 0
+
+
+def progress_line(config: pytest.Config) -> ProgressLine | None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None or not reporter.isatty or config.get_verbosity() < 0 \
+            or hasattr(config, "workerinput"):
+        return None
+    return ProgressLine(reporter._tw, capture.global_and_fixture_disabled)
+
+
 @pytest.fixture
 def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
     """Evaluate a task for this test's (model, setting); returns the Record. Fails the test when
-    the record breaks a threshold or got worse than the saved run compared against."""
+    the record breaks a threshold or got worse than the saved run compared against. The primary
+    metric, its change and verdict go to the test's ``user_properties`` (JUnit XML, pytest-html)."""
     model, setting = lvlm_target
     session = session_of(request.config)
     gates = request.config.stash[GATES_KEY]
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    quiet = request.config.get_verbosity() < 0
-
-    def progress(done: int, total: int, seconds: float) -> None:
-        if reporter is not None and not quiet:
-            reporter.write(f"\r  {done}/{total} samples, {done / max(seconds, 1e-9):.1f}/s ", flush=True)
+    progress = progress_line(request.config)
 
     def run(task):
+        try:
+            return _run(task)
+        finally:
+            if progress is not None:
+                progress.clear()
+
+    def _run(task):
         from .data import DatasetSchemaError, DatasetUnavailable
         from .proof import compression_failures
+        from .report import user_properties_of
         from .settings import BASELINE
 
         reason = task.unavailable(session.scorers)
@@ -348,6 +450,7 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
         margins = gates.margins(record, request.path.parent, options.margin)
         session.test_noninferiority(record, margins)
         session.test_interaction(record, task, margins, progress)
+        request.node.user_properties.extend(user_properties_of(record, baseline))
         breaches = gates.breaches(record, baseline, request.path.parent) + compression_failures(record)
         published = session.check_published(baseline)   # kept on the record; fails only the FP16 test
         if setting.is_baseline:
@@ -374,27 +477,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 class RecordCollector:
-    """Keeps the records of every test report it sees: on an xdist controller, the workers'."""
+    """Keeps the records of every test report it sees: on an xdist controller, the workers' (a
+    controller that collected nothing activates the plugin on the first record)."""
 
-    def __init__(self, results) -> None:
-        self.results = results
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        records = getattr(report, "lvlmbench_records", ())
+        if not records:
+            return
         from .results import Record
 
-        for record in getattr(report, "lvlmbench_records", ()):
-            self.results.add(Record(**record))
+        activate(self.config)
+        for record in records:
+            self.config.stash[RESULTS_KEY].add(Record(**record))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    if hasattr(config, "workerinput") or RESULTS_KEY not in config.stash:
+    if hasattr(config, "workerinput") or not len(config.stash.get(RESULTS_KEY, ())):
         return
     from .report import tables, write_json, write_plot, write_tables
     from .runs import save_run
 
     results = config.stash[RESULTS_KEY]
-    if not len(results):
-        return
     options = config.stash[OPTIONS_KEY]
     for table in tables(results, options, full=config.get_verbosity() > 0,
                         width=max(80, terminalreporter._tw.fullwidth)):

@@ -2,17 +2,13 @@
 columns the baseline then each setting, cells ``value (Δ)`` with significance marks, plus
 the flips per setting), the JSON report and the metric-vs-bits plot.
 
-Files are written atomically (a temporary file beside the target, then :func:`os.replace`), so a
-crash never leaves half a report; :func:`check_writable` lets the plugin refuse an unwritable
-``--lvlm-report`` / ``--lvlm-plot`` / ``--lvlm-save`` path at configure time, before the run."""
+Files are written atomically (:mod:`.files`), so a crash never leaves half a report."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 
 from tabulate import tabulate
@@ -26,7 +22,8 @@ from .proof import compression_notes
 from .sensitivity import rank_blocks, sensitivity_lines
 from .subgroups import describe
 from .published import PublishedCheck
-from .results import Record, Results
+from .files import atomic_write_bytes, atomic_write_text
+from .results import Record, Results, flips
 from .settings import BASELINE, Setting
 
 SIGNIFICANCE = 0.05
@@ -91,6 +88,44 @@ def _cell(record: Record, metric: str, base: Record | None, adjusted: dict, verd
     bounds = delta_interval(record, metric) if interval else None
     paired = f" [{bounds[0]:+.3f}, {bounds[1]:+.3f}]" if bounds else ""
     return f"{value:.3f} ({delta:+.3f}{paired}{_mark(record, metric, base, adjusted, verdict)})"
+
+
+def user_properties_of(record: Record, baseline: Record) -> list[tuple[str, object]]:
+    """The test's record as pytest ``user_properties`` (JUnit XML ``<property>``, pytest-html,
+    pytest-json-report): its primary metric, the change vs fp16 with the paired 95% interval, the
+    unadjusted p-values and this test's own verdict. The report's table adjusts over the whole table
+    (Benjamini-Hochberg), so a cell there can be less decided than this test alone."""
+    metric = record.primary
+    found = [("lvlm_model", record.model), ("lvlm_setting", record.setting), ("lvlm_task", record.task),
+             ("lvlm_metric", metric), ("lvlm_value", round(record.metrics[metric], 6)),
+             ("lvlm_samples", record.samples), ("lvlm_clusters", record.clusters),
+             ("lvlm_generated", record.generated)]
+    if record is baseline or record.setting == BASELINE.id:
+        low, high = record.intervals.get(metric, (record.metrics[metric],) * 2)
+        return _plain_values(found + [("lvlm_ci95", f"[{low:.4f}, {high:.4f}]")])
+    found += [("lvlm_fp16", round(baseline.metrics[metric], 6)),
+              ("lvlm_delta", round(record.metrics[metric] - baseline.metrics[metric], 6))]
+    bounds = delta_interval(record, metric)
+    if bounds:
+        found.append(("lvlm_delta_ci95", f"[{bounds[0]:+.4f}, {bounds[1]:+.4f}]"))
+    if metric in record.p_values:
+        found.append(("lvlm_p_change", round(record.p_values[metric], 6)))
+    test = record.noninferiority.get(metric)
+    if test:
+        alone = Record(**{**record.__dict__, "noninferiority": {metric: test}})
+        verdict = verdicts([alone, baseline], record.p_values, SIGNIFICANCE)[(record.setting, record.task, metric)]
+        found += [("lvlm_margin", test["margin"]), ("lvlm_p_noninferior", round(test["p"], 6)),
+                  ("lvlm_verdict", verdict)]
+    agreement = 1 - flips(record, baseline)
+    found += [("lvlm_agreement", round(agreement, 6))]
+    found += [(name, round(value, 6)) for name, value in (("lvlm_kv_ratio", record.kv_ratio),
+                                                         ("lvlm_weight_ratio", record.weight_ratio)) if value]
+    return _plain_values(found)
+
+
+def _plain_values(pairs: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    """numpy scalars as Python ones: properties cross from xdist workers (execnet takes no numpy)."""
+    return [(name, value.item() if hasattr(value, "item") else value) for name, value in pairs]
 
 
 def tables(results: Results, options, full: bool = False, width: int = 120) -> list[str]:
@@ -188,9 +223,9 @@ def _full_table(results: Results, records: list[Record], adjusted: dict, verdict
                                                            verdict.get((setting, task, metric)), interval=True))
             rows.append(row)
         present = [by_key.get((task, s)) for s in settings]
-        flips = [None if r is None else results.flips(r) for r in present]
+        churn = [None if r is None else results.flips(r) for r in present]
         ratios = [None if r is None else r.kv_ratio for r in present]
-        rows.append(["", task, "flips vs fp16"] + ["" if f is None else f"{f:.3f}" for f in flips])
+        rows.append(["", task, "flips vs fp16"] + ["" if f is None else f"{f:.3f}" for f in churn])
         rows.append(["", task, "KV bytes / float"] + ["" if k is None else f"{k:.3f}" for k in ratios])
         if any(r is not None and r.weight_ratio is not None for r in present):
             rows.append(["", task, "weight bytes / float"] + ["" if r is None or r.weight_ratio is None
@@ -354,55 +389,6 @@ def csv_report(results: Results) -> str:
                                  r.samples, r.clusters, "" if detectable is None else detectable,
                                  "" if r.kv_ratio is None else r.kv_ratio])
     return buffer.getvalue()
-
-
-def check_writable(path: Path, option_name: str) -> None:
-    """ValueError naming the option, the path and why a file cannot be written there; a missing
-    directory is created (that is what a later write would do)."""
-    path = Path(path)
-
-    def fail(why: str):
-        return ValueError(f"{option_name} {path}: cannot write there: {why}")
-
-    if path.is_dir():
-        raise fail("it is a directory; give a file path")
-    existing = next(p for p in [path.parent, *path.parent.parents] if p.exists() or p == p.parent)
-    if existing.exists() and not existing.is_dir():
-        raise fail(f"{existing} is a file, not a directory")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise fail(f"cannot create directory {path.parent} ({error.strerror or error})") from None
-    try:
-        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
-    except OSError as error:
-        raise fail(f"directory {path.parent} is not writable ({error.strerror or error})") from None
-    os.close(handle)
-    os.unlink(probe)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``: readers see
-    the old file or the new one, never half of one. Missing directories are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)   # what a plain open() would have made, not mkstemp's 0600
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def write_json(results: Results, options, path: Path, answers: bool = False) -> None:

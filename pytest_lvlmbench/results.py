@@ -4,6 +4,7 @@ controller of an xdist run rebuilds everything from the records its workers send
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -23,6 +24,8 @@ class Record:
     primary: str
     metrics: dict[str, float]
     predictions: list[str] = field(repr=False)
+    items: list[str] = field(default_factory=list, repr=False)     # each prediction's item id
+    prompts: list[str] = field(default_factory=list, repr=False)   # ... and the prompt the model was given
     intervals: dict[str, list[float]] = field(default_factory=dict)   # 95% bootstrap CI per metric
     p_values: dict[str, float] = field(default_factory=dict)          # paired test vs the baseline
     samples: int = 0
@@ -58,8 +61,19 @@ class Record:
         report writes and what crosses from an xdist worker to the controller (execnet takes no numpy)."""
         entry = json.loads(json.dumps(asdict(self), default=_plain))
         if not answers:
-            entry.pop("predictions")
+            for key in ANSWER_FIELDS:
+                entry.pop(key)
         return entry
+
+
+ANSWER_FIELDS = ("predictions", "items", "prompts")
+
+
+def keyed_answers(record: Record) -> list[dict]:
+    """Each item's id, prompt and answer together: what the JSON report holds with
+    ``--lvlm-report-answers yes``, so a reader can audit what the model was asked."""
+    return [{"id": item, "prompt": prompt, "answer": answer}
+            for item, prompt, answer in zip(record.items, record.prompts, record.predictions)]
 
 
 def _plain(value):
@@ -76,12 +90,24 @@ def flips(record: Record, baseline: Record) -> float:
 
 
 class Results:
-    """The records of a run, one per (model, setting, task), in the order they arrived."""
+    """The records of a run, one per (model, setting, task), iterated in the grid's order whatever
+    order the tests ran in (pytest-randomly, ``--ff``, xdist): models and settings as ``order``
+    gives them, tasks as the task registry has them; anything not listed after, by name."""
 
-    def __init__(self, records: list[Record] | None = None) -> None:
+    def __init__(self, records: list[Record] | None = None,
+                 order: tuple[Sequence[str], Sequence[str]] = ((), ())) -> None:
         self._records: dict[tuple[str, str, str], Record] = {}
+        self._rank = [{name: i for i, name in enumerate(names)} for names in order]
         for record in records or []:
             self.add(record)
+
+    def _key(self, record: Record) -> tuple:
+        from .tasks import TASKS
+
+        tasks = {name: i for i, name in enumerate(TASKS)}
+        (models, settings) = self._rank
+        return (models.get(record.model, len(models)), record.model, settings.get(record.setting, len(settings)),
+                record.setting, tasks.get(record.task, len(tasks)), record.task)
 
     def add(self, record: Record) -> Record:
         return self._records.setdefault(record.key, record)
@@ -98,12 +124,13 @@ class Results:
         return None if base is None else flips(record, base)
 
     def __iter__(self):
-        return iter(self._records.values())
+        return iter(sorted(self._records.values(), key=self._key))
 
     def __len__(self) -> int:
         return len(self._records)
 
     def as_json(self, answers: bool = False) -> list[dict]:
-        return [{**r.as_dict(answers), "flips": self.flips(r),
+        return [{**r.as_dict(answers=False), **({"answers": keyed_answers(r)} if answers else {}),
+                 "flips": self.flips(r),
                  "samples_per_second": r.generated / r.seconds if r.generated and r.seconds else None}
                 for r in self]

@@ -169,7 +169,7 @@ def check_save(options) -> None:
     that name (malformed file; another limit, seed or dtype) or cannot write there."""
     if not options.save:
         return
-    from .report import check_writable
+    from .files import check_writable
 
     path = run_path(options.cache_dir, options.save)
     if path.exists() and not path.is_dir():
@@ -181,7 +181,8 @@ def check_save(options) -> None:
 
 def save_run(results, options, name: str) -> Saved:
     """Merge a run into saved run ``name`` (see the module docstring), atomically."""
-    from .report import atomic_write_text, machine_info, report_json
+    from .files import atomic_write_text
+    from .report import machine_info, report_json
 
     path = run_path(options.cache_dir, name)
     now = report_json(results, options)

@@ -8,7 +8,7 @@ the generation cache, weight-quantized copies and calibration. Nothing here impo
 from __future__ import annotations
 
 import gc
-from dataclasses import replace
+from dataclasses import asdict, replace
 import resource
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,6 +24,7 @@ from .metrics.paired import PairedComparison, compare, share_interval
 from .gencache import (Generated, GenerationCache, device_kind, generation_key, hub_fingerprint, image_hash,
                        model_fingerprint)
 from .calibration import calibration_source
+from .data import DatasetUnavailable
 from .generation import generate_batch
 from .judges import scorers_from_options
 from .models import ModelRef, resolve_model
@@ -154,7 +155,28 @@ class Session:
                               bytes_after=summary.bytes_after + rest.bytes_after,
                               bytes_expected=summary.bytes_expected + rest.bytes_expected)
         self._weight_summaries[(name, setting.weights_id)] = summary
+        self.cache.put_measurement(self._summary_key(name, setting), asdict(summary))
         return model
+
+    def _summary_key(self, name: str, setting: Setting) -> str:
+        calibration = self.calibration_source(name) if setting.needs_calibration else ""
+        return "weights:" + "\0".join([self.fingerprint(name), setting.weights_id, str(self.dtype),
+                                        device_kind(self.options.device), calibration])
+
+    def weight_summary(self, name: str, setting: Setting) -> QuantizationSummary | None:
+        """What quantizing the weights stored, measured when the model was built: in this run, else
+        as stored beside the cached answers, else by building it now. So a record whose answers all
+        come from the cache still carries its proof of compression."""
+        if setting.weights.is_float:
+            return None
+        key = (name, setting.weights_id)
+        if key not in self._weight_summaries:
+            stored = self.cache.get_measurement(self._summary_key(name, setting))
+            if stored is not None:
+                self._weight_summaries[key] = QuantizationSummary(**stored)
+            else:
+                self.model(name, setting)
+        return self._weight_summaries[key]
 
     def calibration_source(self, name: str) -> str:
         """Where AWQ's calibration activations come from for this model (``--lvlm-calibration``)."""
@@ -195,14 +217,20 @@ class Session:
     def evaluate(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
         """The record of (model, setting, task): reused if this run already has it. Evaluate
         the baseline first: a setting's paired tests compare against it."""
-        return self.results.find(name, setting.id, task.name) or self.run(name, setting, task, progress)
+        found = self.results.find(name, setting.id, task.name)
+        if found is not None:
+            return found
+        with self.cache.claim(name, setting.id, task.name):   # xdist: one worker generates, the others read
+            return self.run(name, setting, task, progress)
 
     def run(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
         """Answers for every item (cached ones reused), scored; the record is kept and returned."""
         start = time.perf_counter()
         items = task.load(self.options.limit)
         if not items:
-            raise ValueError(f"task {task.name!r} has no samples to evaluate (--lvlm-limit {self.options.limit})")
+            limit = self.options.limit
+            raise DatasetUnavailable(f"task {task.name!r}: this copy of its dataset holds no item the task evaluates"
+                                     + (f" among the rows --lvlm-limit {limit} reads" if limit else ""))
         prompts = self.prompts(name, task, items)
         config = {"max_new_tokens": task.max_new_tokens, "do_sample": False, "dtype": str(self.dtype),
                   "device": device_kind(self.options.device), "kernels": kernel_path(self.options.device)}
@@ -238,6 +266,7 @@ class Session:
         self._comparisons[(name, setting.id, task.name)] = comparisons
         record = Record(name, setting.id, task.name, task.capability, task.primary,
                         metrics={m: stat.value() for m, stat in statistics.items()}, predictions=predictions,
+                        items=[str(item.id) for item in items], prompts=prompts,
                         intervals={m: list(self._interval(task.name, stat)) for m, stat in statistics.items()},
                         p_values={m: c.p_change for m, c in comparisons.items()},
                         paired={m: c.as_dict() for m, c in comparisons.items() if higher_is_better(m) is not None},
@@ -253,7 +282,7 @@ class Session:
         base_record = self.results.find(name, BASELINE.id, task.name)
         if task.subgroups and base_record is not None and not setting.is_baseline:
             record.subgroup_flips = subgroup_flips(items, base_record.predictions, predictions, task.subgroups)
-        summary = self._weight_summaries.get((name, setting.weights_id))
+        summary = self.weight_summary(name, setting)
         if summary is not None:
             record.weight_bytes, record.weight_bytes_expected = summary.bytes_after, summary.bytes_expected
             record.weight_ratio = summary.ratio

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quant import KVQuantSpec, WeightQuantSpec
+from quant.spec import KVQuantSpec, WeightQuantSpec
 from quant.layers import LayerSelection, blocks
 from quant.spec import ALLOWED_BITS, KV_METHODS, WEIGHT_METHODS
 

@@ -1,15 +1,32 @@
-"""Compression library for LVLMs: affine quantization, bit-packing, quantized weights and KV caches."""
+"""Compression library for LVLMs: affine quantization, bit-packing, quantized weights and KV caches.
 
-from .affine import NonFiniteError, QParams, block_size_for, choose_qparams, dequantize, quantize
-from .kvcache import QuantizedKVCache, QuantizedKVLayer
-from .memory import nbytes
-from .packed_attention import enable_packed_attention
-from .packing import PackedCodes, pack, unpack
-from .spec import KVQuantSpec, WeightQuantSpec
-from .weights import QuantizationSummary, QuantizedLinear, quantize_model
+Names resolve on first use (PEP 562), so ``import quant.spec`` or ``quant.layers`` — all that option
+parsing needs — does not import torch and transformers."""
 
-__all__ = [
-    "KVQuantSpec", "WeightQuantSpec", "NonFiniteError", "QParams", "block_size_for", "choose_qparams", "quantize",
-    "dequantize", "PackedCodes", "pack", "unpack", "nbytes", "QuantizedLinear", "QuantizationSummary",
-    "quantize_model", "QuantizedKVCache", "QuantizedKVLayer", "enable_packed_attention",
-]
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "affine": ["NonFiniteError", "QParams", "block_size_for", "choose_qparams", "dequantize", "quantize"],
+    "kvcache": ["QuantizedKVCache", "QuantizedKVLayer"],
+    "memory": ["nbytes"],
+    "packed_attention": ["enable_packed_attention"],
+    "packing": ["PackedCodes", "pack", "unpack"],
+    "spec": ["KVQuantSpec", "WeightQuantSpec"],
+    "weights": ["QuantizationSummary", "QuantizedLinear", "quantize_model"],
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'quant' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

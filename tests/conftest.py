@@ -15,6 +15,16 @@ from tiny_models import llama_config
 pytest_plugins = ["pytester"]
 
 COPY_VOCAB, COPY_PERIOD = 64, 16
+TEST_TIMEOUT_S = 900   # a hung test fails after this long (pytest-timeout, the dev extra), instead of hanging CI
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test here gets pytest-timeout's limit, as a mark rather than pyproject's ``timeout`` key:
+    that key warns "Unknown config option" (an error under --strict-config) wherever pytest-timeout is
+    not installed, e.g. after README's first command."""
+    if config.pluginmanager.hasplugin("timeout"):
+        for item in items:
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_S), append=False)
 
 
 @pytest.fixture(scope="session")

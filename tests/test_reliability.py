@@ -143,7 +143,7 @@ def test_a_run_killed_mid_way_resumes_without_regenerating_finished_answers(pyte
                                 "yes"], cwd=pytester.path, check=True, stdout=subprocess.DEVNULL)
     [again], [fresh] = (json.loads(p.read_text())["records"] for p in (resumed, clean))
     assert again["generated"] == 40 - done and fresh["generated"] == 40
-    assert again["predictions"] == fresh["predictions"] and again["metrics"] == fresh["metrics"]
+    assert again["answers"] == fresh["answers"] and again["metrics"] == fresh["metrics"]
 
 
 @pytest.mark.parametrize("setup, message", [

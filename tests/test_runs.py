@@ -8,7 +8,7 @@ import re
 import pytest
 
 from pytest_lvlmbench.options import Options
-from pytest_lvlmbench.report import atomic_write_text, check_writable
+from pytest_lvlmbench.files import atomic_write_text, check_writable
 from pytest_lvlmbench.results import Record, Results
 from pytest_lvlmbench.runs import SavedRun, check_save, run_path, save_run
 from pytest_lvlmbench.settings import BASELINE

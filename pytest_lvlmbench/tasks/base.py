@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..judges import SCORER_KINDS, Scorers
+from ..markers import CAPABILITIES
 from ..metrics import METRICS, SampleStats
 
-CAPABILITIES = ("recognition", "knowledge", "language_generation", "spatial", "visual_reasoning",
-                "hallucination", "visual_illusion", "toxicity", "stereotypes", "bias")
 ENTRY_POINT_GROUP = "lvlmbench.tasks"
 
 

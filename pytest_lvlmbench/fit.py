@@ -1,0 +1,79 @@
+"""Whether a compression setting can apply to a model, decided from the checkpoint's config.json
+before any test runs (a KIVI group that does not divide the head dimension, a weight group that does
+not divide a linear's input width, layers past the model's depth). The rules are quant/'s own
+(:meth:`quant.kvcache.QuantizedKVCache.__init__`, :func:`quant.weights.weight_block_size`,
+:meth:`quant.layers.LayerSelection.layers`), stated on the config's numbers instead of on tensors."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .settings import Setting
+
+NEEDED = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads")
+
+
+@dataclass(frozen=True)
+class TextShape:
+    """The language model's numbers that compression settings depend on."""
+
+    layers: int
+    head_dim: int
+    in_features: tuple[int, ...]   # input widths of the decoder's linears: q/k/v/gate/up, o_proj, down_proj
+
+
+def text_shape(source: str, is_local: bool) -> TextShape:
+    """Read from config.json with the json module when it states every number (the embedded models,
+    most local checkpoints: no torch import), else from transformers' AutoConfig with its defaults."""
+    text = _text_config_json(source, is_local)
+    if text is None or any(key not in text for key in NEEDED):
+        from transformers import AutoConfig
+
+        text = AutoConfig.from_pretrained(source).get_text_config(decoder=True).to_dict()
+    head_dim = text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
+    widths = (text["hidden_size"], text["num_attention_heads"] * head_dim, text["intermediate_size"])
+    return TextShape(text["num_hidden_layers"], head_dim, tuple(sorted(set(widths))))
+
+
+def _text_config_json(source: str, is_local: bool) -> dict | None:
+    if is_local:
+        path = Path(source) / "config.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(source, "config.json")
+        if not isinstance(found, str):
+            return None
+        path = Path(found)
+    config = json.loads(path.read_text())
+    return config.get("text_config", config)
+
+
+def _divisors(width: int, largest: int) -> str:
+    return ", ".join(str(g) for g in (2 ** k for k in range(1, 13)) if g <= largest and width % g == 0)
+
+
+def unfit_reason(setting: Setting, shape: TextShape) -> str | None:
+    """Why ``setting`` cannot apply to a model of this shape (with the fix), or None when it can."""
+    for spec in (setting.kv, setting.kv_rest):
+        if spec.method == "group" and not spec.is_float and shape.head_dim % spec.group_size:
+            return (f"{spec.id}: KIVI's group_size={spec.group_size} must divide the model's head_dim="
+                    f"{shape.head_dim} (it groups value channels); use --group-size "
+                    f"{_divisors(shape.head_dim, shape.head_dim)}")
+    for spec in (setting.weights, setting.weights_rest):
+        if spec.group_size is not None and not spec.is_float:
+            bad = [w for w in shape.in_features if w % spec.group_size]
+            if bad:
+                return (f"{spec.id}: group_size={spec.group_size} must divide every quantized linear's input "
+                        f"width, and {bad[0]} (of {', '.join(map(str, shape.in_features))}) is not a multiple; "
+                        f"use --group-size {_divisors(math.gcd(*shape.in_features), 128)}")
+    for selection in (setting.kv_layers, setting.weight_layers):
+        if selection is not None:
+            try:
+                selection.layers(shape.layers)
+            except ValueError as error:
+                return f"{setting.id}: {error}"
+    return None
