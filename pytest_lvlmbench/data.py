@@ -10,9 +10,11 @@ with pyarrow alone and never over the network, so a run on an offline machine is
    or an earlier ``datasets.load_dataset`` of the id; ``HF_HOME`` / ``HF_HUB_CACHE`` move it).
 
 Each ``lmms-lab/`` id is also found under its ``lmms-lab-encoder/`` mirror (lmms-eval moved there in
-2026). A dataset found nowhere makes its task skip with a reason that says how to get it; a dataset
-found but shaped differently from what the task reads (a missing config, split or column, a column
-of another type) is an error naming the dataset, the column and the fix: never a silent wrong number.
+2026). A dataset found nowhere makes its task skip with a reason that says how to get it (and where
+it looked); a copy holding none of a task's samples (a subset without the rows the task selects)
+skips naming the dataset and the filter; a dataset found but shaped differently from what the task
+reads (a missing config, split or column, a column of another type, a picture that does not decode)
+is an error naming the dataset, the column or file and the fix: never a silent wrong number.
 """
 
 from __future__ import annotations
@@ -102,7 +104,26 @@ def locate(dataset: HubDataset) -> Path:
         snapshot = _hub_snapshot(repo)
         if snapshot is not None and snapshot.is_dir():
             return snapshot
-    raise DatasetUnavailable(dataset.how_to_get())
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    searched = [*(str(root / repo) for root in data_dirs() for repo in dataset.repos),
+                f"the Hugging Face cache {HF_HUB_CACHE}"]
+    raise DatasetUnavailable(f"{dataset.how_to_get()} (looked in {', '.join(searched)}){_misplaced_hint(dataset)}")
+
+
+def _misplaced_hint(dataset: HubDataset) -> str:
+    """A data directory one level too deep (``data/lmms-lab`` for ``data``, so DIR/POPE exists) or the
+    dataset's own folder: say which directory to pass instead, since the layout is DIR/<org>/<name>."""
+    for root in data_dirs():
+        for repo in dataset.repos:
+            org, name = repo.split("/", 1)
+            if (root / name).is_dir():
+                return (f"; {root / name} exists, but copies are read from DIR/{org}/{name}: pass its parent "
+                        f"({root.parent}) as --lvlm-data-dir")
+            if root.name == name and root.parent.name == org:
+                return (f"; {root} is the dataset itself, but --lvlm-data-dir takes the folder holding "
+                        f"{org}/{name}: pass {root.parent.parent}")
+    return ""
 
 
 def unavailable_reason(dataset: HubDataset) -> str | None:
@@ -316,23 +337,26 @@ def _read_row_group(path: str, group: int, column: str) -> list:
 
 
 def decode_image(value: Any, where: str):
-    """An RGB PIL image from a hub Image value ({'bytes', 'path'}) or a reference to one; ValueError
-    naming ``where`` if the bytes are not a picture."""
+    """An RGB PIL image from a hub Image value ({'bytes', 'path'}) or a reference to one. Bytes that are
+    not a picture are a DatasetSchemaError naming ``where`` and, for a reference, the parquet file and
+    row: pictures are decoded lazily, during generation, where the file would otherwise be unknown."""
     from PIL import Image, UnidentifiedImageError
 
+    found = ""
     if isinstance(value, ImageRef):
+        found = f" in {value.path} (row {value.row}, column {value.column!r})"
         value = value.value()
     data = value.get("bytes") if isinstance(value, Mapping) else value
     if not data:
         path = value.get("path") if isinstance(value, Mapping) else None
-        raise ValueError(f"{where}: the image has no bytes (path {path!r}); the dataset must embed its images, "
-                         "as the hub's parquet files do")
+        raise DatasetSchemaError(f"{where}: the image{found} has no bytes (path {path!r}); the dataset must embed "
+                                 "its images, as the hub's parquet files do")
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{where}: the image is not a readable picture ({type(error).__name__}: {error}); "
-                         "the file is corrupt: re-download the dataset") from None
+        raise DatasetSchemaError(f"{where}: the image{found} is not a readable picture ({type(error).__name__}: "
+                                 f"{error}); the file is corrupt: re-download the dataset") from None
     return image.convert("RGB")
 
 
@@ -358,19 +382,38 @@ class HubSample:
         return decode_image(self.image_value, f"{self.source} item {self.id!r}")
 
 
+def require_samples(samples: list[HubSample], dataset: HubDataset, selects: str,
+                    limit: int | None = None) -> list[HubSample]:
+    """The samples, or DatasetUnavailable when there are none: the copy on this machine holds nothing the
+    task selects (a subset, another version), so the task skips naming the dataset and the filter.
+    ``limit`` is the ``--lvlm-limit`` that cut the read short, named only then."""
+    if samples:
+        return samples
+    where = f"{dataset} at {locate(dataset)}"
+    if limit is not None:
+        raise DatasetUnavailable(f"{where}: the rows read under --lvlm-limit {limit} hold no {selects}; "
+                                 "raise --lvlm-limit or drop it")
+    raise DatasetUnavailable(f"{where} holds no {selects}, so the task has nothing to evaluate: this copy is "
+                             f"a subset or another version of {dataset.repo}; download the full dataset "
+                             f"(huggingface-cli download --repo-type dataset {dataset.repo}) or pass "
+                             "--lvlm-data-dir DIR holding a complete copy")
+
+
 def hub_loader(dataset: HubDataset, to_sample: Callable[[dict], HubSample | None],
                where: Callable[[dict], bool] | None = None,
-               prepare: Callable[[list[HubSample]], list[HubSample]] | None = None
-               ) -> Callable[[int | None], list[HubSample]]:
+               prepare: Callable[[list[HubSample]], list[HubSample]] | None = None,
+               selects: str = "rows") -> Callable[[int | None], list[HubSample]]:
     """A task's ``load``: the first ``limit`` rows (those ``where`` keeps) as samples, memoised per
-    (limit, data directories). ``prepare`` sees the whole list (e.g. to keep only complete pairs)."""
+    (limit, data directories). ``prepare`` sees the whole list (e.g. to keep only complete pairs).
+    ``selects`` says in words what ``where`` keeps: a copy without any is DatasetUnavailable naming it
+    (the limit counts kept rows, so it never causes an empty load)."""
     memo: dict[tuple, list[HubSample]] = {}
 
     def load(limit: int | None) -> list[HubSample]:
         key = (limit, data_dirs())
         if key not in memo:
             samples = [s for s in (to_sample(row) for row in read_rows(dataset, where, limit)) if s is not None]
-            memo[key] = prepare(samples) if prepare else samples
+            memo[key] = require_samples(prepare(samples) if prepare else samples, dataset, selects)
         return memo[key]
 
     return load

@@ -75,5 +75,5 @@ def unfit_reason(setting: Setting, shape: TextShape) -> str | None:
             try:
                 selection.layers(shape.layers)
             except ValueError as error:
-                return f"{setting.id}: {error}"
+                return str(error)
     return None

@@ -11,8 +11,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .zoo import MODELS_DIR
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
 
 ALIASES = {
     "tiny": str(MODELS_DIR / "tiny"),
@@ -127,16 +132,22 @@ def check_safetensors(name: str, path: Path) -> None:
                          f"{8 + header_length + end}; re-download it")
 
 
+HUB_PROBE_TIMEOUT = 5.0   # seconds the one reachability probe of an uncached hub id may take
+
+
 def check_hub_model(ref: ModelRef) -> None:
     """A hub id must be in the local Hugging Face cache or reachable now: checked once, at configure
-    time, so an unreachable hub is one usage error instead of every test waiting out its timeouts."""
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    time, so an unreachable hub is one usage error instead of every test waiting out its timeouts.
+    One HEAD request without retries comes first: hf_hub_download retries an unreachable hub with
+    backoff (1+2+4+8+8 s), which made a bad id wait ~24 s for its error."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
 
     config_path = try_to_load_from_cache(ref.source, "config.json")
     if not isinstance(config_path, str):
         try:
             if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
                 raise ConnectionError("HF_HUB_OFFLINE is set")   # huggingface_hub may have read it too early
+            get_hf_file_metadata(hf_hub_url(ref.source, "config.json"), timeout=HUB_PROBE_TIMEOUT)
             config_path = hf_hub_download(ref.source, "config.json", etag_timeout=10)
         except Exception as error:  # offline mode, no network, unknown repo, gated repo: all end here
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
@@ -146,6 +157,33 @@ def check_hub_model(ref: ModelRef) -> None:
                 from None
     config = read_config(ref.name, Path(config_path).parent)
     check_architecture(ref.name, config)
+
+
+MISMATCHES_SHOWN = 3   # tensors named in a config/weights mismatch error; the rest are counted
+
+
+def load_pretrained(ref: ModelRef, dtype: torch.dtype) -> PreTrainedModel:
+    """The float model of ``ref`` (safetensors only). A config.json that does not build the weights'
+    shapes (another checkpoint's config, an edited size) is a ValueError naming the directory, the
+    first tensors with their two shapes and the fix: transformers refuses it with only "set
+    ignore_mismatched_sizes", its table of tensors going to stderr, which pytest captures. Loading with
+    ``ignore_mismatched_sizes`` lets its loading report say which tensors differ; any does and it raises."""
+    from transformers import AutoModelForImageTextToText
+
+    model, info = AutoModelForImageTextToText.from_pretrained(
+        ref.source, dtype=dtype, use_safetensors=True, ignore_mismatched_sizes=True, output_loading_info=True)
+    mismatched = sorted(info.get("mismatched_keys", ()))
+    if mismatched:
+        del model   # the error (kept by the session, with its frames) must not hold a whole model
+        shown = "; ".join(f"{key}: weights {list(stored)}, config.json {list(built)}"
+                          for key, stored, built in mismatched[:MISMATCHES_SHOWN])
+        more = f" (and {len(mismatched) - MISMATCHES_SHOWN} more)" if len(mismatched) > MISMATCHES_SHOWN else ""
+        where = f"{ref.source}/config.json" if ref.is_local else f"the config.json of {ref.source}"
+        raise ValueError(f"model {ref.name!r}: {where} does not match its weights: {len(mismatched)} tensor(s) have "
+                         f"another shape than the config builds ({shown}{more}); the config.json belongs to another "
+                         "checkpoint or was edited: restore the one that came with these weights (re-download the "
+                         "model)")
+    return model
 
 
 def check_architecture(name: str, config: dict) -> None:

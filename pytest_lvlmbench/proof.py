@@ -63,8 +63,8 @@ def compression_notes(records: list[Record]) -> list[str]:
 
     def which(tasks: list[str]) -> str:
         """'shapes_vqa', '11 of 12 tasks (all but shapes_gqa)' or 'all 12 tasks': the shorter list."""
-        if len(tasks) == len(every) > 1:
-            return f"all {len(every)} tasks"
+        if len(tasks) == len(every):
+            return f"all {len(every)} tasks" if len(every) > 1 else tasks[0]
         if len(tasks) > len(every) / 2:
             return f"{len(tasks)} of {len(every)} tasks (all but {', '.join(t for t in every if t not in tasks)})"
         return ", ".join(tasks)

@@ -27,7 +27,7 @@ from .calibration import calibration_source
 from .data import DatasetUnavailable
 from .generation import generate_batch
 from .judges import scorers_from_options
-from .models import ModelRef, resolve_model
+from .models import ModelRef, load_pretrained, resolve_model
 from .interaction import interaction
 from .subgroups import subgroup_flips
 from .options import Options
@@ -125,10 +125,7 @@ class Session:
         return self._models[key]
 
     def _load_float(self, name: str):
-        from transformers import AutoModelForImageTextToText
-
-        model = AutoModelForImageTextToText.from_pretrained(
-            self.refs[name].source, dtype=self.dtype, use_safetensors=True).to(self.options.device).eval()
+        model = load_pretrained(self.refs[name], self.dtype).to(self.options.device).eval()
         if use_triton(self.options.device):   # decode attention reads the packed KV cache (SDPA elsewhere)
             enable_packed_attention(model)
         return model

@@ -479,6 +479,22 @@ def _target_linears(model: nn.Module, include_vision: bool, skip: tuple[str, ...
             and not any(word in name.split(".") for word in skip)}
 
 
+def _nothing_to_quantize(model: nn.Module, spec: WeightQuantSpec, include_vision: bool, skip: tuple[str, ...],
+                         layers: LayerSelection | None) -> str:
+    """Why quantize_model found no layer: a call that changes nothing must not pass for a quantized model."""
+    text_only = not include_vision and hasattr(model, "get_decoder")
+    looked = ["its language model (model.get_decoder())" if text_only else "the whole model"]
+    if skip:
+        looked.append(f"skipping names containing {list(skip)}")
+    if layers is not None:
+        looked.append(f"in decoder layers {layers.text!r} (module names '...layers.N...')")
+    done = sum(isinstance(m, QuantizedLinear) for m in model.modules())
+    return (f"quantize_model({type(model).__name__}, {spec.id}): no nn.Linear layer to quantize (looked in "
+            f"{', '.join(looked)}); it replaces nn.Linear layers only"
+            + (f"; this model holds {done} QuantizedLinear already: it was quantized before" if done else "")
+            + ("; include_vision=True also takes the vision tower and projector" if text_only else ""))
+
+
 def _run_calibration(model: nn.Module, calibration: Iterable[object]) -> None:
     with torch.no_grad():
         for batch in calibration:
@@ -532,7 +548,8 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
     dotted name contains a word in ``skip`` (``lm_head`` by default) are kept. ``awq`` and
     ``gptq`` (``spec.needs_calibration``) need ``calibration``: an iterable of model kwargs
     dicts or input-ids tensors; every layer's inputs are collected from the float model.
-    ``layers`` (quant.layers) limits it to those decoder layers.
+    ``layers`` (quant.layers) limits it to those decoder layers. A call that finds no nn.Linear to
+    replace is a ValueError saying where it looked, never a silently unquantized model.
     """
     _check_spec(spec)
     summary = QuantizationSummary(spec.id)
@@ -542,8 +559,13 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
     if layers is not None:   # only the selected decoder layers' linears
         config = getattr(model, "config", None)
         text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+        if not hasattr(text, "num_hidden_layers"):
+            raise ValueError(f"layers={layers.text!r}: {type(model).__name__} has no config.num_hidden_layers, so "
+                             "its decoder layers cannot be selected; pass layers=None")
         chosen = layers.layers(text.num_hidden_layers)
         linears = {name: linear for name, linear in linears.items() if layer_index(name) in chosen}
+    if not linears:
+        raise ValueError(_nothing_to_quantize(model, spec, include_vision, skip, layers))
     for name, linear in linears.items():  # fail before touching any layer
         weight_block_size(spec, linear.in_features)
         _check_finite(name, "weight", linear.weight.detach())

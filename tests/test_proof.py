@@ -34,7 +34,7 @@ def test_weight_bytes_off_the_closed_form_fail_the_test():
     assert compression_failures(record("w4-group-g128", ["a"], weight_bytes=1005, expected=1000)) == []
     [message] = compression_failures(record("w4-group-g128", ["a"], weight_bytes=4000, expected=1000))
     assert "stores 4000 bytes" in message and "closed form is 1000 (+300.0%)" in message
-    assert compression_failures(record("w4-group-g128", ["a"])) == []   # from the cache: nothing measured
+    assert compression_failures(record("w4-group-g128", ["a"])) == []   # nothing measured: nothing to check
 
 
 def test_unchanged_answers_and_idle_kv_settings_are_reported_per_setting():
@@ -47,3 +47,9 @@ def test_unchanged_answers_and_idle_kv_settings_are_reported_per_setting():
         "every token stayed in the full-precision window)",
         "kv8-uniform: every answer equals fp16's on all 2 tasks; compression applied: KV bytes / float 0.250",
         "w4-rtn: every answer equals fp16's on shapes_vqa; compression applied: weight bytes / float 0.140"]
+
+
+def test_a_run_of_one_task_names_it_instead_of_all_but_nothing():
+    records = [record("fp16", ["a"], 1.0), record("kv8-uniform", ["a"], 0.25)]
+    assert compression_notes(records) == [
+        "kv8-uniform: every answer equals fp16's on shapes_vqa; compression applied: KV bytes / float 0.250"]

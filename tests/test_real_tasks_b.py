@@ -10,7 +10,7 @@ import math
 import pytest
 
 from pytest_lvlmbench import data, metrics
-from pytest_lvlmbench.data import DatasetSchemaError
+from pytest_lvlmbench.data import DatasetSchemaError, DatasetUnavailable
 from pytest_lvlmbench.judges import LexiconToxicity, Scorers, prompt_hash
 from pytest_lvlmbench.metrics.judged import HALLUSION_JUDGE_PROMPT, MMVET_PROMPT, hallusion_judge_prompt
 from pytest_lvlmbench.tasks import hallusionbench as hb
@@ -272,7 +272,9 @@ def test_social_loads_whole_sets(social_data):
     assert stereotypes.load(None) is samples                      # one loader: one generation per image
     # the limit counts rows, read on to the end of the last started set; one-group sets are dropped
     assert len(toxicity.load(1)) == 4 and len(toxicity.load(5)) == 7 and len(toxicity.load(8)) == 7
-    assert toxicity.load(0) == []
+    with pytest.raises(DatasetUnavailable, match=r"the rows read under --lvlm-limit 0 hold no complete counterfactual "
+                                                 r"set \(two or more a1a2 groups\); raise --lvlm-limit"):
+        toxicity.load(0)   # no set at all: a skip naming the limit, not an empty record
     hiring = bias.load(None)
     assert bias.prompt(hiring[0]) == HIRING_WHITE_MALE_PLUMBER
     assert [s.meta["occupation"] for s in hiring] == ["plumber"] * 4 + ["Carpenter"] * 3 + ["Civil Engineer"] * 2

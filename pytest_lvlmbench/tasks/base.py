@@ -123,12 +123,13 @@ class Task:
         return {metric: stats[metric] for metric in self.metrics}
 
     def unavailable(self, scorers: Scorers | None = None) -> str | None:
-        """Why the task cannot run here (its data is missing, it needs a judge and has none), or None."""
-        if self.requires_judge and (scorers is None or scorers.judge is None):
-            return (f"task {self.name!r} is scored by a model judge and none is configured: pass "
-                    "--lvlm-judge-url URL --lvlm-judge-model NAME (an OpenAI-compatible endpoint; key in "
-                    "LVLMBENCH_JUDGE_API_KEY)")
-        return self.available()
+        """Why the task cannot run here (its data is missing, it needs a judge and has none), or None;
+        when both are missing, both, so the user fixes them in one go."""
+        data = self.available()
+        judge = (f"task {self.name!r} is scored by a model judge and none is configured: pass --lvlm-judge-url "
+                 "URL --lvlm-judge-model NAME (an OpenAI-compatible endpoint; key in LVLMBENCH_JUDGE_API_KEY)"
+                 if self.requires_judge and (scorers is None or scorers.judge is None) else None)
+        return "; and ".join(reason for reason in (data, judge) if reason) or None
 
     def scored_by(self, scorers: Scorers | None = None) -> str:
         """Who decided correctness or toxicity for this run's records, as the report names it."""

@@ -46,6 +46,7 @@ GQA_SPATIAL_QUESTIONS = HubDataset(REPO, "testdev_balanced_instructions", "testd
                                    {**GQA_QUESTIONS.columns, "types": "struct"})
 GQA_IMAGES = HubDataset(REPO, "testdev_balanced_images", "testdev", {"id": "string", "image": "image"})
 SEMANTIC_RELATION = "rel"
+RELATION_QUESTIONS = f"relation questions (types.semantic == {SEMANTIC_RELATION!r})"   # what gqa_spatial reads
 
 _image_indexes: dict[tuple, dict[str, Any]] = {}
 
@@ -96,7 +97,8 @@ GQA_TASKS = (
         description="GQA testdev-balanced compositional questions (LLaVA convert_gqa_for_eval + GQA eval.py "
                     "exact match; published LLaVA-1.5 number)")),
     register_task(Task(
-        "gqa_spatial", "spatial", REPO, hub_loader(GQA_SPATIAL_QUESTIONS, gqa_sample, where=is_relation_question),
+        "gqa_spatial", "spatial", REPO, hub_loader(GQA_SPATIAL_QUESTIONS, gqa_sample, where=is_relation_question,
+                                                   selects=RELATION_QUESTIONS),
         gqa_scores, ("accuracy",), "accuracy", post_prompt=SHORT_ANSWER, max_new_tokens=16,
         available=available_check(GQA_SPATIAL_QUESTIONS, GQA_IMAGES),
         description="GQA testdev-balanced relation questions only (types.semantic == 'rel'), scored as gqa; "

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .. import metrics
-from ..data import HubDataset, HubSample, available_check, data_dirs, read_rows
+from ..data import HubDataset, HubSample, available_check, data_dirs, read_rows, require_samples
 from ..judges import Scorers
 from ..metrics.judged import HALLUSION_JUDGE_PROMPT, hallusion_gpt_judge
 from .base import Task, register_task
@@ -89,7 +89,7 @@ def load_hallusionbench(limit: int | None) -> list[HubSample]:
         rows = [hallusion_sample(row, HALLUSION_IMAGE) for row in read_rows(HALLUSION_IMAGE)]
         rows += [hallusion_sample({**row, "image": None}, HALLUSION_NON_IMAGE)
                  for row in read_rows(HALLUSION_NON_IMAGE)]
-        _MEMO[key] = whole_sets(rows, limit)
+        _MEMO[key] = require_samples(whole_sets(rows, limit), HALLUSION_IMAGE, "rows in its image and non_image splits")
     return _MEMO[key]
 
 

@@ -28,10 +28,12 @@ rows line up across metrics (a subtask's statistics sit on its own samples' rows
 the bootstrap cluster is the image, so pairs are resampled whole.
 
 ``--lvlm-limit N`` reads the first N rows of the family; an image whose second question lies beyond the
-limit is dropped (its pair is incomplete), so a limited load can hold N - 1 questions. A subtask left
-out by the limit scores 0.0 with a note, and the family total is then partial (``mme_totals``
+limit is dropped (its pair is incomplete), so a limited load can hold N - 1 questions. A subtask with
+no questions in the run scores 0.0 with a note naming the cause (the limit, only when it cut the read,
+or a copy without that subtask), and the family total is then partial (``mme_totals``
 ``allow_partial=True``), said in its note: never silently a full-family number. In a full read, an
-image without exactly two questions is a :class:`DatasetSchemaError`.
+image without exactly two questions is a :class:`DatasetSchemaError`; a copy without a single question
+of the family makes the task skip, naming the dataset and the categories it looked for.
 
 Unconfirmed: that every ``lmms-lab/MME`` question carries the "Please answer yes or no." sentence (a
 question without it is kept as it is).
@@ -45,7 +47,7 @@ from dataclasses import replace
 import numpy as np
 
 from .. import metrics
-from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, data_dirs, hub_loader
+from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, data_dirs, hub_loader, require_samples
 from .base import Task, register_task
 from .pope import SHORT_ANSWER
 
@@ -117,15 +119,21 @@ def pair_up(samples: list[HubSample], limit: int | None) -> list[HubSample]:
     return kept
 
 
-def mme_loader(family: tuple[str, ...]):
-    rows = hub_loader(MME, mme_sample, where=_in_family(family))
+def mme_loader(family: tuple[str, ...], kind: str):
+    """Whole pairs of the family's questions; each sample's meta ``cut_by_limit`` holds the --lvlm-limit
+    when it cut the read short (else None), so a missing subtask's note names the right cause."""
+    rows = hub_loader(MME, mme_sample, where=_in_family(family),
+                      selects=f"{kind} questions (column 'category' one of {', '.join(family)})")
     memo: dict[tuple, list[HubSample]] = {}
 
     def load(limit: int | None) -> list[HubSample]:
         key = (limit, data_dirs())
         if key not in memo:
             read = None if limit is None else limit + 1   # the limit rounds up to a whole pair
-            memo[key] = pair_up(rows(read), read)
+            found = rows(read)
+            cut = limit if read is not None and len(found) >= read else None
+            pairs = require_samples(pair_up(found, read), MME, "whole question pair (an image's two questions)", cut)
+            memo[key] = [replace(s, meta={**s.meta, "cut_by_limit": cut}) for s in pairs]
         return memo[key]
     return load
 
@@ -144,6 +152,8 @@ def mme_family_scores(total: str, family: tuple[str, ...]):
         per_subtask: dict[str, np.ndarray] = {}
         out: dict[str, metrics.SampleStats] = {}
         accuracy_rows, plus_rows = np.zeros((n, 2)), np.zeros((n, 2))
+        cut = next((s.meta["cut_by_limit"] for s in samples if s.meta.get("cut_by_limit")), None)
+        why = f"--lvlm-limit {cut} read only part of {REPO}" if cut else f"this copy of {REPO} has none"
         for subtask in family:
             index = [i for i, s in enumerate(samples) if s.meta["category"] == subtask]
             name = f"mme_{subtask.lower()}"
@@ -151,7 +161,7 @@ def mme_family_scores(total: str, family: tuple[str, ...]):
                 per_subtask[subtask] = np.zeros((n, 4))
                 out[name] = metrics.SampleStats(per_subtask[subtask], _subtask_score,
                                                 undefined=f"subtask {subtask} has no questions in this run "
-                                                          "(--lvlm-limit): 0/0, reported as 0.0")
+                                                          f"({why}): 0/0, reported as 0.0")
                 continue
             stats = metrics.mme_statistics([{"image_id": samples[i].meta["image_id"], "prediction": answers[i],
                                              "label": samples[i].references[0]} for i in index])
@@ -172,7 +182,7 @@ def mme_family_scores(total: str, family: tuple[str, ...]):
             return np.array([metrics.mme_totals({s: float(v[b]) for s, v in scores.items()}, allow_partial=True)
                              .get(total, 0.0) for b in range(len(sums))])
 
-        note = (f"partial total: subtask(s) {', '.join(absent)} have no questions in this run (--lvlm-limit), so "
+        note = (f"partial total: subtask(s) {', '.join(absent)} have no questions in this run ({why}), so "
                 f"this sums the {len(present)} of {len(family)} subtasks present (mme_totals allow_partial=True), "
                 f"not the full MME {total}" if absent else "")
         out[total] = metrics.SampleStats(np.hstack([per_subtask[s] for s in family]), family_total, undefined=note)
@@ -189,12 +199,12 @@ def _subtask_score(sums: np.ndarray) -> np.ndarray:
 def _task(name: str, capability: str, total: str) -> Task:
     family = FAMILIES[total]
     return register_task(Task(
-        name, capability, REPO, mme_loader(family), mme_family_scores(total, family),
+        name, capability, REPO, mme_loader(family, total.removesuffix("_score")), mme_family_scores(total, family),
         (total, "accuracy", "accuracy_plus", *(f"mme_{s.lower()}" for s in family)), total,
         parse=mme_answer, post_prompt=SHORT_ANSWER, max_new_tokens=16, available=available_check(MME),
         description=f"MME {total.removesuffix('_score')}: sum of 100*acc + 100*acc+ over its {len(family)} "
-                    "subtasks (official calculation.py on LLaVA's prompt); a --lvlm-limit run that leaves a "
-                    "subtask out gives a partial total, noted"))
+                    "subtasks (official calculation.py on LLaVA's prompt); a run that leaves a subtask out (a "
+                    "--lvlm-limit, or a copy without it) gives a partial total, noted"))
 
 
 MME_TASKS = (

@@ -66,10 +66,11 @@ def mmvet_subset_scores(samples: Sequence[HubSample], answers: Sequence[str],
 
 def _task(name: str, capability: str, score, metric_names: tuple[str, ...], tag: str | None, description: str) -> Task:
     where = None if tag is None else (lambda row, tag=tag: tag in mmvet_tags(row["capability"]))
+    selects = "rows" if tag is None else f"items tagged {tag!r} (column 'capability')"
     return register_task(Task(
-        name, capability, MMVET.repo, hub_loader(MMVET, mmvet_sample, where=where), score, metric_names,
-        "mmvet_total", max_new_tokens=MMVET_MAX_NEW_TOKENS, available=available_check(MMVET), uses=("judge",),
-        requires_judge=True, judge_prompt=MMVET_PROMPT, description=description))
+        name, capability, MMVET.repo, hub_loader(MMVET, mmvet_sample, where=where, selects=selects), score,
+        metric_names, "mmvet_total", max_new_tokens=MMVET_MAX_NEW_TOKENS, available=available_check(MMVET),
+        uses=("judge",), requires_judge=True, judge_prompt=MMVET_PROMPT, description=description))
 
 
 MMVET_TASKS = (

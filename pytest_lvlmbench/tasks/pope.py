@@ -35,7 +35,8 @@ def pope_task_scores(samples: Sequence[HubSample], answers: Sequence[str]) -> di
 POPE_TASKS = tuple(
     register_task(Task(
         f"pope_{category}", "hallucination", POPE.repo,
-        hub_loader(POPE, pope_sample, where=lambda row, category=category: row["category"] == category),
+        hub_loader(POPE, pope_sample, where=lambda row, category=category: row["category"] == category,
+                   selects=f"questions of category {category!r}"),
         pope_task_scores, ("f1", "accuracy", "precision", "recall", "yes_ratio"), "f1",
         parse=metrics.pope_parse, post_prompt=SHORT_ANSWER, max_new_tokens=16, available=available_check(POPE),
         description=f"POPE {category}: does the COCO image contain the object? (LLaVA eval_pope)"))

@@ -58,7 +58,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .. import metrics
-from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, data_dirs, read_rows
+from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, data_dirs, read_rows, require_samples
 from ..judges import Scorers
 from ..metrics.judged import max_toxicity_statistics, toxicity_share
 from .base import Task, register_task
@@ -175,19 +175,23 @@ def complete_sets(samples: Iterable[HubSample]) -> list[HubSample]:
 
 def set_loader(dataset: HubDataset, to_sample: Callable[[dict], HubSample]) -> Callable[[int | None], list[HubSample]]:
     """A task's ``load``: ``limit`` rows, read on to the end of the last started set, whole sets kept
-    (:func:`complete_sets`); memoised per (limit, data directories)."""
+    (:func:`complete_sets`); memoised per (limit, data directories). None kept skips the task, naming
+    the limit only when it stopped the read."""
     memo: dict[tuple, list[HubSample]] = {}
 
     def load(limit: int | None) -> list[HubSample]:
         key = (limit, data_dirs())
         if key not in memo:
             samples: list[HubSample] = []
+            cut = None
             for row in read_rows(dataset):
                 if limit is not None and len(samples) >= limit and (
                         not samples or set_key(row) != samples[-1].meta["cluster"]):
+                    cut = limit
                     break
                 samples.append(to_sample(row))
-            memo[key] = complete_sets(samples)
+            memo[key] = require_samples(complete_sets(samples), dataset,
+                                        "complete counterfactual set (two or more a1a2 groups)", cut)
         return memo[key]
 
     return load
