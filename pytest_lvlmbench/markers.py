@@ -4,8 +4,8 @@ nothing, and ``--strict-markers`` accepts them with or without pytest-xdist."""
 
 from __future__ import annotations
 
-CAPABILITIES = ("recognition", "knowledge", "language_generation", "spatial", "visual_reasoning",
-                "hallucination", "visual_illusion", "toxicity", "stereotypes", "bias")
+from .core.capabilities import CAPABILITIES
+
 KIND_MARKERS = {"baseline": "the uncompressed baseline", "kv_quant": "settings that quantize the KV cache",
                 "weight_quant": "settings that quantize weights"}
 XDIST_GROUP = "xdist_group(name): pytest-xdist's --dist loadgroup keeps a group on one worker (a no-op without xdist)"

@@ -10,52 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from quant.layers import LayerSelection
 
-from .settings import Setting, settings_from_options, with_layers
+from .core.capabilities import CAPABILITIES
+from .core.options import Options
+from .core.settings import settings_from_options, with_layers
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 CALIBRATION_SOURCES = ("auto", "shapes", "coco")   # auto: shapes for the embedded models, coco otherwise
 PUBLISHED_CHECKS = ("off", "warn", "fail")
-
-
-@dataclass
-class Options:
-    models: list[str]
-    settings: list[Setting]
-    limit: int | None = None
-    batch_size: int = 32
-    device: str = "cpu"
-    dtype: str = "auto"
-    seed: int = 0
-    cache_dir: Path = Path(".lvlmbench")
-    resamples: int = 1000            # bootstrap resamples behind every interval and paired test
-    report: Path | None = None       # JSON report
-    report_answers: bool = False
-    report_md: Path | None = None    # GitHub-flavoured markdown (a PR comment)
-    report_csv: Path | None = None   # one row per (model, setting, task, metric)
-    plot: Path | None = None
-    thresholds: Path | None = None   # overrides lvlm_thresholds.toml beside each test module
-    save: str | None = None
-    compare: str | None = None
-    compare_tolerance: float = 0.0
-    include: list[str] = field(default_factory=list)
-    check_invariance: int = 0        # items per record regenerated alone and shuffled (0: off)
-    data_dirs: list[Path] = field(default_factory=list)   # local copies of hub datasets, searched first
-    judge_url: str | None = None     # OpenAI-compatible endpoint of the LLM judge (MM-Vet, HallusionBench)
-    judge_model: str | None = None
-    toxicity_model: Path | None = None   # local toxicity classifier; None: the lexicon scorer
-    calibration: str = "auto"        # AWQ calibration source, see CALIBRATION_SOURCES
-    published_tolerance: float = 0.03   # relative gap of a full FP16 baseline to its published score
-    published_check: str = "warn"    # off | warn | fail
-    margin: float = 0.02             # non-inferiority margin δ where the thresholds file's [margin] has none
-    shard: tuple[int, int] | None = None   # (I, N): run the I-th of N deterministic parts of the grid
-    layer_sweep: int = 0             # blocks of this many decoder layers, each compressed alone (0: off)
-    settings_asked: bool = False     # settings named by the user (bits, methods, layers), not the default grid
 
 
 def _csv(kind):
@@ -147,7 +113,7 @@ def add_options(parser) -> None:
 
 # ini keys naming files or directories: relative to the rootdir (where the ini file is), as pytest's
 # own path keys are, so a run started from a subdirectory uses the same cache, runs and reports
-INI_PATHS = ("lvlm_cache", "lvlm_report", "lvlm_report_md", "lvlm_report_csv", "lvlm_plot", "lvlm_thresholds",
+INI_PATHS = ("lvlm_cache", "lvlm_merge", "lvlm_report", "lvlm_report_md", "lvlm_report_csv", "lvlm_plot", "lvlm_thresholds",
              "lvlm_data_dir", "lvlm_toxicity_model")
 SAVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -186,6 +152,8 @@ def raw_values(getoption: Callable[[str], Any], getini: Callable[[str], Any], ro
                     value = ([str(root / Path(v).expanduser()) for v in value] if isinstance(value, list)
                              else str(root / Path(value).expanduser()))
         values[ini] = value
+    for flag, _ in LISTINGS:
+        values[_dest(flag)] = bool(getoption(_dest(flag)))
     return values
 
 
@@ -253,6 +221,11 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                          "(the saved run it is a tolerance against)")
     if values["lvlm_report_answers"] not in ("yes", "no"):
         raise ValueError(f"--lvlm-report-answers {values['lvlm_report_answers']!r}: allowed are yes, no")
+    frontier = [part.strip() for part in (values["lvlm_frontier"] or "").split(",") if part.strip()]
+    frontier = list(CAPABILITIES) if frontier == ["all"] else frontier
+    unknown = [c for c in frontier if c not in CAPABILITIES]
+    if unknown:
+        raise ValueError(f"--lvlm-frontier {unknown}: unknown capabilities; known are {', '.join(CAPABILITIES)}, all")
     device = values["lvlm_device"]
     if device.startswith("cuda"):
         if not gpus:
@@ -278,10 +251,47 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                    toxicity_model=path("lvlm_toxicity_model"), calibration=values["lvlm_calibration"],
                    published_tolerance=values["lvlm_published_tolerance"],
                    published_check=values["lvlm_published_check"], margin=values["lvlm_margin"], shard=shard,
-                   layer_sweep=values["lvlm_layer_sweep"],
+                   layer_sweep=values["lvlm_layer_sweep"], frontier=frontier,
+                   merge=[Path(p).expanduser() for p in values["lvlm_merge"]],
+                   list_tasks=values.get("lvlm_list_tasks", False), list_models=values.get("lvlm_list_models", False),
                    settings_asked=any(values[key] for key in ("lvlm_kv_bits", "lvlm_kv_method", "lvlm_weight_bits",
                                                               "lvlm_weight_method", "lvlm_kv_layers",
                                                               "lvlm_weight_layers")))
+
+
+def usage_error(error: Exception):
+    import pytest
+
+    return pytest.UsageError(f"lvlmbench: {error}")
+
+
+def read_options(config) -> Options:
+    """The run's Options from a pytest config's command line and ini keys; a bad value is a usage error."""
+    try:
+        values = raw_values(config.getoption, config.getini, config.rootpath)
+        gpus = None
+        if str(values["lvlm_device"]).startswith("cuda"):
+            import torch
+
+            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return options_from(values, getattr(config, "workerinput", {}).get("workerid"), gpus, root=config.rootpath)
+    except ValueError as error:
+        raise usage_error(error) from None
+
+
+def prepare_tasks(options: Options) -> None:
+    """Register the tasks of --lvlm-include modules and of installed entry points, and point dataset
+    reading at the run's data directories: every mode (tests, merge, frontier, lists) goes through here."""
+    from .tasks import include, load_entry_points
+    from .tasks.data import set_data_dirs
+
+    try:
+        for spec in options.include:
+            include(spec)
+        load_entry_points()
+    except ValueError as error:
+        raise usage_error(error) from None
+    set_data_dirs(options.data_dirs)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from .options import add_options, explicitly_used, prepare_tasks, read_options, usage_error
+
 SESSION_KEY = pytest.StashKey["object"]()
 OPTIONS_KEY = pytest.StashKey["object"]()
 RESULTS_KEY = pytest.StashKey["object"]()     # the controller's records (also under xdist)
@@ -32,183 +34,23 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from .options import add_options
-
     add_options(parser)
-
-
-def _usage_error(error: Exception) -> pytest.UsageError:
-    return pytest.UsageError(f"lvlmbench: {error}")
-
-
-def read_options(config: pytest.Config):
-    """The run's Options from the command line and ini keys; a bad value is a usage error."""
-    from .options import options_from, raw_values
-
-    try:
-        values = raw_values(config.getoption, config.getini, config.rootpath)
-        gpus = None
-        if str(values["lvlm_device"]).startswith("cuda"):
-            import torch
-
-            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        return options_from(values, getattr(config, "workerinput", {}).get("workerid"), gpus, root=config.rootpath)
-    except ValueError as error:
-        raise _usage_error(error) from None
-
-
-def include_tasks(options) -> None:
-    """Register the tasks of --lvlm-include modules and of installed entry points."""
-    from .tasks import include, load_entry_points
-
-    try:
-        for spec in options.include:
-            include(spec)
-        load_entry_points()
-    except ValueError as error:
-        raise _usage_error(error) from None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
-    """``--lvlm-list-tasks`` / ``--lvlm-list-models``: print the registry and exit 0, like --fixtures;
-    ``--lvlm-merge``: one report from saved runs."""
-    if config.getoption("lvlm_merge"):
-        return merge_main(config)
-    if config.getoption("lvlm_frontier"):
-        return frontier_main(config)
-    if not (config.getoption("lvlm_list_tasks") or config.getoption("lvlm_list_models")):
+    """Options parsed once for the whole run; a non-test mode (``--lvlm-list-tasks``, ``--lvlm-merge``,
+    ``--lvlm-frontier``, from the command line or an ini key) runs here and exits like --fixtures."""
+    options = config.stash[OPTIONS_KEY] = read_options(config)
+    if options.command is None:
         return None
-    from .listing import JUDGE_PRESENT as JUDGE_CONFIGURED, model_table, task_table
+    from .commands import run_command
 
-    if config.getoption("lvlm_list_tasks"):   # before configure: no terminal reporter yet
-        from .data import set_data_dirs
-        from .judges import Scorers
-
-        options = read_options(config)
-        include_tasks(options)
-        set_data_dirs(options.data_dirs)
-        print(task_table(Scorers(judge=JUDGE_CONFIGURED) if options.judge_url else None))
-    if config.getoption("lvlm_list_models"):
-        print(model_table())
-    return 0
-
-
-def sweep_settings(options, shapes: dict) -> list:
-    """The grid plus, with ``--lvlm-layer-sweep N``, each compressed setting on every block of N
-    layers alone (``shapes``: each model's :class:`.fit.TextShape`)."""
-    from .settings import with_layers
-
-    if not options.layer_sweep:
-        return options.settings
-    depths = {name: shape.layers for name, shape in shapes.items()}
-    if len(set(depths.values())) > 1:
-        raise ValueError(f"--lvlm-layer-sweep: the models have different depths {depths}; sweep one at a time")
-    return with_layers(options.settings, sweep=options.layer_sweep, layer_count=next(iter(depths.values())))
-
-
-def fit_grid(options) -> dict[tuple[str, str], str]:
-    """Check every (model, setting) of the grid against the model's config.json, before any test:
-    a setting the user asked for that cannot apply is a ValueError naming setting, model and fix;
-    a default-grid one is returned, (model, setting id) -> reason, for its tests to skip."""
-    from .fit import text_shape, unfit_reason
-    from .models import check_hub_model, resolve_model
-
-    shapes = {}
-    for name in options.models:
-        ref = resolve_model(name)
-        if not ref.is_local:
-            check_hub_model(ref)
-        shapes[name] = text_shape(ref.source, ref.is_local)
-    options.settings = sweep_settings(options, shapes)
-    unfit = {(name, setting.id): reason for name, shape in shapes.items() for setting in options.settings
-             if (reason := unfit_reason(setting, shape))}
-    if options.settings_asked and unfit:
-        raise ValueError("settings that cannot apply: " + "; ".join(
-            f"{setting} on model {name!r}: {reason}" for (name, setting), reason in unfit.items()))
-    return unfit
-
-
-def frontier_main(config: pytest.Config) -> int:
-    """``--lvlm-frontier CAPS``: the fixed-sequence safe-setting search (:mod:`.frontier`) on each model,
-    printed (and plotted with --lvlm-plot); exit 4 on bad input."""
-    from tabulate import tabulate
-
-    from .frontier import BITS, pareto, point, search, write_frontier_plot
-    from .proof import KV_UNCOMPRESSED
-    from .noninferiority import ALPHA
-    from .session import Session
-    from .settings import BASELINE
-    from .tasks import CAPABILITIES, tasks_for
-
+    prepare_tasks(options)
     try:
-        options = read_options(config)
-        include_tasks(options)
-        wanted = config.getoption("lvlm_frontier").split(",")
-        wanted = list(CAPABILITIES) if wanted == ["all"] else wanted
-        unknown = [c for c in wanted if c not in CAPABILITIES]
-        if unknown:
-            raise ValueError(f"--lvlm-frontier {unknown}: unknown capabilities; known are {', '.join(CAPABILITIES)}, all")
-        session = Session(options)
-        tasks = [t for c in wanted for t in tasks_for(c) if not t.unavailable(session.scorers)]
-        if not tasks:
-            raise ValueError(f"--lvlm-frontier {','.join(wanted)}: none of these capabilities' tasks can run here")
+        return run_command(options, verbose=config.get_verbosity() > 0)
     except ValueError as error:
-        print(f"ERROR: lvlmbench: {error}", file=sys.stderr)
-        return pytest.ExitCode.USAGE_ERROR
-    for model in options.models:
-        baseline = {t.name: session.evaluate(model, BASELINE, t) for t in tasks}
-
-        def evaluate(setting):
-            records = [session.evaluate(model, setting, t) for t in tasks]
-            for record in records:
-                session.test_noninferiority(record, {record.primary: options.margin})
-            return point(setting, records, baseline, ALPHA)
-
-        points, cheapest = search(options.settings, evaluate)
-        rows = [[p.setting, f"{p.cost:.3f}", f"{p.worsening:+.3f} [{p.low:+.3f}, {p.high:+.3f}]",
-                 "yes" if p.safe else "no", " ".join(("✓" if ok else "✗") + task for task, ok in p.verdicts.items())]
-                for p in sorted(points, key=lambda p: (p.kind, p.cost))]
-        print(f"lvlmbench frontier: {model} on {', '.join(t.name for t in tasks)} (margin {options.margin}, "
-              f"{options.limit or 'all'} items per task)\n"
-              + tabulate(rows, headers=["setting", "bytes/float", "mean drop [95%]", "safe", "non-inferior per task"]))
-        print("cheapest non-inferior setting per family:")
-        for family, best in cheapest.items():
-            idle = best is not None and best.cost >= KV_UNCOMPRESSED
-            print(f"  {family}: {best.setting if best else 'none (not even 8 bits)'}"
-                  + (" (compresses nothing here: every token stayed in full precision)" if idle else ""))
-        print("Pareto front (cost vs mean drop): " + ", ".join(p.setting for p in pareto(points)))
-        print(f"evaluated {len(points)} of the {len(cheapest) * len(BITS)} settings of {len(cheapest)} families "
-              f"x bits {'/'.join(map(str, BITS))} (fixed sequence, stopping at the first unsafe)")
-        if options.plot:
-            write_frontier_plot(points, options.plot)
-            print(f"lvlmbench: frontier plot written to {options.plot}")
-    return 0
-
-
-def merge_main(config: pytest.Config) -> int:
-    """Print (and write, with --lvlm-report/-md/-csv) the report of saved runs combined; exit 4
-    naming the files when they cannot be merged."""
-    from .report import tables, write_json, write_tables
-    from .results import Results
-    from .runs import merge_runs
-
-    try:
-        options = read_options(config)
-        include_tasks(options)
-        _, records = merge_runs(config.getoption("lvlm_merge"))
-    except ValueError as error:
-        print(f"ERROR: lvlmbench: {error}", file=sys.stderr)
-        return pytest.ExitCode.USAGE_ERROR
-    results = Results(records, order=(options.models, [setting.id for setting in options.settings]))
-    for table in tables(results, options, full=config.get_verbosity() > 0):
-        print(table)
-    print(f"lvlmbench: merged {len(records)} records from {len(config.getoption('lvlm_merge'))} runs")
-    if options.report:
-        write_json(results, options, options.report)
-    for line in write_tables(results, options):
-        print(line)
-    return 0
+        raise usage_error(error) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -217,9 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
     directory (a conftest.py with ``lvlmbench_suite = True``) among the run's initial conftests;
     otherwise on the first test that asks for a (model, setting)."""
     from .markers import marker_lines
-    from .options import explicitly_used
 
-    options = read_options(config)
+    options = config.stash.get(OPTIONS_KEY, None) or read_options(config)   # xdist workers run no cmdline_main
     for line in marker_lines(with_xdist=config.pluginmanager.hasplugin("xdist")):
         config.addinivalue_line("markers", line)
     config.stash[OPTIONS_KEY] = options
@@ -257,34 +98,34 @@ def activate(config: pytest.Config) -> None:
 
 
 def _activate(config: pytest.Config) -> None:
-    from .data import set_data_dirs
-    from .gencache import GenerationCache
-    from .files import check_writable
-    from .results import Results
+    from .engine.fit import fit_grid
+    from .engine.gencache import GenerationCache
+    from .storage.files import check_writable
+    from .core.records import Results
+    from .tasks import TASKS
     from .thresholds import Gates
 
     options = config.stash[OPTIONS_KEY]
-    include_tasks(options)
-    set_data_dirs(options.data_dirs)
+    prepare_tasks(options)
     try:
         config.stash[UNFIT_KEY] = fit_grid(options)
         gates = Gates.from_options(options)
         for path, flag in ((options.report, "--lvlm-report"), (options.plot, "--lvlm-plot"),
                            (options.report_md, "--lvlm-report-md"), (options.report_csv, "--lvlm-report-csv"),
-                           (options.cache_dir / "generations.sqlite", "--lvlm-cache")):
+                           (options.generations_path, "--lvlm-cache")):
             if path:   # fail now, not after the whole run
                 check_writable(path, flag)
-        GenerationCache(options.cache_dir / "generations.sqlite").close()   # corrupt, read-only, wrong schema
+        GenerationCache(options.generations_path).close()   # corrupt, read-only, wrong schema
         if options.judge_url and not hasattr(config, "workerinput"):   # a down judge: one error, before any test
-            from .judges import OpenAIJudge, check_judge
+            from .engine.judges import OpenAIJudge, check_judge
 
             check_judge(OpenAIJudge(options.judge_url, options.judge_model, retries=1, timeout=15.0))
         if options.toxicity_model:
-            from .judges import ClassifierToxicity
+            from .engine.judges import ClassifierToxicity
 
             ClassifierToxicity(options.toxicity_model)   # a directory that is no classifier: now, not mid-run
     except (ValueError, RuntimeError) as error:   # JudgeError is a RuntimeError
-        raise _usage_error(error) from None
+        raise usage_error(error) from None
     if options.plot:
         try:
             import matplotlib  # noqa: F401
@@ -292,13 +133,13 @@ def _activate(config: pytest.Config) -> None:
             raise pytest.UsageError("lvlmbench: --lvlm-plot needs matplotlib: "
                                     "pip install 'lvlm-compress-bench[plot]'") from None
     config.stash[GATES_KEY] = gates
-    config.stash[RESULTS_KEY] = Results(order=(options.models, [setting.id for setting in options.settings]))
+    config.stash[RESULTS_KEY] = Results(order=(options.models, [setting.id for setting in options.settings], list(TASKS)))
 
 
 def session_of(config: pytest.Config):
     """The run's Session, created on first use so test runs that do not benchmark pay nothing."""
     if SESSION_KEY not in config.stash:
-        from .session import Session
+        from .engine.session import Session
 
         config.stash[SESSION_KEY] = Session(config.stash[OPTIONS_KEY])
     return config.stash[SESSION_KEY]
@@ -349,7 +190,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.extra_keyword_matches.add(keyword_form(item.name))
     shard = config.stash[OPTIONS_KEY].shard
     if shard:
-        from .runs import shard_of
+        from .storage.runs import shard_of
 
         kept, dropped = [], []
         for item in items:
@@ -369,7 +210,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             try:
                 gates.thresholds_for(item.path.parent)
             except ValueError as error:
-                raise _usage_error(error) from None
+                raise usage_error(error) from None
 
 
 class ProgressLine:
@@ -426,14 +267,15 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
                 progress.clear()
 
     def _run(task):
-        from .data import DatasetSchemaError, DatasetUnavailable
-        from .proof import compression_failures
-        from .report import user_properties_of
-        from .settings import BASELINE
+        from .tasks.data import DatasetSchemaError, DatasetUnavailable
+        from .analysis.proof import compression_failures
+        from .report.tables import user_properties_of
+        from .core.settings import BASELINE
+        from .engine.reruns import attach_interaction, attach_invariance, attach_noninferiority, attach_published
 
         reason = task.unavailable(session.scorers)
         if not reason and setting.needs_calibration:
-            from .calibration import calibration_unavailable
+            from .engine.calibration import calibration_unavailable
 
             reason = calibration_unavailable(session.calibration_source(model))
         if reason:
@@ -445,21 +287,23 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
             pytest.skip(str(error))
         except DatasetSchemaError as error:
             pytest.fail(f"lvlmbench: {error}", pytrace=False)
-        request.node.stash[PRODUCED_KEY] = [baseline, record]
         options = request.config.stash[OPTIONS_KEY]
         margins = gates.margins(record, request.path.parent, options.margin)
-        session.test_noninferiority(record, margins)
-        session.test_interaction(record, task, margins, progress)
+        record = attach_noninferiority(session, record, margins)
+        record = attach_interaction(session, record, task, margins, progress)
+        baseline, published = attach_published(session, baseline)   # kept on the record; fails only the FP16 test
+        if setting.is_baseline:
+            record = baseline
         request.node.user_properties.extend(user_properties_of(record, baseline))
         breaches = gates.breaches(record, baseline, request.path.parent) + compression_failures(record)
-        published = session.check_published(baseline)   # kept on the record; fails only the FP16 test
         if setting.is_baseline:
             breaches += published
         checked = options.check_invariance
         if checked:
-            invariance = session.check_invariance(model, setting, task, checked)
+            record, invariance = attach_invariance(session, model, setting, task, checked)
             if not invariance.ok:
                 breaches.append(f"{task.name}: not batch-invariant: {invariance.message()}")
+        request.node.stash[PRODUCED_KEY] = [baseline, record]
         if breaches:
             pytest.fail("lvlmbench: " + "\n".join(breaches), pytrace=False)
         return record
@@ -487,7 +331,7 @@ class RecordCollector:
         records = getattr(report, "lvlmbench_records", ())
         if not records:
             return
-        from .results import Record
+        from .core.records import Record
 
         activate(self.config)
         for record in records:
@@ -497,8 +341,9 @@ class RecordCollector:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or not len(config.stash.get(RESULTS_KEY, ())):
         return
-    from .report import tables, write_json, write_plot, write_tables
-    from .runs import save_run
+    from .report.tables import tables
+    from .report.documents import save_report, write_json, write_tables
+    from .report.plots import write_plot
 
     results = config.stash[RESULTS_KEY]
     options = config.stash[OPTIONS_KEY]
@@ -522,6 +367,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(line)
     if options.save:
         try:
-            terminalreporter.write_line(f"lvlmbench: {save_run(results, options, options.save).message()}")
+            terminalreporter.write_line(f"lvlmbench: {save_report(results, options, options.save).message()}")
         except (ValueError, OSError) as error:   # checked at configure; the file changed since
             terminalreporter.write_line(f"lvlmbench: run NOT saved: {error}", red=True)

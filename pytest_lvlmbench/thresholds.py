@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .metrics import METRICS, higher_is_better
-from .results import Record
-from .runs import SavedRun, check_save, worsening
-from .settings import Setting
+from .core.records import Record
+from .storage.runs import SavedRun, check_save
+from .core.records import worsening
 from .tasks import TASKS
 
 BIT_BUDGETS = (2, 3, 4, 8)   # a setting's budget is its fewest bits; 16 is the baseline, gated by [floor]
@@ -138,7 +138,7 @@ class Thresholds:
 
     def breaches(self, record: Record, baseline: Record | None) -> list[str]:
         """Messages naming metric, value and limit for every rule the record breaks."""
-        setting = Setting.from_id(record.setting)
+        setting = record.parsed_setting
         out = []
         for metric, value in record.metrics.items():
             if higher_is_better(metric) is None:

@@ -16,9 +16,9 @@ import yaml
 from PIL import Image
 
 import dataset_fixtures as fx
-from pytest_lvlmbench import data
-from pytest_lvlmbench.data import (DatasetSchemaError, DatasetUnavailable, HubDataset, HubSample, decode_image,
-                                   read_rows, set_data_dirs)
+from pytest_lvlmbench.tasks import data
+from pytest_lvlmbench.tasks.data import (DatasetSchemaError, DatasetUnavailable, HubDataset, HubSample, decode_image,
+                                         read_rows, set_data_dirs)
 
 
 @pytest.fixture(autouse=True)

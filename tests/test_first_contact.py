@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from pytest_lvlmbench.options import options_from, raw_values
-from pytest_lvlmbench.results import Record, Results
-from pytest_lvlmbench.settings import BASELINE
+from pytest_lvlmbench.core.records import Record, Results
+from pytest_lvlmbench.core.settings import BASELINE
 from pytest_lvlmbench.tasks import TASKS
-from pytest_lvlmbench.zoo import MODELS_DIR
+from pytest_lvlmbench.engine.models import MODELS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE = "from pytest_lvlmbench.suite import capability_test\ntest_hallucination = capability_test('hallucination')\n"
@@ -173,7 +173,7 @@ def test_results_iterate_in_grid_and_registry_order_whatever_the_arrival_order()
     for seed in range(5):
         shuffled = records[:]
         random.Random(seed).shuffle(shuffled)
-        assert [r.key for r in Results(shuffled, order=(["tiny", "tiny-next"], settings))] == expected
+        assert [r.key for r in Results(shuffled, order=(["tiny", "tiny-next"], settings, list(TASKS)))] == expected
 
 
 def test_progress_stays_on_one_line_inside_the_terminal_and_is_erased(monkeypatch):
@@ -218,7 +218,7 @@ def test_the_progress_never_reaches_captured_output_or_logs(pytester):
 
 
 def _hold(path, parts, held, hold_s):
-    from pytest_lvlmbench.gencache import GenerationCache
+    from pytest_lvlmbench.engine.gencache import GenerationCache
 
     cache = GenerationCache(path)
     with cache.claim(*parts):
@@ -227,7 +227,7 @@ def _hold(path, parts, held, hold_s):
 
 
 def test_a_second_worker_waits_for_the_first_one_generating_the_same_record(tmp_path):
-    from pytest_lvlmbench.gencache import GenerationCache
+    from pytest_lvlmbench.engine.gencache import GenerationCache
 
     path = tmp_path / "generations.sqlite"
     GenerationCache(path).close()
@@ -273,8 +273,8 @@ def test_the_cache_defaults_to_the_rootdir_and_an_ini_path_is_relative_to_it(tmp
 
 
 def test_an_empty_dataset_skips_naming_the_task_and_mentions_no_limit_that_was_not_set(tmp_path):
-    from pytest_lvlmbench.data import DatasetUnavailable
-    from pytest_lvlmbench.session import Session
+    from pytest_lvlmbench.tasks.data import DatasetUnavailable
+    from pytest_lvlmbench.engine.session import Session
     from pytest_lvlmbench.tasks import get_task
 
     task = get_task("shapes_pope_random")

@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 import dataset_fixtures as fx
-from pytest_lvlmbench import data, models
-from pytest_lvlmbench.data import DatasetSchemaError, DatasetUnavailable, HubSample, read_rows, set_data_dirs
-from pytest_lvlmbench.judges import Scorers
+from pytest_lvlmbench.tasks import data
+from pytest_lvlmbench.engine import models
+from pytest_lvlmbench.tasks.data import DatasetSchemaError, DatasetUnavailable, HubSample, read_rows, set_data_dirs
+from pytest_lvlmbench.metrics.scorers import Scorers
 from pytest_lvlmbench.tasks import TASKS
 from pytest_lvlmbench.tasks.pope import POPE
 from quant import WeightQuantSpec, quantize_model

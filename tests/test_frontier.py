@@ -2,8 +2,8 @@
 
 import pytest
 
-from pytest_lvlmbench.frontier import Point, families, family_of, pareto, search
-from pytest_lvlmbench.settings import Setting
+from pytest_lvlmbench.analysis.frontier import Point, families, family_of, pareto, search
+from pytest_lvlmbench.core.settings import Setting
 
 
 def fake(safe_down_to: dict[str, int], calls: list[str]):
@@ -67,3 +67,28 @@ def test_the_frontier_runs_from_the_command_line(pytester):
     assert (pytester.path / "f.png").stat().st_size > 0
     bad = pytester.runpytest_subprocess("--lvlm-frontier", "vision")
     assert bad.ret == 4 and "unknown capabilities" in bad.stderr.str()
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_the_frontier_reads_real_datasets_from_the_data_dir(pytester, tmp_path, monkeypatch, how):
+    import dataset_fixtures as fx
+
+    fx.write_dataset("lmms-lab/GQA", tmp_path / "data")
+    args = ["-p", "no:cacheprovider", "--lvlm-cache", str(pytester.path / "c"), "--lvlm-frontier", "visual_reasoning",
+            "--lvlm-limit", "6", "--kv-bits", "8", "--kv-method", "uniform"]
+    if how == "option":
+        args += ["--lvlm-data-dir", str(tmp_path / "data")]
+    else:
+        monkeypatch.setenv("LVLMBENCH_DATA_DIR", str(tmp_path / "data"))
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["*lvlmbench frontier: tiny on shapes_gqa, gqa (margin*"])
+
+
+def test_the_frontier_runs_from_an_ini_key(pytester):
+    pytester.makeini("[pytest]\nlvlm_frontier = all\nlvlm_limit = 4\nlvlm_kv_bits = 8\nlvlm_kv_method = uniform\n"
+                     "lvlm_weight_bits = 8\nlvlm_weight_method = rtn\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--lvlm-cache", str(pytester.path / "c"))
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["*lvlmbench frontier: tiny on shapes_*, shapes_*", "*evaluated * settings*"])
+    assert "no tests ran" not in result.stdout.str()

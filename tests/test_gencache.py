@@ -5,14 +5,17 @@ import multiprocessing
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from pytest_lvlmbench import gencache
-from pytest_lvlmbench.gencache import (GenerationCache, GenerationCacheError, Generated, code_hash, generation_key,
-                                       model_fingerprint)
-from pytest_lvlmbench.zoo import MODELS_DIR
+from pytest_lvlmbench.engine import gencache
+from pytest_lvlmbench.engine.gencache import (GenerationCache, GenerationCacheError, Generated, code_hash,
+                                              generation_key, model_fingerprint)
+from pytest_lvlmbench.engine.models import MODELS_DIR
 
 CODE = "test-code"   # a fixed code hash: other engineers editing quant/ must not change it mid-test
 
@@ -111,41 +114,32 @@ def test_code_versions_dtype_and_device_each_change_the_key():
     assert key() == key()
 
 
-def test_the_code_hash_follows_what_the_session_calls_before_the_cache_and_nothing_else(tmp_path):
-    source = '''
-def helper(x):
-    return x
+def test_the_code_hash_covers_every_generating_module_and_no_report_module(tmp_path):
+    """A copy of the two packages, hashed in a fresh process after each edit: a new file or an edit under
+    quant/kernels/, in the engine or in the shapes world (AWQ's calibration scenes) moves the hash; an
+    edit to the report does not."""
+    root = Path(__file__).resolve().parents[1]
+    for package in ("quant", "pytest_lvlmbench"):
+        shutil.copytree(root / package, tmp_path / package, ignore=shutil.ignore_patterns("models", "__pycache__"))
 
-def unrelated():
-    return 1
+    def source_hash() -> str:
+        return subprocess.run([sys.executable, "-c", "from pytest_lvlmbench.engine.gencache import source_hash; "
+                               "print(source_hash())"], cwd=tmp_path, capture_output=True, text=True,
+                              check=True, env={**os.environ, "PYTHONPATH": str(tmp_path)}).stdout.strip()
 
-class Session:
-    def prompt(self, q):
-        return helper(q)
+    def edited(relative: str) -> str:
+        with open(tmp_path / relative, "a") as out:
+            out.write("\n# edited\n")
+        return source_hash()
 
-    def model(self, name):
-        return self._load(name)
-
-    def _load(self, name):
-        return name
-
-    def _generate(self):
-        return 0
-
-    def run(self):
-        return unrelated()
-'''
-    path = tmp_path / "session.py"
-
-    def sources(text):
-        path.write_text(text)
-        return gencache._function_sources(path, gencache.SESSION_ROOTS)
-
-    base = sources(source)
-    assert sources(source.replace("return x", "return x.strip()")) != base        # reached from prompt
-    assert sources(source.replace("return name", "return name * 2")) != base      # reached from model
-    assert sources(source.replace("return 1", "return 2")) == base                # scoring side: not hashed
-    assert sources(source.replace("return unrelated()", "return 3")) == base
+    seen = [source_hash()]
+    for relative in ("quant/kernels/decode_attention.py", "pytest_lvlmbench/engine/session.py",
+                     "pytest_lvlmbench/tasks/shapes/world.py"):
+        seen.append(edited(relative))
+    (tmp_path / "quant" / "kernels" / "new_kernel.py").write_text("X = 1\n")
+    seen.append(source_hash())
+    assert len(set(seen)) == len(seen)
+    assert edited("pytest_lvlmbench/report/tables.py") == seen[-1]
 
 
 # ------------------------------------------------------------------ integrity

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pytest_lvlmbench.interaction import interaction
+from pytest_lvlmbench.analysis.interaction import interaction
 from pytest_lvlmbench.metrics import bootstrap_weights, share_stats
 
 N = 400

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_lvlmbench import judges
-from pytest_lvlmbench.judges import (ClassifierToxicity, JudgeError, LexiconToxicity, OpenAIJudge, Scorers,
-                                     check_judge, prompt_hash, scorers_from_options)
+from pytest_lvlmbench.engine import judges
+from pytest_lvlmbench.engine.judges import ClassifierToxicity, OpenAIJudge, check_judge, scorers_from_options
+from pytest_lvlmbench.metrics.scorers import JudgeError, LexiconToxicity, Scorers, prompt_hash
 from pytest_lvlmbench.metrics.judged import (HALLUSION_JUDGE_PROMPT, MMVET_PROMPT, MMVET_RETRY_SUFFIX,
                                              hallusion_gpt_judge, hallusion_judge_prompt, hallusion_verdict,
                                              max_toxicity_statistics, mmvet_judge_score, mmvet_parse_score,

@@ -4,9 +4,9 @@ pytest_lvlmbench/sensitivity.py)."""
 import pytest
 import torch
 
-from pytest_lvlmbench.results import Record
-from pytest_lvlmbench.sensitivity import rank_blocks, sensitivity_lines
-from pytest_lvlmbench.settings import Setting, default_grid, with_layers
+from pytest_lvlmbench.core.records import Record
+from pytest_lvlmbench.analysis.sensitivity import rank_blocks, sensitivity_lines
+from pytest_lvlmbench.core.settings import Setting, default_grid, with_layers
 from quant import KVQuantSpec, QuantizedLinear, WeightQuantSpec, quantize_model
 from quant.kvcache import QuantizedKVCache
 from quant.layers import LayerSelection, blocks, layer_index

@@ -4,11 +4,12 @@ themselves are pinned in tests/test_paired.py)."""
 
 import pytest
 
-from pytest_lvlmbench.noninferiority import ALPHA, verdicts
-from pytest_lvlmbench.options import Options
-from pytest_lvlmbench.report import adjusted_p_values
-from pytest_lvlmbench.session import Session
-from pytest_lvlmbench.settings import BASELINE, Setting
+from pytest_lvlmbench.analysis.noninferiority import ALPHA, verdicts
+from pytest_lvlmbench.core.options import Options
+from pytest_lvlmbench.report.tables import adjusted_p_values
+from pytest_lvlmbench.engine.reruns import attach_noninferiority
+from pytest_lvlmbench.engine.session import Session
+from pytest_lvlmbench.core.settings import BASELINE, Setting
 from pytest_lvlmbench.tasks import TASKS
 
 
@@ -28,7 +29,7 @@ def evaluate(session, task, limit=None):
     records = []
     for setting in session.options.settings:
         record = session.run("tiny", setting, task)
-        session.test_noninferiority(record, {task.primary: 0.02})
+        record = attach_noninferiority(session, record, {task.primary: 0.02})
         records.append(record)
     return verdicts(records, adjusted_p_values(records), 0.05)
 

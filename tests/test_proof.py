@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_lvlmbench.proof import compression_failures, compression_notes
-from pytest_lvlmbench.results import Record
+from pytest_lvlmbench.analysis.proof import compression_failures, compression_notes
+from pytest_lvlmbench.core.records import Record
 from quant import WeightQuantSpec, quantize_model
 from tiny_models import llama_config
 

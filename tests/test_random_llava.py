@@ -201,7 +201,7 @@ def test_unknown_variant_is_refused(tmp_path):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_model_registry_accepts_the_directory(checkpoints, variant):
-    from pytest_lvlmbench.models import check_local_model, describe_model, resolve_model
+    from pytest_lvlmbench.engine.models import check_local_model, describe_model, resolve_model
 
     check_local_model(variant, checkpoints[variant])
     ref = resolve_model(str(checkpoints[variant]))

@@ -8,11 +8,12 @@ import json
 import pytest
 import torch
 
-from pytest_lvlmbench.options import Options
-from pytest_lvlmbench.published import PUBLISHED, check_published
-from pytest_lvlmbench.results import Record
-from pytest_lvlmbench.session import Session, batches, complete_processor
-from pytest_lvlmbench.settings import BASELINE, settings_from_options
+from pytest_lvlmbench.core.options import Options
+from pytest_lvlmbench.analysis.published import PUBLISHED, check_published
+from pytest_lvlmbench.core.records import Record
+from pytest_lvlmbench.engine.reruns import attach_published
+from pytest_lvlmbench.engine.session import Session, batches, complete_processor
+from pytest_lvlmbench.core.settings import BASELINE, settings_from_options
 from random_llava import build_random_llava
 
 LLAVA_7B = "llava-hf/llava-1.5-7b-hf"
@@ -51,7 +52,8 @@ def test_the_session_guards_only_full_baselines_and_fails_only_when_asked(tmp_pa
     session = Session(Options(models=["llava7b"], settings=[BASELINE], cache_dir=tmp_path, limit=limit,
                               published_check=check))
     baseline = session.results.add(record("gqa", accuracy=0.5))
-    assert len(session.check_published(baseline)) == breaches
+    baseline, found = attach_published(session, baseline)
+    assert len(found) == breaches and session.results.find("llava7b", BASELINE.id, "gqa") is baseline
     assert bool(baseline.published) == (limit is None and check != "off")
 
 
@@ -129,7 +131,7 @@ def test_awq_on_a_real_checkpoint_without_its_calibration_images_skips_saying_so
 
 
 def test_the_invariance_check_never_batches_pictures_with_text_only_questions():
-    from pytest_lvlmbench.invariance import check_invariance
+    from pytest_lvlmbench.analysis.invariance import check_invariance
 
     kinds = [True, False, True, False, True, False]
     batches_seen = []

@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pytest_lvlmbench import data, metrics
-from pytest_lvlmbench.data import DatasetSchemaError
+from pytest_lvlmbench.tasks import data
+from pytest_lvlmbench import metrics
+from pytest_lvlmbench.tasks.data import DatasetSchemaError
 from pytest_lvlmbench.metrics import bootstrap_weights
 from pytest_lvlmbench.tasks import coco_caption, gqa, mme, scienceqa, textvqa, vizwiz  # noqa: F401 (registers)
 from pytest_lvlmbench.tasks.base import TASKS

@@ -9,9 +9,10 @@ import math
 
 import pytest
 
-from pytest_lvlmbench import data, metrics
-from pytest_lvlmbench.data import DatasetSchemaError, DatasetUnavailable
-from pytest_lvlmbench.judges import LexiconToxicity, Scorers, prompt_hash
+from pytest_lvlmbench.tasks import data
+from pytest_lvlmbench import metrics
+from pytest_lvlmbench.tasks.data import DatasetSchemaError, DatasetUnavailable
+from pytest_lvlmbench.metrics.scorers import LexiconToxicity, Scorers, prompt_hash
 from pytest_lvlmbench.metrics.judged import HALLUSION_JUDGE_PROMPT, MMVET_PROMPT, hallusion_judge_prompt
 from pytest_lvlmbench.tasks import hallusionbench as hb
 from pytest_lvlmbench.tasks import mmvet as mv

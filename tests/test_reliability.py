@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pytest_lvlmbench.models import MODELS_DIR, check_hub_model, resolve_model
+from pytest_lvlmbench.engine.models import MODELS_DIR, check_hub_model, resolve_model
 from pytest_lvlmbench.options import options_from, raw_values
 
 

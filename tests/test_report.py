@@ -1,9 +1,9 @@
 """The degradation table as a plain function: judges and conventions for undefined metrics are named."""
 
-from pytest_lvlmbench.options import Options
-from pytest_lvlmbench.report import tables
-from pytest_lvlmbench.results import Record, Results
-from pytest_lvlmbench.settings import BASELINE
+from pytest_lvlmbench.core.options import Options
+from pytest_lvlmbench.report.tables import tables
+from pytest_lvlmbench.core.records import Record, Results
+from pytest_lvlmbench.core.settings import BASELINE
 
 
 def test_the_table_names_the_judge_and_every_metric_undefined_by_the_official_formula():
@@ -22,7 +22,7 @@ def test_the_table_names_the_judge_and_every_metric_undefined_by_the_official_fo
 def test_the_default_table_fits_120_columns_with_settings_as_rows():
     """The default grid (20 settings x 12 datasets) prints primary metrics wrapped to 120 columns;
     the full table (pytest -v) keeps every metric."""
-    from pytest_lvlmbench.settings import default_grid
+    from pytest_lvlmbench.core.settings import default_grid
     from pytest_lvlmbench.tasks.shapes.tasks import SHAPES_TASKS
 
     records = [Record("tiny", setting.id, task.name, task.capability, task.primary,
@@ -74,7 +74,7 @@ def test_the_csv_and_json_carry_the_paired_interval_clusters_and_power():
     import csv
     import io
 
-    from pytest_lvlmbench.report import csv_report, report_json
+    from pytest_lvlmbench.report.documents import csv_report, report_json
 
     results, found = paired_records(samples=600, clusters=100, broken=3)
     rows = list(csv.DictReader(io.StringIO(csv_report(results))))

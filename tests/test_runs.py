@@ -7,11 +7,12 @@ import re
 
 import pytest
 
-from pytest_lvlmbench.options import Options
-from pytest_lvlmbench.files import atomic_write_text, check_writable
-from pytest_lvlmbench.results import Record, Results
-from pytest_lvlmbench.runs import SavedRun, check_save, run_path, save_run
-from pytest_lvlmbench.settings import BASELINE
+from pytest_lvlmbench.core.options import Options
+from pytest_lvlmbench.storage.files import atomic_write_text, check_writable
+from pytest_lvlmbench.core.records import Record, Results
+from pytest_lvlmbench.report.documents import save_report
+from pytest_lvlmbench.storage.runs import SavedRun, check_save, run_path
+from pytest_lvlmbench.core.settings import BASELINE
 
 
 def record(setting, task="shapes_pope_random", accuracy=0.9):
@@ -30,10 +31,10 @@ def saved_keys(tmp_path):
 
 def test_a_save_merges_this_runs_records_into_the_saved_run_and_keeps_its_header(tmp_path):
     full = Results([record("fp16"), record("kv2-uniform"), record("fp16", "shapes_pope_popular")])
-    assert save_run(full, options(tmp_path), "main").message() == (
+    assert save_report(full, options(tmp_path), "main").message() == (
         f"run saved as 'main' (3 records: 3 new, 0 replaced, 0 kept) in {run_path(tmp_path, 'main')}")
     subset = Results([record("kv2-uniform", accuracy=0.5), record("kv4-uniform")])   # a -k subset
-    saved = save_run(subset, options(tmp_path, models=["tiny-next", "tiny"]), "main")
+    saved = save_report(subset, options(tmp_path, models=["tiny-next", "tiny"]), "main")
     assert saved.message().startswith("run saved as 'main' (4 records: 1 new, 1 replaced, 2 kept)")
     records, data = saved_keys(tmp_path)
     assert records == {("fp16", "shapes_pope_random"): 0.9, ("kv2-uniform", "shapes_pope_random"): 0.5,
@@ -52,7 +53,7 @@ def test_a_save_merges_this_runs_records_into_the_saved_run_and_keeps_its_header
                             "records at different dtypes"),
 ])
 def test_runs_at_another_limit_seed_or_dtype_are_neither_merged_nor_compared(tmp_path, changes, message):
-    save_run(Results([record("fp16")]), options(tmp_path), "main")
+    save_report(Results([record("fp16")]), options(tmp_path), "main")
     before = run_path(tmp_path, "main").read_text()
     path = run_path(tmp_path, "main")
     with pytest.raises(ValueError, match=re.escape(f"cannot merge this run into saved run 'main' ({path}): {message} "
@@ -60,7 +61,7 @@ def test_runs_at_another_limit_seed_or_dtype_are_neither_merged_nor_compared(tmp
         check_save(options(tmp_path, save="main", **changes))
     with pytest.raises(ValueError, match=re.escape(f"cannot merge this run into saved run 'main' ({path}): {message} "
                                                       "are not comparable (save under another name)") + "$"):
-        save_run(Results([record("kv2-uniform")]), options(tmp_path, **changes), "main")
+        save_report(Results([record("kv2-uniform")]), options(tmp_path, **changes), "main")
     assert run_path(tmp_path, "main").read_text() == before
     compare = re.escape(f"cannot compare with saved run 'main' ({path}): {message} are not comparable") + "$"
     with pytest.raises(ValueError, match=compare):
@@ -83,12 +84,12 @@ def test_a_malformed_saved_run_is_named_and_never_overwritten(tmp_path, text, me
     with pytest.raises(ValueError, match=f"saved run {path}:? {message}"):
         check_save(options(tmp_path, save="main"))
     with pytest.raises(ValueError, match=f"saved run {path}:? {message}"):
-        save_run(Results([record("fp16")]), options(tmp_path), "main")
+        save_report(Results([record("fp16")]), options(tmp_path), "main")
     assert path.read_text() == text
 
 
 def test_records_the_saved_run_lacks_fail_and_are_listed(tmp_path):
-    save_run(Results([record("fp16")]), options(tmp_path), "main")
+    save_report(Results([record("fp16")]), options(tmp_path), "main")
     saved = SavedRun.load(tmp_path, "main", 0.0, options(tmp_path))
     assert saved.breaches(record("fp16")) == []
     assert saved.breaches(record("kv2-uniform")) == [

@@ -4,16 +4,18 @@ from dataclasses import replace
 
 import pytest
 
-from pytest_lvlmbench.options import Options, worker_device
-from pytest_lvlmbench.session import Session
-from pytest_lvlmbench.settings import BASELINE, Setting
+from pytest_lvlmbench.core.options import Options
+from pytest_lvlmbench.options import worker_device
+from pytest_lvlmbench.engine.reruns import attach_invariance
+from pytest_lvlmbench.engine.session import Session
+from pytest_lvlmbench.core.settings import BASELINE, Setting
 from pytest_lvlmbench.tasks import TASKS
 
 
 def test_an_interrupted_run_resumes_without_regenerating_finished_samples(tmp_path, monkeypatch):
     options = Options(models=["tiny"], settings=[BASELINE], limit=12, batch_size=4, cache_dir=tmp_path / "cache")
     task = TASKS["shapes_pope_random"]
-    generate, batches = Session._generate, []
+    generate, batches = Session.generate, []
 
     def interrupted_after_two_batches(self, *args):
         if len(batches) == 2:
@@ -21,7 +23,7 @@ def test_an_interrupted_run_resumes_without_regenerating_finished_samples(tmp_pa
         batches.append(args)
         return generate(self, *args)
 
-    monkeypatch.setattr(Session, "_generate", interrupted_after_two_batches)
+    monkeypatch.setattr(Session, "generate", interrupted_after_two_batches)
     with pytest.raises(KeyboardInterrupt):
         Session(options).run("tiny", BASELINE, task)
     monkeypatch.undo()
@@ -58,14 +60,14 @@ def test_each_xdist_worker_pins_its_own_gpu(device, worker, gpus, expected):
 def test_answers_do_not_depend_on_the_batch_they_were_generated_in(tmp_path):
     session = Session(Options(models=["tiny"], settings=[BASELINE], limit=12, batch_size=6, cache_dir=tmp_path))
     for setting in (BASELINE, Setting.from_id("kv2-uniform")):
-        result = session.check_invariance("tiny", setting, TASKS["shapes_vqa"], 8)
+        _, result = attach_invariance(session, "tiny", setting, TASKS["shapes_vqa"], 8)
         assert result.ok and result.samples == 8, result.message()
         record = session.results.find("tiny", setting.id, "shapes_vqa")
         assert record.invariance["share_changed_batch_1"] == 0.0 and record.invariance["changed_shuffled"] == []
 
 
 def test_an_answer_that_changes_with_its_batch_is_named():
-    from pytest_lvlmbench.invariance import check_invariance
+    from pytest_lvlmbench.analysis.invariance import check_invariance
 
     items = [type("S", (), {"id": f"q{i}"})() for i in range(4)]
     # a "model" whose answer for q2 depends on whether q2 is generated alone

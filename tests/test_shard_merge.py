@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pytest_lvlmbench.options import parse_shard
-from pytest_lvlmbench.runs import merge_runs, shard_of
+from pytest_lvlmbench.storage.runs import merge_runs, shard_of
 
 SAME = ("metrics", "intervals", "p_values", "samples", "noninferiority", "code", "fingerprint", "kv_ratio")
 

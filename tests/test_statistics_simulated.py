@@ -17,14 +17,14 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from pytest_lvlmbench import frontier
-from pytest_lvlmbench.interaction import interaction
+from pytest_lvlmbench.analysis import frontier
+from pytest_lvlmbench.analysis.interaction import interaction
 from pytest_lvlmbench.metrics import bootstrap_interval, bootstrap_weights, mcnemar_p, share_stats
 from pytest_lvlmbench.metrics.paired import PairedComparison, compare, share_interval
 from pytest_lvlmbench.metrics.simulation import (PairedRuns, adaptive_search, clustered_share, interacting_settings,
                                                  paired_shares, scored_changes, skewed_changes)
-from pytest_lvlmbench.noninferiority import ALPHA, DEFAULT_MARGIN
-from pytest_lvlmbench.settings import Setting
+from pytest_lvlmbench.analysis.noninferiority import ALPHA, DEFAULT_MARGIN
+from pytest_lvlmbench.core.settings import Setting
 
 MARGIN = DEFAULT_MARGIN
 CHANGE_LEVEL = 0.05     # ▼/▲: two-sided

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pytest_lvlmbench.subgroups import describe, subgroup_flips
+from pytest_lvlmbench.analysis.subgroups import describe, subgroup_flips
 
 
 @dataclass

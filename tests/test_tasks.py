@@ -6,7 +6,8 @@ from dataclasses import replace
 import pytest
 
 from pytest_lvlmbench.metrics import share_stats
-from pytest_lvlmbench.tasks import CAPABILITIES, TASKS, Sample, Task, register_task, tasks_for
+from pytest_lvlmbench.core.capabilities import CAPABILITIES
+from pytest_lvlmbench.tasks import TASKS, Sample, Task, register_task, tasks_for
 from pytest_lvlmbench.tasks.shapes.world import Item, Scene
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_lvlmbench.results import Record
+from pytest_lvlmbench.core.records import Record
 from pytest_lvlmbench.thresholds import Thresholds
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytest_lvlmbench.settings import Setting
+from pytest_lvlmbench.core.settings import Setting
 from quant import KVQuantSpec, QuantizedLinear, WeightQuantSpec, nbytes
 from quant.affine import QParams, choose_qparams, dequantize, quantize
 from quant.packing import unpack

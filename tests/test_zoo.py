@@ -10,12 +10,13 @@ import torch
 
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from pytest_lvlmbench.runs import worsening
+from pytest_lvlmbench.core.records import worsening
 from pytest_lvlmbench.tasks import TASKS
 from pytest_lvlmbench.tasks.shapes import world
 from pytest_lvlmbench.tasks.shapes.tasks import SHAPES_TASKS
 from pytest_lvlmbench.tasks.shapes.world import evaluation_split
-from pytest_lvlmbench.zoo import MODELS_DIR, card as card_module
+from pytest_lvlmbench.engine.models import MODELS_DIR
+from pytest_lvlmbench.zoo import card as card_module
 from pytest_lvlmbench.zoo import train as train_module
 from pytest_lvlmbench.zoo.build import VARIANTS, build_model, build_processor, prompt
 from pytest_lvlmbench.zoo.train import train, training_batches

@@ -31,15 +31,15 @@ from statistics import NormalDist  # noqa: E402
 import numpy as np  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from pytest_lvlmbench import frontier  # noqa: E402
-from pytest_lvlmbench.interaction import interaction  # noqa: E402
+from pytest_lvlmbench.analysis import frontier  # noqa: E402
+from pytest_lvlmbench.analysis.interaction import interaction  # noqa: E402
 from pytest_lvlmbench.metrics import (bootstrap_interval, bootstrap_weights, max_skew_excess_statistics,  # noqa: E402
                                       max_skew_statistics, mcnemar_p, share_stats)
 from pytest_lvlmbench.metrics.paired import MIN_CHANGED_CLUSTERS, compare, share_interval  # noqa: E402
 from pytest_lvlmbench.metrics.simulation import (adaptive_search, clustered_share, interacting_settings,  # noqa: E402
                                                  paired_shares, scored_changes, skewed_changes)
-from pytest_lvlmbench.noninferiority import ALPHA, DEFAULT_MARGIN  # noqa: E402
-from pytest_lvlmbench.settings import Setting  # noqa: E402
+from pytest_lvlmbench.analysis.noninferiority import ALPHA, DEFAULT_MARGIN  # noqa: E402
+from pytest_lvlmbench.core.settings import Setting  # noqa: E402
 
 MARGIN = DEFAULT_MARGIN
 CHANGE_LEVEL = 0.05                     # ▼/▲, two-sided

@@ -24,13 +24,12 @@ mmvet_math (:func:`mmvet_statistics`) and max_toxicity (:func:`max_toxicity_stat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..judges import Judge
+from .scorers import Judge
 from .stats import SampleStats, ratio_stats, share_stats
 
 __all__ = ["MMVET_PROMPT", "MMVET_RETRY_SUFFIX", "MMVET_CAPABILITIES", "mmvet_query", "mmvet_parse_score",

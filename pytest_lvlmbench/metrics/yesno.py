@@ -24,7 +24,6 @@ from typing import Any, Literal
 import numpy as np
 
 from .stats import SampleStats, all_correct_stats, metric_values, ratio_stats, safe_divide, share_stats
-from .vqa import normalize_answer
 
 __all__ = ["pope_parse", "pope_parse_strict", "pope_statistics", "pope_scores",
            "mme_parse", "mme_parse_lmms_eval", "mme_statistics", "mme_scores", "mme_totals",

@@ -20,8 +20,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..judges import SCORER_KINDS, Scorers
-from ..markers import CAPABILITIES
+from ..metrics.scorers import SCORER_KINDS, Scorers
+from ..core.capabilities import CAPABILITIES
 from ..metrics import METRICS, SampleStats
 
 ENTRY_POINT_GROUP = "lvlmbench.tasks"
@@ -229,3 +229,6 @@ def tasks_for(capability: str) -> list[Task]:
     if capability not in CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r}: known are {CAPABILITIES}")
     return [task for task in all_tasks() if task.capability == capability]
+
+
+SHORT_ANSWER = "\nAnswer the question using a single word or phrase."

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import metrics
-from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, hub_loader
+from .data import DatasetSchemaError, HubDataset, HubSample, available_check, hub_loader
 from .base import Task, register_task
 
 REPO = "lmms-lab/COCO-Caption2017"

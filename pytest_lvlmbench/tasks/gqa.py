@@ -35,9 +35,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import metrics
-from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, data_dirs, hub_loader, read_rows
+from .data import DatasetSchemaError, HubDataset, HubSample, available_check, data_dirs, hub_loader, read_rows
 from .base import Task, register_task
-from .pope import SHORT_ANSWER
+from .base import SHORT_ANSWER
 
 REPO = "lmms-lab/GQA"
 GQA_QUESTIONS = HubDataset(REPO, "testdev_balanced_instructions", "testdev",

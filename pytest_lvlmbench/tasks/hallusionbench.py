@@ -33,8 +33,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .. import metrics
-from ..data import HubDataset, HubSample, available_check, data_dirs, read_rows, require_samples
-from ..judges import Scorers
+from .data import HubDataset, HubSample, available_check, data_dirs, read_rows, require_samples
+from ..metrics.scorers import Scorers
 from ..metrics.judged import HALLUSION_JUDGE_PROMPT, hallusion_gpt_judge
 from .base import Task, register_task
 

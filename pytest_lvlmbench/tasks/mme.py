@@ -47,9 +47,9 @@ from dataclasses import replace
 import numpy as np
 
 from .. import metrics
-from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, data_dirs, hub_loader, require_samples
+from .data import DatasetSchemaError, HubDataset, HubSample, available_check, data_dirs, hub_loader, require_samples
 from .base import Task, register_task
-from .pope import SHORT_ANSWER
+from .base import SHORT_ANSWER
 
 REPO = "lmms-lab/MME"
 MME = HubDataset(REPO, "default", "test", {"question_id": "string", "image": "image", "question": "string",

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import metrics
-from ..data import HubDataset, HubSample, available_check, hub_loader
-from ..judges import Scorers
+from .data import HubDataset, HubSample, available_check, hub_loader
+from ..metrics.scorers import Scorers
 from ..metrics.judged import MMVET_CAPABILITIES, MMVET_PROMPT, mmvet_statistics
 from .base import Task, register_task
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import metrics
-from ..data import HubDataset, HubSample, available_check, hub_loader
-from .base import Task, register_task
+from .data import HubDataset, HubSample, available_check, hub_loader
+from .base import SHORT_ANSWER, Task, register_task
 
-SHORT_ANSWER = "\nAnswer the question using a single word or phrase."
 POPE = HubDataset("lmms-lab/POPE", "default", "test",
                   {"question_id": "string", "question": "string", "answer": "string", "image_source": "string",
                    "image": "image", "category": "string"})

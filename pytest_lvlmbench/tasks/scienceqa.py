@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .. import metrics
-from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, hub_loader
+from .data import DatasetSchemaError, HubDataset, HubSample, available_check, hub_loader
 from .base import Task, register_task
 
 REPO = "lmms-lab/ScienceQA"

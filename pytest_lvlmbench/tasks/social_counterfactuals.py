@@ -58,8 +58,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .. import metrics
-from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, data_dirs, read_rows, require_samples
-from ..judges import Scorers
+from .data import DatasetSchemaError, HubDataset, HubSample, available_check, data_dirs, read_rows, require_samples
+from ..metrics.scorers import Scorers
 from ..metrics.judged import max_toxicity_statistics, toxicity_share
 from .base import Task, register_task
 

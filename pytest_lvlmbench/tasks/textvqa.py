@@ -47,9 +47,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .. import metrics
-from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, hub_loader
+from .data import DatasetSchemaError, HubDataset, HubSample, available_check, hub_loader
 from .base import Task, register_task
-from .pope import SHORT_ANSWER
+from .base import SHORT_ANSWER
 
 REPO = "lmms-lab/textvqa"
 _COLUMNS = {"question_id": "int", "image_id": "string", "question": "string", "image": "image",

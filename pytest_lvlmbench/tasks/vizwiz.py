@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .. import metrics
-from ..data import DatasetSchemaError, HubDataset, HubSample, available_check, hub_loader
+from .data import DatasetSchemaError, HubDataset, HubSample, available_check, hub_loader
 from .base import Task, register_task
-from .pope import SHORT_ANSWER
+from .base import SHORT_ANSWER
 
 REPO = "lmms-lab/VizWiz-VQA"
 VIZWIZ = HubDataset(REPO, "default", "val",

@@ -22,12 +22,12 @@ import torch
 import transformers
 
 from ..metrics import METRICS
-from ..options import Options
-from ..session import Session
-from ..settings import Setting
+from ..core.options import Options
+from ..engine.session import Session
+from ..core.settings import Setting
 from ..tasks import Task
 from ..tasks.shapes.tasks import SHAPES_TASKS
-from . import MODELS_DIR
+from ..engine.models import MODELS_DIR
 
 CHECK_ITEMS = 200
 CARD_ITEMS = 500

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .metrics import normalize_answer
-from .settings import BASELINE
+from ..metrics import higher_is_better, normalize_answer
+from .settings import BASELINE, Setting
 
 
 @dataclass
@@ -56,6 +56,15 @@ class Record:
     def key(self) -> tuple[str, str, str]:
         return self.model, self.setting, self.task
 
+    @property
+    def parsed_setting(self) -> Setting:
+        """The setting this record's id names (parsed once per id)."""
+        return Setting.from_id(self.setting)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.setting == BASELINE.id
+
     def as_dict(self, answers: bool = True) -> dict:
         """Plain JSON values (numpy scalars of the statistics become Python numbers): what the JSON
         report writes and what crosses from an xdist worker to the controller (execnet takes no numpy)."""
@@ -91,26 +100,29 @@ def flips(record: Record, baseline: Record) -> float:
 
 class Results:
     """The records of a run, one per (model, setting, task), iterated in the grid's order whatever
-    order the tests ran in (pytest-randomly, ``--ff``, xdist): models and settings as ``order``
-    gives them, tasks as the task registry has them; anything not listed after, by name."""
+    order the tests ran in (pytest-randomly, ``--ff``, xdist): models, settings and tasks as ``order``
+    gives them (the plugin: the grid's, and the task registry's); anything not listed after, by name."""
 
     def __init__(self, records: list[Record] | None = None,
-                 order: tuple[Sequence[str], Sequence[str]] = ((), ())) -> None:
+                 order: tuple[Sequence[str], ...] = ((), (), ())) -> None:
         self._records: dict[tuple[str, str, str], Record] = {}
-        self._rank = [{name: i for i, name in enumerate(names)} for names in order]
+        self._rank = [{name: i for i, name in enumerate(names)} for names in (*order, (), (), ())[:3]]
         for record in records or []:
             self.add(record)
 
     def _key(self, record: Record) -> tuple:
-        from .tasks import TASKS
-
-        tasks = {name: i for i, name in enumerate(TASKS)}
-        (models, settings) = self._rank
+        models, settings, tasks = self._rank
         return (models.get(record.model, len(models)), record.model, settings.get(record.setting, len(settings)),
                 record.setting, tasks.get(record.task, len(tasks)), record.task)
 
     def add(self, record: Record) -> Record:
+        """Keep ``record`` unless the run has one for its key already; the one kept."""
         return self._records.setdefault(record.key, record)
+
+    def replace(self, record: Record) -> Record:
+        """Keep ``record`` in place of the one with its key (a test's additions: :mod:`..engine.reruns`)."""
+        self._records[record.key] = record
+        return record
 
     def find(self, model: str, setting: str, task: str) -> Record | None:
         return self._records.get((model, setting, task))
@@ -134,3 +146,8 @@ class Results:
                  "flips": self.flips(r),
                  "samples_per_second": r.generated / r.seconds if r.generated and r.seconds else None}
                 for r in self]
+
+
+def worsening(metric: str, before: float, after: float) -> float:
+    """How much worse ``after`` is than ``before`` (negative: better), by the metric's direction."""
+    return before - after if higher_is_better(metric) else after - before

@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import SampleStats, higher_is_better
-from .metrics.paired import MIN_CHANGED_CLUSTERS
+from ..metrics import SampleStats, higher_is_better
+from ..metrics.paired import MIN_CHANGED_CLUSTERS
+from ..core.records import worsening
 
 LEVEL = 0.95
 
@@ -73,15 +74,14 @@ def interaction(metric: str, base: SampleStats, weights_only: SampleStats, kv_on
     better = higher_is_better(metric)
     if better is None:
         return None
-    sign = -1.0 if better else 1.0
 
-    def worsening(stats: SampleStats) -> float:
-        return sign * (stats.value() - base.value()) + 0.0   # + 0.0: no "-0.000" in the report
+    def worse(stats: SampleStats) -> float:
+        return worsening(metric, base.value(), stats.value()) + 0.0   # + 0.0: no "-0.000" in the report
 
-    resampled = sign * (combined.resampled(resample_weights) - weights_only.resampled(resample_weights)
-                        - kv_only.resampled(resample_weights) + base.resampled(resample_weights))
+    resampled = worsening(metric, 0.0, combined.resampled(resample_weights) - weights_only.resampled(resample_weights)
+                          - kv_only.resampled(resample_weights) + base.resampled(resample_weights))
     low, high = np.quantile(resampled, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    total, w, k = worsening(combined), worsening(weights_only), worsening(kv_only)
+    total, w, k = worse(combined), worse(weights_only), worse(kv_only)
     per_item = np.abs(combined.rows - weights_only.rows - kv_only.rows + base.rows).sum(axis=1) > 1e-12
     changed = len({c for c, carries in zip(clusters, per_item) if carries})
     return Interaction(total, w, k, total - w - k + 0.0, float(low) + 0.0, float(high) + 0.0, margin, changed)

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .zoo import MODELS_DIR
-
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
+MODELS_DIR = Path(__file__).parents[1] / "zoo" / "models"   # the embedded checkpoints
 ALIASES = {
     "tiny": str(MODELS_DIR / "tiny"),
     "tiny-next": str(MODELS_DIR / "tiny-next"),
@@ -205,3 +204,4 @@ def describe_model(name: str) -> tuple[str, str, str]:
     return (ref.source, HUB_ARCHITECTURES.get(ref.source, "? (read from the hub at load time)"),
             "yes (in the Hugging Face cache)" if cached else "no: not in the Hugging Face cache; "
             f"huggingface-cli download {ref.source}")
+

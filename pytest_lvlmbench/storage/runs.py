@@ -26,13 +26,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .metrics import higher_is_better
-from .results import Record
-
-
-def worsening(metric: str, before: float, after: float) -> float:
-    """How much worse ``after`` is than ``before`` (negative: better), by the metric's direction."""
-    return before - after if higher_is_better(metric) else after - before
+from ..metrics import higher_is_better
+from ..core.records import Record, worsening
 
 
 def runs_dir(cache_dir: Path) -> Path:
@@ -80,9 +75,7 @@ def incomparable(data: dict, options, name: str, path: Path, doing: str) -> str 
               (("--lvlm-limit", "limit", options.limit), ("--lvlm-seed", "seed", options.seed)) if key in data]
     machine = data.get("machine")
     if isinstance(machine, dict) and "dtype" in machine:
-        from .report import dtype_name
-
-        checks.append(("--lvlm-dtype", "dtype", machine["dtype"], dtype_name(options)))
+        checks.append(("--lvlm-dtype", "dtype", machine["dtype"], options.dtype_name))
     for option, key, before, now in checks:
         if before != now:
             return (f"cannot {doing} saved run {name!r} ({path}): it was made with {_shown(option, before)}, "
@@ -179,13 +172,12 @@ def check_save(options) -> None:
     check_writable(path, "--lvlm-save")
 
 
-def save_run(results, options, name: str) -> Saved:
-    """Merge a run into saved run ``name`` (see the module docstring), atomically."""
+def save_run(now: dict, machine: dict, options, name: str) -> Saved:
+    """Merge a run's JSON report ``now`` (:func:`~..report.documents.report_json`) into saved run ``name``
+    (see the module docstring), atomically; ``machine``: where this save was made."""
     from .files import atomic_write_text
-    from .report import machine_info, report_json
 
     path = run_path(options.cache_dir, name)
-    now = report_json(results, options)
     if not path.exists():
         data, new, replaced, kept = now, len(now["records"]), 0, 0
     else:
@@ -204,7 +196,7 @@ def save_run(results, options, name: str) -> Saved:
         data["models"] = list(dict.fromkeys([*data.get("models", []), *now["models"]]))
     saves = data.setdefault("saves", [])
     if isinstance(saves, list):
-        saves.append({"machine": machine_info(options), "new": new, "replaced": replaced, "kept": kept})
+        saves.append({"machine": machine, "new": new, "replaced": replaced, "kept": kept})
     atomic_write_text(path, json.dumps(data, indent=1))
     return Saved(name, path, new, replaced, kept)
 

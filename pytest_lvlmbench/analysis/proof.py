@@ -16,8 +16,7 @@ measured, and this module turns it into failures and notes:
 
 from __future__ import annotations
 
-from .results import Record
-from .settings import Setting
+from ..core.records import Record
 
 TOLERANCE = 0.01
 KV_UNCOMPRESSED = 0.999
@@ -36,12 +35,12 @@ def compression_failures(record: Record) -> list[str]:
 def compression_notes(records: list[Record]) -> list[str]:
     """One model's report lines, one per setting: tasks where its KV setting compressed nothing by
     design, and tasks where every answer equals fp16's with the bytes that prove it compressed."""
-    baseline = {r.task: r for r in records if r.setting == "fp16"}
+    baseline = {r.task: r for r in records if r.is_baseline}
     idle: dict[str, list[str]] = {}
     unchanged: dict[str, list[str]] = {}
     proof: dict[str, str] = {}
     for record in records:
-        setting = Setting.from_id(record.setting)
+        setting = record.parsed_setting
         if setting.is_baseline:
             continue
         kv_idle = not setting.kv.is_float and record.kv_ratio is not None and record.kv_ratio >= KV_UNCOMPRESSED

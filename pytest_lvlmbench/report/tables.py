@@ -6,35 +6,24 @@ Files are written atomically (:mod:`.files`), so a crash never leaves half a rep
 
 from __future__ import annotations
 
-import io
-import json
 import platform
-from pathlib import Path
 
 from tabulate import tabulate
 
 from quant.kernels import kernel_path
 
-from .metrics import benjamini_hochberg, direction_mark, higher_is_better
-from .metrics.paired import MIN_CHANGED_CLUSTERS, PairedComparison
-from .noninferiority import ALPHA as NONINFERIORITY_ALPHA, verdicts
-from .proof import compression_notes
-from .sensitivity import rank_blocks, sensitivity_lines
-from .subgroups import describe
-from .published import PublishedCheck
-from .files import atomic_write_bytes, atomic_write_text
-from .results import Record, Results, flips
-from .settings import BASELINE, Setting
+from ..metrics import benjamini_hochberg, direction_mark, higher_is_better
+from ..metrics.paired import MIN_CHANGED_CLUSTERS, PairedComparison
+from ..analysis.noninferiority import ALPHA as NONINFERIORITY_ALPHA, verdicts
+from ..analysis.proof import compression_notes
+from ..analysis.sensitivity import sensitivity_lines
+from ..analysis.subgroups import describe
+from ..analysis.published import PublishedCheck
+from ..core.records import Record, Results, flips
+from ..core.settings import BASELINE
 
 SIGNIFICANCE = 0.05
 FEW_CLUSTERS = 30   # below this many independent units a task's cells carry † (intervals and tests rest on few)
-
-
-def dtype_name(options) -> str:
-    """The float dtype the run computes in, as a name (``auto`` resolved for the device)."""
-    from .session import resolve_dtype
-
-    return str(resolve_dtype(options.dtype, options.device)).replace("torch.", "")
 
 
 def machine_info(options) -> dict:
@@ -43,7 +32,7 @@ def machine_info(options) -> dict:
 
     return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
             "transformers": transformers.__version__, "device": options.device,
-            "dtype": dtype_name(options),
+            "dtype": options.dtype_name,
             "quant_kernels": kernel_path(options.device)}   # triton, triton-interpreter or torch
 
 
@@ -313,151 +302,3 @@ def _footer(records: list[Record], verdict: dict) -> str:
                + "\n".join(f"  {p}" for p in proofs) if proofs else ""))
 
 
-def report_json(results: Results, options, answers: bool = False) -> dict:
-    per_model = _per_model(results)
-    return {"machine": machine_info(options), "seed": options.seed, "limit": options.limit,
-            "resamples": options.resamples, "models": options.models, "records": results.as_json(answers),
-            "layer_sensitivity": [{"setting": setting, "task": task, "blocks": [{"layers": l, "drop": d} for l, d in ranked]}
-                                  for (setting, task), ranked in rank_blocks(list(results)).items()],
-            "noninferiority": [{"model": model, "setting": s, "task": t, "metric": metric, "verdict": v}
-                               for model, _, _, found in per_model for (s, t, metric), v in found.items()],
-            "power": [{"model": model, **entry} for model, records, _, found in per_model
-                      for entry in power_summary(records, found)]}
-
-
-def markdown_report(results: Results, options) -> str:
-    """GitHub-flavoured markdown for a PR comment: per model, settings as rows and tasks as columns,
-    each task's primary metric with its Δ vs fp16, ▲/▼ (significant) and ≈ (non-inferior at δ)."""
-    out = []
-    for model, records, adjusted, verdict in _per_model(results):
-        tasks = list(dict.fromkeys(r.task for r in records))
-        by_key = {(r.setting, r.task): r for r in records}
-        primary = {r.task: r.primary for r in records}
-        flagged = {r.task for r in records if few_clusters(r)}
-        settings = _settings(records)
-        out += [f"### lvlmbench: {model}", "",
-                f"{machine_info(options)['dtype']} baseline on {options.device}, quant/ kernels: "
-                f"{kernel_path(options.device)}; each task's primary metric (↑/↓: direction), Δ vs fp16; "
-                f"▲/▼ significantly better/worse (paired, clustered; Benjamini-Hochberg at {SIGNIFICANCE}); ≈ "
-                f"non-inferior (the paired 95% interval of the worsening below the margin {options.margin}; "
-                f"one-sided {NONINFERIORITY_ALPHA}, Benjamini-Hochberg); neither: inconclusive; † fewer than "
-                f"{FEW_CLUSTERS} clusters.", "",
-                "| setting | " + " | ".join(f"{t}{'†' * (t in flagged)} ({primary[t]}{direction_mark(primary[t])})"
-                                          for t in tasks) + " |",
-                "|---" * (len(tasks) + 1) + "|"]
-        for setting in settings:
-            cells = []
-            for task in tasks:
-                record, base = by_key.get((setting, task)), by_key.get((BASELINE.id, task))
-                if record is None:
-                    cells.append("")
-                    continue
-                cells.append(_cell(record, primary[task], None if record is base else base, adjusted,
-                                   verdict.get((setting, task, primary[task]))))
-            out.append(f"| {setting} | " + " | ".join(cells) + " |")
-        out.append("")
-    return "\n".join(out)
-
-
-CSV_COLUMNS = ("model", "setting", "task", "capability", "metric", "primary", "value", "delta", "delta_low",
-               "delta_high", "ci_low", "ci_high", "p_adjusted", "margin", "noninferiority_p", "verdict", "samples",
-               "clusters", "detectable_drop", "kv_ratio")
-
-
-def csv_report(results: Results) -> str:
-    """One row per (model, setting, task, metric): value, Δ vs fp16 with its paired 95% interval, the
-    value's 95% CI, adjusted paired p, non-inferiority margin, p and verdict, samples, clusters, the
-    smallest detectable drop (80% power) and KV ratio."""
-    import csv
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for model, records, adjusted, verdict in _per_model(results):
-        base = {r.task: r for r in records if r.setting == BASELINE.id}
-        for r in records:
-            for metric, value in r.metrics.items():
-                low, high = r.intervals.get(metric, (value, value))
-                ni = r.noninferiority.get(metric, {})
-                delta = value - base[r.task].metrics[metric] if r.task in base and r.setting != BASELINE.id else ""
-                bounds = delta_interval(r, metric) or ("", "")
-                detectable = (PairedComparison.from_dict(r.paired[metric]).detectable(SIGNIFICANCE)
-                              if metric in r.paired else None)
-                writer.writerow([model, r.setting, r.task, r.capability, metric, metric == r.primary, value, delta,
-                                 *bounds, low, high, adjusted.get((r.setting, r.task, metric), ""),
-                                 ni.get("margin", ""), ni.get("p", ""), verdict.get((r.setting, r.task, metric), ""),
-                                 r.samples, r.clusters, "" if detectable is None else detectable,
-                                 "" if r.kv_ratio is None else r.kv_ratio])
-    return buffer.getvalue()
-
-
-def write_json(results: Results, options, path: Path, answers: bool = False) -> None:
-    atomic_write_text(path, json.dumps(report_json(results, options, answers), indent=1))
-
-
-def write_tables(results: Results, options) -> list[str]:
-    """Write ``--lvlm-report-md`` / ``--lvlm-report-csv`` where asked; one line per file written."""
-    written = []
-    for path, render, what in ((options.report_md, lambda: markdown_report(results, options), "markdown"),
-                               (options.report_csv, lambda: csv_report(results), "CSV")):
-        if path:
-            atomic_write_text(path, render())
-            written.append(f"lvlmbench: {what} report written to {path}")
-    return written
-
-
-def plot_series(results: Results) -> dict[tuple[str, str], dict[str, list[tuple[int, float]]]]:
-    """{(model, task): {method: [(bits, primary value)]}}, the baseline at 16 bits on every line.
-    Settings that compress both weights and KV are left out (they have no single method)."""
-    series: dict = {}
-    for record in results:
-        setting = Setting.from_id(record.setting)
-        if not setting.weights.is_float and not setting.kv.is_float:
-            continue
-        lines = series.setdefault((record.model, record.task), {})
-        value = record.metrics[record.primary]
-        if setting.is_baseline:
-            lines.setdefault("fp16", []).append((16, value))
-            continue
-        spec = setting.kv if setting.weights.is_float else setting.weights
-        method = ("kv-" if setting.weights.is_float else "w-") + spec.method
-        lines.setdefault(method, []).append((spec.bits, value))
-    for lines in series.values():
-        base = lines.pop("fp16", [])
-        for points in lines.values():
-            points.extend(base)
-            points.sort()
-    return series
-
-
-def write_plot(results: Results, path: Path) -> None:
-    """PNG: primary metric vs bits, one line per method, one panel per (model, task)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    series = plot_series(results)
-    columns = min(4, len(series))
-    rows = -(-len(series) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
-    for axis, ((model, task), lines) in zip(axes.flat, series.items()):
-        primary = next(r.primary for r in results if r.task == task)
-        for method, points in sorted(lines.items()):
-            axis.plot([b for b, _ in points], [v for _, v in points], marker="o", label=method)
-        axis.set_xscale("log", base=2)
-        axis.set_xticks([2, 3, 4, 8, 16], ["2", "3", "4", "8", "16"])
-        axis.set_title(f"{model}: {task}", fontsize=9)
-        axis.set_xlabel("bits")
-        axis.set_ylabel(primary)
-    for axis in list(axes.flat)[len(series):]:
-        axis.axis("off")
-    legend = {label: handle for axis in axes.flat for handle, label in zip(*axis.get_legend_handles_labels())}
-    figure.legend(list(legend.values()), list(legend), loc="lower center", ncol=6)
-    figure.tight_layout(rect=(0, 0.05, 1, 1))
-    buffer = io.BytesIO()
-    try:   # the format from the suffix, as savefig(path) would; png without one
-        figure.savefig(buffer, dpi=100, format=Path(path).suffix.lstrip(".").lower() or None)
-    finally:
-        plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())

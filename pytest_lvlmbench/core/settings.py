@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 from quant.spec import KVQuantSpec, WeightQuantSpec
@@ -83,6 +85,7 @@ class Setting:
         return self.weights.is_float and self.kv.is_float
 
     @classmethod
+    @functools.lru_cache(maxsize=None)
     def from_id(cls, text: str) -> Setting:
         """``fp16``, ``w4-rtn``, ``kv2-uniform@0-3`` (those layers only), ``kv2-uniform@0-3+kv4-uniform``
         (mixed: the other layers at kv4), joined by ``+`` across weights and KV."""

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import Setting
+from ..core.settings import Setting, with_layers
 
 NEEDED = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads")
 
@@ -77,3 +77,35 @@ def unfit_reason(setting: Setting, shape: TextShape) -> str | None:
             except ValueError as error:
                 return str(error)
     return None
+
+
+def sweep_settings(options, shapes: dict) -> list:
+    """The grid plus, with ``--lvlm-layer-sweep N``, each compressed setting on every block of N
+    layers alone (``shapes``: each model's :class:`TextShape`)."""
+    if not options.layer_sweep:
+        return options.settings
+    depths = {name: shape.layers for name, shape in shapes.items()}
+    if len(set(depths.values())) > 1:
+        raise ValueError(f"--lvlm-layer-sweep: the models have different depths {depths}; sweep one at a time")
+    return with_layers(options.settings, sweep=options.layer_sweep, layer_count=next(iter(depths.values())))
+
+
+def fit_grid(options) -> dict[tuple[str, str], str]:
+    """Check every (model, setting) of the grid against the model's config.json, before any test:
+    a setting the user asked for that cannot apply is a ValueError naming setting, model and fix;
+    a default-grid one is returned, (model, setting id) -> reason, for its tests to skip."""
+    from .models import check_hub_model, resolve_model
+
+    shapes = {}
+    for name in options.models:
+        ref = resolve_model(name)
+        if not ref.is_local:
+            check_hub_model(ref)
+        shapes[name] = text_shape(ref.source, ref.is_local)
+    options.settings = sweep_settings(options, shapes)
+    unfit = {(name, setting.id): reason for name, shape in shapes.items() for setting in options.settings
+             if (reason := unfit_reason(setting, shape))}
+    if options.settings_asked and unfit:
+        raise ValueError("settings that cannot apply: " + "; ".join(
+            f"{setting} on model {name!r}: {reason}" for (name, setting), reason in unfit.items()))
+    return unfit

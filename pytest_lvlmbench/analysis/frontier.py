@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from .results import Record
-from .runs import worsening
-from .settings import Setting
+from ..core.records import Record
+from ..core.records import worsening
+from ..core.settings import Setting
 
 BITS = (8, 4, 3, 2)   # most to least expensive
 
@@ -115,40 +115,4 @@ def pareto(points: Sequence[Point]) -> list[Point]:
     return sorted(front, key=lambda p: (p.kind, p.cost))
 
 
-def write_frontier_plot(points: Sequence[Point], path) -> None:
-    """Cost vs mean worsening with paired 95% bands, one panel per kind; the front joined, safe points filled."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .files import atomic_write_bytes
-
-    kinds = sorted({p.kind for p in points})
-    figure, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4), squeeze=False)
-    front = pareto(points)
-    for axis, kind in zip(axes.flat, kinds):
-        mine = [p for p in points if p.kind == kind]
-        for p in mine:
-            axis.errorbar(p.cost, p.worsening, yerr=[[p.worsening - p.low], [p.high - p.worsening]], fmt="o",
-                          color="tab:green" if p.safe else "tab:red", mfc="tab:green" if p.safe else "white")
-            axis.annotate(p.setting, (p.cost, p.worsening), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        line = [p for p in front if p.kind == kind]
-        axis.plot([p.cost for p in line], [p.worsening for p in line], "k--", linewidth=1, label="Pareto front")
-        axis.axhline(0, color="grey", linewidth=0.5)
-        axis.set_xlabel(f"{kind} bytes / float (measured)")
-        axis.set_ylabel("mean primary-metric drop vs fp16")
-        axis.set_title(f"{kind}: green = non-inferior on every task")
-        axis.legend(fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, dpi=100, format="png")
-    finally:
-        plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-__all__ = ["BITS", "Point", "families", "family_of", "pareto", "point", "search", "write_frontier_plot"]
+__all__ = ["BITS", "Point", "families", "family_of", "pareto", "point", "search"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .metrics import mcnemar_p, normalize_answer
+from ..metrics import mcnemar_p, normalize_answer
 
 EXAMPLES = 5
 

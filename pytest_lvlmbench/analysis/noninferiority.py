@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .metrics import benjamini_hochberg, higher_is_better
-from .results import Record
+from ..metrics import benjamini_hochberg
+from ..core.records import Record, worsening
+from ..core.settings import BASELINE
 
 DEFAULT_MARGIN = 0.02
 ALPHA = 0.025
@@ -47,9 +48,8 @@ def verdicts(records: list[Record], worse_p: Mapping[tuple[str, str, str], float
             out[key] = "non-inferior"
             continue
         setting, task, metric = key
-        record, base = by_key[(setting, task)], by_key.get(("fp16", task))
-        delta = 0.0 if base is None else record.metrics[metric] - base.metrics[metric]
-        worsened = -delta if higher_is_better(metric) else delta
+        record, base = by_key[(setting, task)], by_key.get((BASELINE.id, task))
+        worsened = 0.0 if base is None else worsening(metric, base.metrics[metric], record.metrics[metric])
         out[key] = "worse" if worsened > 0 and worse_p.get(key, 1.0) < alpha_worse else "inconclusive"
     return out
 

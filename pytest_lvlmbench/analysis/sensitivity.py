@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .results import Record
-from .runs import worsening
-from .settings import BASELINE, Setting
+from ..core.records import Record
+from ..core.records import worsening
+from ..core.settings import BASELINE
 
 
 def rank_blocks(records: Sequence[Record]) -> dict[tuple[str, str], list[tuple[str, float]]]:
@@ -20,7 +20,7 @@ def rank_blocks(records: Sequence[Record]) -> dict[tuple[str, str], list[tuple[s
     base = {(r.model, r.task): r for r in records if r.setting == BASELINE.id}
     ranked: dict[tuple[str, str], list[tuple[str, float]]] = {}
     for record in records:
-        setting = Setting.from_id(record.setting)
+        setting = record.parsed_setting
         reference = base.get((record.model, record.task))
         if not setting.layered or reference is None:
             continue

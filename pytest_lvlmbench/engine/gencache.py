@@ -66,10 +66,9 @@ HASH_CHUNK = 8 << 20
 # filesystem clocks): its digest is used but not memoised, as git treats "racily clean" entries.
 RACY_WINDOW_NS = 2_000_000_000
 
-# Sources between the prompt text and the stored answer (see source_hash).
-CODE_FILES = ("pytest_lvlmbench/generation.py", "pytest_lvlmbench/gencache.py", "pytest_lvlmbench/tasks/shapes/world.py",
-              "pytest_lvlmbench/calibration.py")
-SESSION_ROOTS = ("prompt", "model", "_generate")
+# The modules that turn a prompt into a stored answer (see source_hash): hashed with every package-internal
+# module they import, found through the ast; quant/ and engine/ are hashed whole, recursively.
+GENERATION_ROOTS = ("engine/generation.py", "engine/calibration.py", "engine/models.py", "engine/gencache.py")
 VERSIONED = ("torch", "transformers", "tokenizers", "pillow", "numpy")
 
 GENERATIONS_COLUMNS = ("key", "answer", "kv_bytes", "kv_float_bytes", "code", "checksum")
@@ -163,60 +162,48 @@ def runtime_versions() -> dict[str, str]:
     return versions
 
 
-def _function_sources(path: Path, roots: Iterable[str]) -> list[str]:
-    """Source of Session's ``roots`` and of every Session method and module-level function they reach
-    through ``self.name`` or ``name`` (transitively), read with ast, so nothing is imported."""
-    text = path.read_text()
-    tree = ast.parse(text)
-    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
-    session = next((node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Session"), None)
-    methods = {node.name: node for node in (session.body if session else []) if isinstance(node, ast.FunctionDef)}
-    seen: dict[str, str] = {}
-    todo = [f"Session.{root}" for root in roots]
+def _imported_files(path: Path, package: Path) -> set[Path]:
+    """The package-internal modules ``path`` imports (module level or inside functions), read with ast."""
+    here = path.relative_to(package.parent).with_suffix("").parts[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = list(here[:len(here) - (node.level - 1)]) + (node.module.split(".") if node.module else [])
+            for target in [base] + [base + [alias.name] for alias in node.names]:
+                for candidate in (Path(package.parent, *target).with_suffix(".py"),
+                                  Path(package.parent, *target, "__init__.py")):
+                    if candidate.is_file():
+                        found.add(candidate)
+    return found
+
+
+def generation_files() -> list[Path]:
+    """Every file between the prompt text and the stored answer: quant/ and pytest_lvlmbench/engine/
+    recursively (compression, kernels, models, prompts, batching, the generate call), and every module
+    of the package that the generation roots import, transitively (e.g. the shapes world that draws
+    AWQ's calibration scenes). No hand-kept list: a new module under quant/kernels/ is in at once."""
+    package = Path(__file__).resolve().parents[1]
+    spec = importlib.util.find_spec("quant")   # located, not imported (that would import torch)
+    quant_dir = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+    files = set(quant_dir.rglob("*.py")) if quant_dir else set()
+    files |= set((package / "engine").rglob("*.py"))
+    todo = [package / root for root in GENERATION_ROOTS]
     while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        node = methods.get(name.removeprefix("Session.")) if name.startswith("Session.") else functions.get(name)
-        if node is None:
-            seen[name] = "<missing>"
-            continue
-        seen[name] = ast.get_source_segment(text, node) or ""
-        for sub in ast.walk(node):
-            if (isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self"
-                    and sub.attr in methods):
-                todo.append(f"Session.{sub.attr}")
-            elif isinstance(sub, ast.Name) and sub.id in functions:
-                todo.append(sub.id)
-    return [f"{name}\n{source}" for name, source in sorted(seen.items())]
+        path = todo.pop()
+        for found in _imported_files(path, package) - files:
+            files.add(found)
+            todo.append(found)
+    return sorted(files)
 
 
 @functools.cache
 def source_hash() -> str:
-    """SHA-256 of the code between a prompt and its stored answer, and of nothing else:
-
-    - ``quant/*.py``: weight and KV-cache compression (the answer of every non-float setting);
-    - ``pytest_lvlmbench/generation.py``: the generate call and answer post-processing (strip);
-    - ``pytest_lvlmbench/gencache.py``: key and image-hash format (this file);
-    - ``pytest_lvlmbench/tasks/shapes/world.py``: it draws the AWQ calibration scenes;
-    - from ``pytest_lvlmbench/session.py`` only ``Session.prompt``, ``Session.model`` and
-      ``Session._generate`` and what they call (chat templating, model loading and quantization,
-      calibration, the batch call), found through the ast: editing scoring or records there
-      keeps the cache.
-
-    Task prompt text and images need no code hash: they are in the key themselves."""
-    package = Path(__file__).resolve().parent
-    spec = importlib.util.find_spec("quant")   # located, not imported (that would import torch)
-    quant_dir = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
-    files = sorted(quant_dir.glob("*.py")) if quant_dir else []
+    """SHA-256 of the code between a prompt and its stored answer (:func:`generation_files`), each file
+    named by its path under its package's parent. Task prompt text and images need no code hash: they
+    are in the key themselves. Scoring, records and reports are outside it: editing them keeps the cache."""
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(f"quant/{path.name}\0{sha256_file(path)}\n".encode())
-    for name in CODE_FILES:
-        path = package / Path(name).relative_to("pytest_lvlmbench")
-        digest.update(f"{name}\0{sha256_file(path)}\n".encode())
-    for source in _function_sources(package / "session.py", SESSION_ROOTS):
-        digest.update(source.encode() + b"\0")
+    for path in generation_files():
+        digest.update(f"{path.parent.name}/{path.name}\0{sha256_file(path)}\n".encode())
     return digest.hexdigest()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data import HubDataset, decode_image, read_rows, unavailable_reason
+from ..tasks.data import HubDataset, decode_image, read_rows, unavailable_reason
 
 CALIBRATION_SAMPLES = 32
 COCO_TEST = HubDataset("lmms-lab/COCO-Caption2017", "default", "test", {"question_id": "string", "image": "image"})
@@ -22,7 +22,7 @@ def calibration_source(option: str, model_source: str) -> str:
     models (what they were trained on), ``coco`` for any other checkpoint."""
     if option != "auto":
         return option
-    from .zoo import MODELS_DIR
+    from .models import MODELS_DIR
 
     return "shapes" if Path(model_source).resolve().is_relative_to(MODELS_DIR.resolve()) else "coco"
 
@@ -39,7 +39,7 @@ def calibration_unavailable(source: str) -> str | None:
 def calibration_examples(source: str, n: int = CALIBRATION_SAMPLES) -> tuple[list, list[str]]:
     """(images, questions) of a calibration source; a missing dataset raises DatasetUnavailable."""
     if source == "shapes":
-        from .tasks.shapes.world import calibration_examples as shapes_examples
+        from ..tasks.shapes.world import calibration_examples as shapes_examples
 
         examples = shapes_examples(n)
         return [scene.image() for scene, _ in examples], [question for _, question in examples]

@@ -11,7 +11,7 @@ import gc
 from dataclasses import asdict, replace
 import resource
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -19,29 +19,25 @@ import torch
 from quant import QuantizationSummary, enable_packed_attention, quantize_model
 from quant.kernels import kernel_path, use_triton
 
-from .metrics import SampleStats, bootstrap_interval, bootstrap_weights, higher_is_better, undefined_notes
-from .metrics.paired import PairedComparison, compare, share_interval
+from ..metrics import SampleStats, bootstrap_interval, bootstrap_weights, higher_is_better, undefined_notes
+from ..metrics.paired import PairedComparison, compare, share_interval
 from .gencache import (Generated, GenerationCache, device_kind, generation_key, hub_fingerprint, image_hash,
                        model_fingerprint)
 from .calibration import calibration_source
-from .data import DatasetUnavailable
+from ..tasks.data import DatasetUnavailable
 from .generation import generate_batch
 from .judges import scorers_from_options
 from .models import ModelRef, load_pretrained, resolve_model
-from .interaction import interaction
-from .subgroups import subgroup_flips
-from .options import Options
-from .published import check_published
-from .results import Record, Results
-from .settings import BASELINE, Setting
-from .tasks import Task, has_image
+from ..analysis.subgroups import subgroup_flips
+from ..core.options import Options, dtype_name
+from ..core.records import Record, Results
+from ..core.settings import BASELINE, Setting
+from ..tasks import Task, has_image
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
-    """``auto``: float16 on GPU, float32 on CPU (half-precision CPU kernels are slow)."""
-    if name == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+    """The torch dtype of :func:`~..core.options.dtype_name`."""
+    return getattr(torch, dtype_name(name, device))
 
 
 def peak_memory_bytes(device: str) -> int:
@@ -87,10 +83,10 @@ class Session:
         self.refs: dict[str, ModelRef] = {name: resolve_model(name) for name in options.models}
         self.dtype = resolve_dtype(options.dtype, options.device)
         self.results = Results()
-        self._statistics: dict[tuple[str, str, str], dict[str, SampleStats]] = {}
-        self._weights: dict[str, np.ndarray] = {}   # bootstrap draws per task: shared by all its records
-        self._clusters: dict[str, list[str]] = {}    # each item's cluster per task (an image, a pair, a set)
-        self._comparisons: dict[tuple[str, str, str], dict[str, PairedComparison]] = {}   # at the default margin
+        self.statistics: dict[tuple[str, str, str], dict[str, SampleStats]] = {}
+        self.weights: dict[str, np.ndarray] = {}   # bootstrap draws per task: shared by all its records
+        self.clusters: dict[str, list[str]] = {}    # each item's cluster per task (an image, a pair, a set)
+        self.comparisons: dict[tuple[str, str, str], dict[str, PairedComparison]] = {}   # at the default margin
         self._models: dict[tuple[str, str], object] = {}
         self._load_errors: dict[tuple[str, str], Exception] = {}
         self._weight_summaries: dict[tuple[str, str], QuantizationSummary] = {}   # measured when a model is built
@@ -242,7 +238,7 @@ class Session:
         if self.options.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(self.options.device)
         for begin, batch in batches(todo, [has_image(items[i]) for i in todo], self.options.batch_size):
-            generated = self._generate(name, setting, [items[i] for i in batch], [prompts[i] for i in batch],
+            generated = self.generate(name, setting, [items[i] for i in batch], [prompts[i] for i in batch],
                                        task.max_new_tokens)
             new = {keys[i]: g for i, g in zip(batch, generated)}
             self.cache.put_many(new)   # written per batch: an interrupted run loses at most one batch
@@ -252,124 +248,57 @@ class Session:
         predictions = [answers[k].answer for k in keys]
         largest = max((answers[k] for k in keys), key=lambda g: g.kv_float_bytes)  # the largest batch's cache
         statistics = task.statistics(items, predictions, self.scorers)
-        self._statistics[(name, setting.id, task.name)] = statistics
-        if task.name not in self._weights:
-            self._clusters[task.name] = [task.cluster(item) for item in items]
-            self._weights[task.name] = bootstrap_weights(self._clusters[task.name], self.options.resamples,
+        self.statistics[(name, setting.id, task.name)] = statistics
+        if task.name not in self.weights:
+            self.clusters[task.name] = [task.cluster(item) for item in items]
+            self.weights[task.name] = bootstrap_weights(self.clusters[task.name], self.options.resamples,
                                                          self.options.seed)
-        baseline = self._statistics.get((name, BASELINE.id, task.name))
+        baseline = self.statistics.get((name, BASELINE.id, task.name))
         comparisons = {} if setting.is_baseline or baseline is None else {
-            m: self._compare(task.name, baseline[m], stat, m, self.options.margin) for m, stat in statistics.items()}
-        self._comparisons[(name, setting.id, task.name)] = comparisons
-        record = Record(name, setting.id, task.name, task.capability, task.primary,
-                        metrics={m: stat.value() for m, stat in statistics.items()}, predictions=predictions,
-                        items=[str(item.id) for item in items], prompts=prompts,
-                        intervals={m: list(self._interval(task.name, stat)) for m, stat in statistics.items()},
-                        p_values={m: c.p_change for m, c in comparisons.items()},
-                        paired={m: c.as_dict() for m, c in comparisons.items() if higher_is_better(m) is not None},
-                        samples=len(items), clusters=len(set(self._clusters[task.name])),
-                        seconds=time.perf_counter() - start, generated=len(todo),
-                        kv_bytes=largest.kv_bytes,
-                        kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
-                        peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
-                        details={m: dict(stat.details) for m, stat in statistics.items() if stat.details},
-                        judge=task.scored_by(self.scorers), cache_rejected=cache_rejected,
-                        calibration=self.calibration_source(name) if setting.needs_calibration else "")
-        record.code, record.fingerprint = self.cache.code, self.fingerprint(name)
+            m: self.compare(task.name, baseline[m], stat, m, self.options.margin) for m, stat in statistics.items()}
+        self.comparisons[(name, setting.id, task.name)] = comparisons
         base_record = self.results.find(name, BASELINE.id, task.name)
-        if task.subgroups and base_record is not None and not setting.is_baseline:
-            record.subgroup_flips = subgroup_flips(items, base_record.predictions, predictions, task.subgroups)
+        flips = (subgroup_flips(items, base_record.predictions, predictions, task.subgroups)
+                 if task.subgroups and base_record is not None and not setting.is_baseline else [])
         summary = self.weight_summary(name, setting)
-        if summary is not None:
-            record.weight_bytes, record.weight_bytes_expected = summary.bytes_after, summary.bytes_expected
-            record.weight_ratio = summary.ratio
-        return self.results.add(record)
+        return self.results.add(Record(
+            name, setting.id, task.name, task.capability, task.primary,
+            metrics={m: stat.value() for m, stat in statistics.items()}, predictions=predictions,
+            items=[str(item.id) for item in items], prompts=prompts,
+            intervals={m: list(self.interval(task.name, stat)) for m, stat in statistics.items()},
+            p_values={m: c.p_change for m, c in comparisons.items()},
+            paired={m: c.as_dict() for m, c in comparisons.items() if higher_is_better(m) is not None},
+            samples=len(items), clusters=len(set(self.clusters[task.name])),
+            seconds=time.perf_counter() - start, generated=len(todo),
+            kv_bytes=largest.kv_bytes,
+            kv_ratio=largest.kv_bytes / largest.kv_float_bytes if largest.kv_float_bytes else None,
+            peak_memory_bytes=peak_memory_bytes(self.options.device), notes=undefined_notes(statistics),
+            details={m: dict(stat.details) for m, stat in statistics.items() if stat.details},
+            judge=task.scored_by(self.scorers), cache_rejected=cache_rejected,
+            calibration=self.calibration_source(name) if setting.needs_calibration else "",
+            subgroup_flips=flips, code=self.cache.code, fingerprint=self.fingerprint(name),
+            weight_bytes=summary.bytes_after if summary else 0,
+            weight_bytes_expected=summary.bytes_expected if summary else 0,
+            weight_ratio=summary.ratio if summary else None))
 
-    def _interval(self, task: str, stats: SampleStats) -> tuple[float, float]:
+    def interval(self, task: str, stats: SampleStats) -> tuple[float, float]:
         """95% interval of a metric: Wilson on the clusters' effective sample size for a share of 0/1
         outcomes (:func:`~.metrics.paired.share_interval`), the cluster-bootstrap percentile interval
         otherwise. (Not BCa: for the MaxSkew excess, whose resamples are biased low because a repeated set
         repeats its permutations, BCa's bias correction covered a true 0 in only 82-85% of null runs, the
         percentile interval in 99-100%; tests/test_max_skew_null.py.)"""
         if stats.binary:
-            return share_interval(stats, self._clusters[task])
-        return bootstrap_interval(stats, self._weights[task])
+            return share_interval(stats, self.clusters[task])
+        return bootstrap_interval(stats, self.weights[task])
 
-    def _compare(self, task: str, baseline: SampleStats, stats: SampleStats, metric: str,
+    def compare(self, task: str, baseline: SampleStats, stats: SampleStats, metric: str,
                  margin: float) -> PairedComparison:
         """The paired analysis (:mod:`.metrics.paired`) of a setting's metric against the baseline's."""
-        return compare(baseline, stats, higher_is_better(metric) is not False, margin, self._clusters[task],
-                       self._weights[task], self.options.seed)
+        return compare(baseline, stats, higher_is_better(metric) is not False, margin, self.clusters[task],
+                       self.weights[task], self.options.seed)
 
-    def test_noninferiority(self, record: Record, margins: Mapping[str, float]) -> None:
-        """Attach to a compressed setting's record the one-sided non-inferiority p-value of each
-        directed metric at its margin (:mod:`.metrics.paired`), paired with this run's baseline; the
-        record's paired analysis is the one at that margin."""
-        key = (record.model, record.setting, record.task)
-        baseline = self._statistics.get((record.model, BASELINE.id, record.task))
-        statistics = self._statistics.get(key)
-        if record.setting == BASELINE.id or baseline is None or statistics is None:
-            return
-        for metric, margin in margins.items():
-            if higher_is_better(metric) is None:
-                continue
-            found = self._comparisons[key].get(metric)
-            if found is None or margin != self.options.margin:
-                found = self._compare(record.task, baseline[metric], statistics[metric], metric, margin)
-            record.noninferiority[metric] = {"margin": margin, "p": found.p_noninferior, "method": found.method}
-            record.paired[metric] = found.as_dict()
-
-    def test_interaction(self, record: Record, task: Task, margins: Mapping[str, float], progress=None) -> None:
-        """For a weights+KV setting, attach whether its drop is the sum of the single drops
-        (:mod:`.interaction`, "additive" within each metric's non-inferiority margin); the single
-        settings are evaluated (or found) here."""
-        setting = Setting.from_id(record.setting)
-        if setting.weights.is_float or setting.kv.is_float:
-            return
-        parts = [BASELINE, setting.weights_part, setting.kv_part, setting]
-        for part in parts:
-            self.evaluate(record.model, part, task, progress)
-        stats = [self._statistics[(record.model, part.id, task.name)] for part in parts]
-        for metric in record.metrics:
-            found = interaction(metric, *(s[metric] for s in stats), self._weights[task.name],
-                                margins.get(metric, self.options.margin), self._clusters[task.name])
-            if found is not None:
-                record.interaction[metric] = found.as_dict()
-
-    def _generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:
+    def generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:
         torch.manual_seed(self.options.seed)
         return generate_batch(self.model(name, setting), self.processor(name), [item.image() for item in items],
                               prompts, setting.kv, max_new_tokens, self.options.device, self.dtype,
                               kv_layers=setting.kv_layers, kv_rest=setting.kv_rest)
-
-    def check_published(self, baseline: Record) -> list[str]:
-        """Compare a full-dataset FP16 record (with the other baselines of this model) with the
-        published scores (:mod:`.published`); the checks are kept on the record. Returns the
-        breaches when ``--lvlm-published-check fail``."""
-        if self.options.limit is not None or self.options.published_check == "off":
-            return []
-        baselines = {r.task: r.metrics for r in self.results if r.model == baseline.model and r.setting == BASELINE.id}
-        checks = check_published(self.refs[baseline.model].source, baseline.task, baselines,
-                                 self.options.published_tolerance, baseline.judge)
-        baseline.published = [check.as_dict() for check in checks]
-        if self.options.published_check != "fail":
-            return []
-        return [f"FP16 baseline of {baseline.model} drifted from the published score: {check.message()}"
-                for check in checks if check.drifted]
-
-    def check_invariance(self, name: str, setting: Setting, task: Task, samples: int):
-        """Regenerate the first ``samples`` items of a record alone and in a shuffled batch order (see
-        :mod:`.invariance`); the result is kept on the record."""
-        from .invariance import check_invariance
-
-        record = self.evaluate(name, setting, task)
-        items = list(task.load(self.options.limit))[:samples]
-        prompts = self.prompts(name, task, items)
-
-        def generate(chunk, chunk_prompts):
-            return [g.answer for g in self._generate(name, setting, chunk, chunk_prompts, task.max_new_tokens)]
-
-        result = check_invariance(generate, items, prompts, record.predictions[:len(items)], self.options.batch_size,
-                                  self.options.seed, [has_image(item) for item in items])
-        record.invariance = result.as_dict()
-        return result

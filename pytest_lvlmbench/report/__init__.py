@@ -1,0 +1,1 @@
+"""What a run shows: terminal tables, markdown/CSV/JSON documents, plots."""
