@@ -541,20 +541,66 @@ def collect_linear_inputs(model: nn.Module, linears: Mapping[str, nn.Linear],
 
 def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterable[object] | None = None, *,
                    include_vision: bool = False, skip: tuple[str, ...] = ("lm_head",),
-                   layers: LayerSelection | None = None) -> QuantizationSummary:
+                   layers: LayerSelection | None = None, rest: WeightQuantSpec | None = None) -> QuantizationSummary:
     """Replace the language model's nn.Linear layers by QuantizedLinear, in place.
 
     The vision tower and projector stay float unless ``include_vision``; layers whose
     dotted name contains a word in ``skip`` (``lm_head`` by default) are kept. ``awq`` and
     ``gptq`` (``spec.needs_calibration``) need ``calibration``: an iterable of model kwargs
     dicts or input-ids tensors; every layer's inputs are collected from the float model.
-    ``layers`` (quant.layers) limits it to those decoder layers. A call that finds no nn.Linear to
+    ``layers`` (quant.layers) limits ``spec`` to those decoder layers; ``rest``, a second spec,
+    quantizes the other decoder layers (mixed precision, as :class:`~quant.kvcache.QuantizedKVCache`
+    takes its ``rest``), both from one pass over the float model. A call that finds no nn.Linear to
     replace is a ValueError saying where it looked, never a silently unquantized model.
     """
     _check_spec(spec)
-    summary = QuantizationSummary(spec.id)
-    if spec.is_float:
+    rest = rest if rest is not None and not rest.is_float else None
+    if rest is not None:
+        _check_spec(rest)
+        if layers is None:
+            raise ValueError(f"rest={rest.id}: a spec for the other decoder layers needs layers= to say which "
+                             "layers take spec")
+    summary = QuantizationSummary(spec.id + (f"@{layers.text}" if layers is not None and rest is not None else "")
+                                  + (f"+{rest.id}" if rest is not None else ""))
+    if spec.is_float and rest is None:
         return summary
+    linears = _target_linears(model, include_vision, skip)
+    plan: dict[str, WeightQuantSpec] = {name: spec for name in linears}
+    if layers is not None:   # the selected decoder layers' linears take spec, the others rest (or stay float)
+        config = getattr(model, "config", None)
+        text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+        if not hasattr(text, "num_hidden_layers"):
+            raise ValueError(f"layers={layers.text!r}: {type(model).__name__} has no config.num_hidden_layers, so "
+                             "its decoder layers cannot be selected; pass layers=None")
+        chosen = layers.layers(text.num_hidden_layers)
+        plan = {name: spec if layer_index(name) in chosen else rest for name in linears
+                if layer_index(name) in chosen or (rest is not None and layer_index(name) is not None)}
+    plan = {name: chosen_spec for name, chosen_spec in plan.items() if chosen_spec is not None and not chosen_spec.is_float}
+    linears = {name: linears[name] for name in plan}
+    if not linears:
+        raise ValueError(_nothing_to_quantize(model, spec, include_vision, skip, layers))
+    for name, linear in linears.items():  # fail before touching any layer
+        weight_block_size(plan[name], linear.in_features)
+        _check_finite(name, "weight", linear.weight.detach())
+    inputs: dict[str, torch.Tensor] = {}
+    calibrated = {name: linear for name, linear in linears.items() if plan[name].needs_calibration}
+    if calibrated:
+        if calibration is None:
+            method = next(plan[name].method for name in calibrated)
+            raise ValueError(f"method {method!r} needs calibration data: pass calibration=[batch, ...]")
+        inputs = collect_linear_inputs(model, calibrated, calibration)
+        for name, rows in inputs.items():
+            _check_finite(name, "calibration inputs", rows)
+    for name, linear in linears.items():
+        quantized = QuantizedLinear.from_linear(linear, plan[name], inputs.get(name))
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, quantized)
+        summary.layers.append(name)
+        summary.bytes_before += nbytes(linear)
+        summary.bytes_after += nbytes(quantized)
+        summary.bytes_expected += expected_linear_bytes(plan[name], linear.in_features, linear.out_features,
+                                                        linear.weight.dtype, linear.bias is not None)
+    return summary
     linears = _target_linears(model, include_vision, skip)
     if layers is not None:   # only the selected decoder layers' linears
         config = getattr(model, "config", None)

@@ -1,5 +1,5 @@
 """The offline copies of the ten real datasets (tests/dataset_fixtures.py) read back through
-pytest_lvlmbench.data: hub layout, declared Arrow types, each benchmark's invariants, and the errors a
+pytest_lvlmbench.tasks.data: hub layout, declared Arrow types, each benchmark's invariants, and the errors a
 copy in the wrong shape must give."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def hub(hub_root) -> Path:
 
 
 def kind(feature: fx.Feature) -> str:
-    """The pytest_lvlmbench.data column kind a task declares for this feature."""
+    """The pytest_lvlmbench.tasks.data column kind a task declares for this feature."""
     if isinstance(feature, fx.ImageFeature):
         return "image"
     if isinstance(feature, fx.Struct):
@@ -185,7 +185,7 @@ def test_datasets_load_dataset_reads_the_copies(hub_root, name, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# Reading back through pytest_lvlmbench.data.
+# Reading back through pytest_lvlmbench.tasks.data.
 
 @pytest.mark.parametrize("name,config,split", ALL_SPLITS)
 def test_every_split_reads_back_with_its_declared_types(hub, name, config, split):
@@ -532,7 +532,7 @@ def test_helpers_refuse_what_the_dataset_does_not_have(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# Defects found in pytest_lvlmbench/data.py while writing these fixtures, now fixed.
+# Defects found in pytest_lvlmbench/tasks/data.py while writing these fixtures, now fixed.
 
 def test_decode_image_of_empty_raw_bytes_is_a_value_error():
     with pytest.raises(ValueError, match="MMVet item 'v1_0'"):

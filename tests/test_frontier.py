@@ -1,4 +1,4 @@
-"""Safe-setting search (pytest_lvlmbench/frontier.py): a fixed sequence over bit widths, Pareto front."""
+"""Safe-setting search (pytest_lvlmbench/analysis/frontier.py): a fixed sequence over bit widths, Pareto front."""
 
 import pytest
 

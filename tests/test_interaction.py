@@ -1,4 +1,4 @@
-"""Do weight and KV compression add up? (pytest_lvlmbench/interaction.py)"""
+"""Do weight and KV compression add up? (pytest_lvlmbench/analysis/interaction.py)"""
 
 import numpy as np
 import pytest

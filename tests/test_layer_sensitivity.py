@@ -1,5 +1,5 @@
 """Compressing a subset of decoder layers, and the sweep that ranks layer blocks (quant/layers.py,
-pytest_lvlmbench/sensitivity.py)."""
+pytest_lvlmbench/analysis/sensitivity.py)."""
 
 import pytest
 import torch
@@ -121,8 +121,8 @@ def test_mixed_precision_ids_round_trip_and_reach_cache_and_weights():
     model = LlamaForCausalLM(llama_config(num_hidden_layers=4)).eval()
     cache = QuantizedKVCache(setting.kv, model.config, setting.kv_layers, setting.kv_rest)
     assert [layer.spec.id for layer in cache.layers] == ["kv4-uniform", "kv2-uniform", "kv4-uniform", "kv2-uniform"]
-    quantize_model(model, setting.weights, layers=setting.weight_layers)
-    quantize_model(model, setting.weights_rest, layers=setting.weight_layers.others(4))
+    summary = quantize_model(model, setting.weights, layers=setting.weight_layers, rest=setting.weights_rest)
+    assert summary.spec_id == setting.weights_id and len(summary.layers) == 4 * 7
     bits = {layer_index(name): module.spec.bits for name, module in model.named_modules()
             if isinstance(module, QuantizedLinear)}
     assert bits == {0: 2, 1: 2, 2: 4, 3: 4}

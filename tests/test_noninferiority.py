@@ -1,5 +1,5 @@
 """Non-inferiority at a margin through a run: small n is inconclusive, 8-bit on 500 items is
-non-inferior, an inferior setting is flagged worse (pytest_lvlmbench/noninferiority.py; the tests
+non-inferior, an inferior setting is flagged worse (pytest_lvlmbench/analysis/noninferiority.py; the tests
 themselves are pinned in tests/test_paired.py)."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Proof that the compression happened (pytest_lvlmbench/proof.py, quant.weights.expected_linear_bytes)."""
+"""Proof that the compression happened (pytest_lvlmbench/analysis/proof.py, quant.weights.expected_linear_bytes)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Flips by counterfactual subgroup (pytest_lvlmbench/subgroups.py)."""
+"""Flips by counterfactual subgroup (pytest_lvlmbench/analysis/subgroups.py)."""
 
 from dataclasses import dataclass, field
 

@@ -8,7 +8,7 @@ the generation cache, weight-quantized copies and calibration. Nothing here impo
 from __future__ import annotations
 
 import gc
-from dataclasses import asdict, replace
+from dataclasses import asdict
 import resource
 import time
 from collections.abc import Iterator, Sequence
@@ -72,11 +72,6 @@ def complete_processor(processor, source: str):
     return processor
 
 
-def text_layers(model) -> int:
-    """Decoder layers of a (LLaVA) model's language model."""
-    return model.config.get_text_config(decoder=True).num_hidden_layers
-
-
 class Session:
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -92,7 +87,7 @@ class Session:
         self._weight_summaries: dict[tuple[str, str], QuantizationSummary] = {}   # measured when a model is built
         self._processors: dict[str, object] = {}
         self._fingerprints: dict[str, str] = {}
-        self.cache = GenerationCache(options.cache_dir / "generations.sqlite")
+        self.cache = GenerationCache(options.generations_path)
         self.scorers = scorers_from_options(options.judge_url, options.judge_model, options.toxicity_model,
                                             options.cache_dir)
 
@@ -139,14 +134,8 @@ class Session:
             torch.cuda.empty_cache()
         calibration = self.calibration(name) if setting.needs_calibration else None
         model = self._load_float(name)
-        summary = quantize_model(model, setting.weights, calibration=calibration, layers=setting.weight_layers)
-        if not setting.weights_rest.is_float:   # mixed precision: the other layers at their own spec
-            rest = quantize_model(model, setting.weights_rest, calibration=calibration,
-                                  layers=setting.weight_layers.others(text_layers(model)))
-            summary = replace(summary, spec_id=setting.weights_id, layers=summary.layers + rest.layers,
-                              bytes_before=summary.bytes_before + rest.bytes_before,
-                              bytes_after=summary.bytes_after + rest.bytes_after,
-                              bytes_expected=summary.bytes_expected + rest.bytes_expected)
+        summary = quantize_model(model, setting.weights, calibration=calibration, layers=setting.weight_layers,
+                                 rest=setting.weights_rest)   # mixed precision: the other layers at rest
         self._weight_summaries[(name, setting.weights_id)] = summary
         self.cache.put_measurement(self._summary_key(name, setting), asdict(summary))
         return model

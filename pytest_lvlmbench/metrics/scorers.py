@@ -62,7 +62,7 @@ class LexiconToxicity:
     insults and profanity, not toxicity without them."""
 
     lexicon: tuple[str, ...] = TOXIC_LEXICON
-    name: str = "lexicon (pytest_lvlmbench.judges.TOXIC_LEXICON, whole-word match)"
+    name: str = "lexicon (pytest_lvlmbench.metrics.scorers.TOXIC_LEXICON, whole-word match)"
 
     def scores(self, texts: Sequence[str]) -> list[float]:
         from .vqa import normalize_answer

@@ -1,6 +1,6 @@
 """The task registry: :mod:`.base` defines tasks and samples, :mod:`.shapes` registers the
 synthetic shapes-world tasks, one module per real dataset registers its tasks (read through
-:mod:`pytest_lvlmbench.data`); third-party tasks come in through entry points or --lvlm-include."""
+:mod:`pytest_lvlmbench.tasks.data`); third-party tasks come in through entry points or --lvlm-include."""
 
 from . import shapes  # noqa: F401  (registers the built-in tasks)
 from . import (coco_caption, gqa, hallusionbench, mme, mmvet, pope, scienceqa, social_counterfactuals,  # noqa: F401

@@ -2,7 +2,7 @@
 
     python -m pytest_lvlmbench.zoo.card --variant tiny
 
-The card's numbers come from the suite's own evaluation path (:class:`~pytest_lvlmbench.session.Session`:
+The card's numbers come from the suite's own evaluation path (:class:`~pytest_lvlmbench.engine.session.Session`:
 the same chat-template prompts, batching, generation cache, weight-quantized copies and AWQ
 calibration), so a card and ``pytest benchmarks/ --model tiny --lvlm-limit N`` give identical
 numbers for the same setting. card.json keeps every number the card shows; the test suite reloads
