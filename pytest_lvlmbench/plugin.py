@@ -303,7 +303,7 @@ def lvlm_run(request: pytest.FixtureRequest, lvlm_target):
             record, invariance = attach_invariance(session, model, setting, task, checked)
             if not invariance.ok:
                 breaches.append(f"{task.name}: not batch-invariant: {invariance.message()}")
-        request.node.stash[PRODUCED_KEY] = [baseline, record]
+        request.node.stash[PRODUCED_KEY] = [record] if setting.is_baseline else [baseline, record]   # own last
         if breaches:
             pytest.fail("lvlmbench: " + "\n".join(breaches), pytrace=False)
         return record
@@ -334,8 +334,11 @@ class RecordCollector:
         from .core.records import Record
 
         activate(self.config)
-        for record in records:
-            self.config.stash[RESULTS_KEY].add(Record(**record))
+        *others, own = records   # a test's own record replaces an earlier copy; the baseline it used is kept once
+        results = self.config.stash[RESULTS_KEY]
+        for record in others:
+            results.add(Record(**record))
+        results.replace(Record(**own))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -601,34 +601,3 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
         summary.bytes_expected += expected_linear_bytes(plan[name], linear.in_features, linear.out_features,
                                                         linear.weight.dtype, linear.bias is not None)
     return summary
-    linears = _target_linears(model, include_vision, skip)
-    if layers is not None:   # only the selected decoder layers' linears
-        config = getattr(model, "config", None)
-        text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
-        if not hasattr(text, "num_hidden_layers"):
-            raise ValueError(f"layers={layers.text!r}: {type(model).__name__} has no config.num_hidden_layers, so "
-                             "its decoder layers cannot be selected; pass layers=None")
-        chosen = layers.layers(text.num_hidden_layers)
-        linears = {name: linear for name, linear in linears.items() if layer_index(name) in chosen}
-    if not linears:
-        raise ValueError(_nothing_to_quantize(model, spec, include_vision, skip, layers))
-    for name, linear in linears.items():  # fail before touching any layer
-        weight_block_size(spec, linear.in_features)
-        _check_finite(name, "weight", linear.weight.detach())
-    inputs: dict[str, torch.Tensor] = {}
-    if spec.needs_calibration:
-        if calibration is None:
-            raise ValueError(f"method {spec.method!r} needs calibration data: pass calibration=[batch, ...]")
-        inputs = collect_linear_inputs(model, linears, calibration)
-        for name, rows in inputs.items():
-            _check_finite(name, "calibration inputs", rows)
-    for name, linear in linears.items():
-        quantized = QuantizedLinear.from_linear(linear, spec, inputs.get(name))
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child, quantized)
-        summary.layers.append(name)
-        summary.bytes_before += nbytes(linear)
-        summary.bytes_after += nbytes(quantized)
-        summary.bytes_expected += expected_linear_bytes(spec, linear.in_features, linear.out_features,
-                                                        linear.weight.dtype, linear.bias is not None)
-    return summary
