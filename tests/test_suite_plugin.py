@@ -68,12 +68,16 @@ def test_run_prints_the_table_writes_json_and_resumes_from_the_cache(pytester):
     records = {(r["setting"], r["task"]): r for r in data["records"]}
     assert set(records) == {("fp16", "shapes_pope_random"), ("kv2-uniform", "shapes_pope_random")}  # the baseline ran once
     assert all(r["generated"] == 12 and r["samples"] == 12 for r in records.values())
+    lines = [r["roofline"] for r in records.values()]   # decode timed now: bytes per step = weights + KV
+    assert all(line["decode_steps"] > 0 and line["copy_gbps"] > 0 for line in lines)
+    assert all(line["bytes_per_step"] == line["weight_bytes_per_step"] + line["kv_bytes_per_step"] for line in lines)
     accuracy = records[("kv2-uniform", "shapes_pope_random")]["metrics"]["accuracy"]
     assert f"{accuracy:.3f}" in first.stdout.str()
     second = run(pytester, *args)
     second.assert_outcomes(passed=2)
     again = {(r["setting"], r["task"]): r for r in json.loads(report.read_text())["records"]}
     assert all(r["generated"] == 0 for r in again.values())  # everything came from the cache
+    assert all(r["roofline"] is None for r in again.values())   # nothing decoded, nothing timed
     assert {k: r["metrics"] for k, r in again.items()} == {k: r["metrics"] for k, r in records.items()}
 
 
@@ -158,7 +162,7 @@ def test_xdist_workers_give_the_same_records_as_one_process(pytester):
               "--lvlm-cache", str(pytester.path / "c3"))
     one.assert_outcomes(passed=6)
     two.assert_outcomes(passed=6)
-    strip = {"seconds", "generated", "peak_memory_bytes", "samples_per_second"}
+    strip = {"seconds", "generated", "peak_memory_bytes", "samples_per_second", "roofline"}   # timings
     a, b = records_of(pytester.path / "one.json"), records_of(pytester.path / "two.json")
     assert len(a) == 6 and set(a) == set(b)
     assert all({k: v for k, v in a[key].items() if k not in strip} == {k: v for k, v in b[key].items() if k not in strip}

@@ -15,6 +15,9 @@ Three tables, with the GPU name and the torch/triton versions in the header:
    LLaMA-7B shapes (out x in: 4096x4096, 11008x4096, 4096x11008) at batch 1, 16 and a prefill of 512
    rows, against fp16 ``torch.matmul`` with the float weight, and the torch path (dequantize + matmul).
    Kernel times are GPU time (CUDA events, L2 flushed before every call). Goal: >= 2.5x fp16 at batch 1.
+   Roofline: GB/s of the bytes each call must read and write (the weight as stored -- fp16, or packed
+   codes + scales + zeros -- plus input and output), with their share of the run's copy bandwidth
+   (table 3's); a share above 100% is flagged.
 3. Decode tokens/s of a random-init LlamaForCausalLM with 7B shapes (hidden 4096, 32 heads,
    intermediate 11008, vocab 32000) but ``--layers`` decoder layers, fp16, at contexts 4096 and 16384:
    fp16 DynamicCache vs ours (``kv4-group-g32-r128``, ``kv2-group-g32-r128`` with
@@ -28,6 +31,11 @@ Three tables, with the GPU name and the torch/triton versions in the header:
    so the ratio is tokens/s at each cache's largest batch over the fp16 cache's at its largest batch.
    Goals: 4-bit cache >= 2.5x the fp16 cache's throughput at the same memory budget, and ahead of
    QuantizedCache (same bits) at every point measured.
+   Each point's roofline line: bytes a decode step reads (the model's weights as stored, without the
+   input embedding table, plus the whole KV cache as stored: ``pytest_lvlmbench.engine.roofline``),
+   achieved GB/s = those bytes / step time, and its share of the device's copy bandwidth measured once
+   in this run (a large ``copy_``). A share above 1 is faster than the bytes allow and is flagged
+   (undercounted bytes, a timing error, or on CPU small tensors served from cache).
 
 With only ``--layers`` layers the weights are small next to the cache, so at context 4096 the fp16
 cache may already reach ``--max-batch``: then every cache runs at the cap and the budget ratio is a
@@ -45,6 +53,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
+import json
 import os
 import statistics
 import sys
@@ -60,6 +69,8 @@ from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, QuantizedC
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kv_cache_speed import cache_bytes  # noqa: E402
+
+from pytest_lvlmbench.engine.roofline import FLAG_SHARE, copy_bandwidth, decode_weight_bytes  # noqa: E402
 
 from quant import KVQuantSpec, QuantizedKVCache, QuantizedLinear, WeightQuantSpec  # noqa: E402
 from quant.affine import QParams, choose_qparams, dequantize, quantize  # noqa: E402
@@ -147,14 +158,19 @@ def free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def verdict(goal: str, value: float | None, target: float, measured: bool, note: str = "") -> str:
-    """``goal: met/missed (x.xx)``; ``not measured`` where the value is missing or not the goal's
-    measurement (CPU runs time the torch path)."""
+def verdict(key: str, goal: str, value: float | None, target: float, measured: bool, note: str = "") -> dict:
+    """A goal's verdict: ``status`` met/missed, or ``not measured`` where the value is missing or not
+    the goal's measurement (CPU runs time the torch path); ``line`` as printed (``goal: met (x.xx)``);
+    ``key`` names it in ``--json`` (benchmarks/perf/gpu_check.py reads it there)."""
     if value is None:
-        return f"{goal}: not measured{note}"
-    if not measured:
-        return f"{goal}: not measured{note} ({value:.2f})"
-    return f"{goal}: {'met' if value >= target else 'missed'} ({value:.2f}){note}"
+        status, line = "not measured", f"{goal}: not measured{note}"
+    elif not measured:
+        status, line = "not measured", f"{goal}: not measured{note} ({value:.2f})"
+    else:
+        status = "met" if value >= target else "missed"
+        line = f"{goal}: {status} ({value:.2f}){note}"
+    return {"key": key, "goal": goal, "status": status, "value": value, "target": target, "note": note.strip(),
+            "line": line}
 
 
 # ---------------------------------------------------------------- 1. KV pack bandwidth
@@ -228,23 +244,35 @@ def bench_kv_pack(args, device: torch.device, kernels: bool, flush) -> tuple[lis
 # ---------------------------------------------------------------- 2. W4 GEMV
 
 
-def bench_gemv(args, device: torch.device, kernels: bool, flush) -> tuple[list, list[float]]:
+def roofline_cell(nbytes: int, seconds: float, copy_gbps: float) -> tuple[str, bool]:
+    """``GB/s (share of copy)``, and whether the share is above what the bytes allow."""
+    achieved = nbytes / seconds / 1e9
+    share = achieved / copy_gbps
+    return f"{achieved:.1f} ({share:.0%}){' FLAG' if share > FLAG_SHARE else ''}", share > FLAG_SHARE
+
+
+def bench_gemv(args, device: torch.device, kernels: bool, flush, copy_gbps: float) -> tuple[list, list[float], int]:
+    """Rows, the batch-1 speedups of packed_linear over fp16, and how many timings beat their bytes."""
     if kernels:
         from quant.kernels.weight_matmul import packed_linear  # imports triton
     spec = WeightQuantSpec.from_id(WEIGHT_SPEC)
     group = spec.group_size
-    rows, batch1 = [], []
+    rows, batch1, flagged = [], [], 0
     for out_features, in_features in args.gemv_shapes:
         torch.manual_seed(0)
         linear = nn.Linear(in_features, out_features, bias=False, device=device, dtype=torch.float16)
         ql = QuantizedLinear.from_linear(linear, spec)
         weight = linear.weight.detach()
+        packed_bytes = sum(b.numel() * b.element_size() for b in ql.buffers())
         for m in (1, 16, args.prefill_rows):
             x = torch.randn(m, in_features, device=device, dtype=torch.float16)
+            activations = 2 * m * (in_features + out_features)   # fp16 input read + output written
             t_fp16 = time_call(lambda: torch.matmul(x, weight.t()), device, args.iters, flush)
             # QuantizedLinear.forward's torch path (LVLMBENCH_KERNELS=torch)
             t_torch = time_call(lambda: F.linear(x, ql.stored_weight(x.dtype)), device, args.iters, flush)
-            row = [f"{out_features}x{in_features}", m, f"{t_fp16 * 1e6:.1f}", f"{t_torch * 1e6:.1f}",
+            fp16_line, fp16_flag = roofline_cell(weight.numel() * 2 + activations, t_fp16, copy_gbps)
+            flagged += fp16_flag
+            row = [f"{out_features}x{in_features}", m, f"{t_fp16 * 1e6:.1f}", fp16_line, f"{t_torch * 1e6:.1f}",
                    f"{t_fp16 / t_torch:.2f}"]
             if kernels:
                 def fused():
@@ -253,18 +281,20 @@ def bench_gemv(args, device: torch.device, kernels: bool, flush) -> tuple[list, 
                 t_kernel = time_call(fused, device, args.iters, flush)
                 reference = F.linear(x, ql.stored_weight(x.dtype)).float()
                 err = (fused().float() - reference).abs().max().item() / max(reference.abs().max().item(), 1e-6)
-                row += [f"{t_kernel * 1e6:.1f}", f"{t_fp16 / t_kernel:.2f}", f"{err:.1e}"]
+                kernel_line, kernel_flag = roofline_cell(packed_bytes + activations, t_kernel, copy_gbps)
+                flagged += kernel_flag
+                row += [f"{t_kernel * 1e6:.1f}", kernel_line, f"{t_fp16 / t_kernel:.2f}", f"{err:.1e}"]
                 if m == 1:
                     batch1.append(t_fp16 / t_kernel)
             else:
-                row += ["n/a", "n/a", "n/a"]
+                row += ["n/a", "n/a", "n/a", "n/a"]
                 if m == 1:
                     batch1.append(None)
             rows.append(row)
             del x
         del linear, ql, weight
         free_memory(device)
-    return rows, batch1
+    return rows, batch1, flagged
 
 
 # ---------------------------------------------------------------- 3. decode tokens/s
@@ -277,6 +307,10 @@ class Point:
     step_ms: float
     peak_gib: float | None
     cache_gib: float
+    bytes_per_step: int   # weights as stored (no embedding table) + the whole cache: the roofline's traffic
+
+    def achieved_gbps(self) -> float:
+        return self.bytes_per_step / (self.step_ms / 1e3) / 1e9
 
 
 def replicate(cache, batch: int) -> None:
@@ -311,8 +345,9 @@ def decode_point(model, make_cache, prompt: torch.Tensor, batch: int, steps: int
         for _ in range(steps):
             model(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1)
     peak = torch.cuda.max_memory_allocated(device) / GIB if device.type == "cuda" else None
-    size = cache_bytes(cache) / GIB
-    return Point(batch, batch * steps / span.seconds, span.seconds / steps * 1e3, peak, size)
+    size = cache_bytes(cache)
+    return Point(batch, batch * steps / span.seconds, span.seconds / steps * 1e3, peak, size / GIB,
+                 decode_weight_bytes(model) + size)
 
 
 def sweep(model, make_cache, prompt, batches: list[int], steps: int, device: torch.device
@@ -364,7 +399,9 @@ def decode_candidates(config, model, device: torch.device, kernels: bool) -> tup
     return candidates, missing
 
 
-def bench_decode(args, device: torch.device, kernels: bool) -> tuple[list, tuple]:
+def bench_decode(args, device: torch.device, kernels: bool, copy_gbps: float) -> tuple[list, tuple, int]:
+    """The sweep's rows (with each point's roofline line against ``copy_gbps``), the summary
+    (:func:`summarize`) and how many points ran faster than the bytes allow."""
     if args.small:
         shape = dict(hidden_size=256, intermediate_size=688, num_attention_heads=4, num_key_value_heads=4)
     else:
@@ -377,7 +414,7 @@ def bench_decode(args, device: torch.device, kernels: bool) -> tuple[list, tuple
     candidates, missing = decode_candidates(config, model, device, kernels)
     batches = [1, 4] if device.type == "cpu" else [2 ** i for i in range(args.max_batch.bit_length())
                                                    if 2 ** i <= args.max_batch]
-    detail, results = [], {}
+    detail, results, flagged = [], {}, 0
     for context in args.contexts:
         prompt = torch.randint(1, config.vocab_size, (1, context), generator=torch.Generator().manual_seed(0))
         prompt = prompt.to(device)
@@ -386,17 +423,21 @@ def bench_decode(args, device: torch.device, kernels: bool) -> tuple[list, tuple
             points, note = sweep(model, make_cache, prompt, batches, args.steps, device)
             results[context, name] = (points, note)
             for p in points:
+                share = p.achieved_gbps() / copy_gbps
+                flagged += share > FLAG_SHARE
                 detail.append([context, name, p.batch, f"{p.step_ms:.2f}", f"{p.tokens_per_s:.0f}",
-                               "n/a" if p.peak_gib is None else f"{p.peak_gib:.2f}", f"{p.cache_gib * 1024:.1f}"])
+                               "n/a" if p.peak_gib is None else f"{p.peak_gib:.2f}", f"{p.cache_gib * 1024:.1f}",
+                               f"{p.bytes_per_step / 1e6:.1f}", f"{p.achieved_gbps():.1f}",
+                               f"{share:.0%}" + (" FLAG" if share > FLAG_SHARE else "")])
             if not points:
-                detail.append([context, name, "-", note, "", "", ""])
+                detail.append([context, name, "-", note, "", "", "", "", "", ""])
             print(f"  ctx {context} {name}: largest batch {points[-1].batch if points else 0} ({note})",
                   file=sys.stderr, flush=True)
         del prompt
     model.set_attn_implementation("sdpa")
     del model
     free_memory(device)
-    return detail, summarize(results, args.contexts, list(candidates), missing)
+    return detail, summarize(results, args.contexts, list(candidates), missing), flagged
 
 
 def summarize(results: dict, contexts: list[int], names: list[str], missing: str | None) -> tuple:
@@ -450,6 +491,7 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=256, help="table-3 batch cap")
     parser.add_argument("--budget-gib", type=float, default=None,
                         help="cap this process's GPU memory (torch.cuda.set_per_process_memory_fraction)")
+    parser.add_argument("--json", default=None, help="also write the verdicts here (read by gpu_check.py)")
     parser.add_argument("--iters", type=int, default=None, help="timed calls per kernel (default 20, CPU 3)")
     parser.add_argument("--kv-shape", default=None, help="table-1 B,H,T,D (default 8,32,4096,128; small 1,4,256,64)")
     parser.add_argument("--gemv-shapes", default=None,
@@ -494,6 +536,8 @@ def main() -> None:
               "a smoke test of this script, not a measurement of the goals")
     flush = torch.empty(FLUSH_BYTES, dtype=torch.uint8, device=device) if device.type == "cuda" else None
     verdicts = []
+    flagged = 0   # roofline: timings faster than their bytes allow (tables 2 and 3)
+    copy_gbps = copy_bandwidth(str(device))   # once per run: tables 2 and 3 hold their GB/s against it
     cpu_note = "" if kernels else " on CPU (torch path worst)"
 
     with torch.inference_mode():
@@ -504,41 +548,56 @@ def main() -> None:
             print(tabulate(rows, headers=["bits", "layout", "op", "MiB moved", "copy GB/s", "torch GB/s",
                                           "torch / copy", "Triton GB/s", "Triton / copy", "= torch"]))
             value = min(ratios) if kernels else min(float(r[6]) for r in rows)
-            verdicts.append(verdict(f"goal >={GOAL_COPY:.0%} of copy (worst row)", value, GOAL_COPY, kernels,
+            verdicts.append(verdict("kv_pack", f"goal >={GOAL_COPY:.0%} of copy (worst row)", value, GOAL_COPY, kernels,
                                     cpu_note))
         if 2 in tables:
-            rows, batch1 = bench_gemv(args, device, kernels, flush)
+            rows, batch1, flagged_gemv = bench_gemv(args, device, kernels, flush, copy_gbps)
             print(f"\n2. {WEIGHT_SPEC} linear, fp16 x [M, in], µs per call (median of {args.iters}"
-                  f"{', L2 flushed before each' if flush is not None else ''})")
-            print(tabulate(rows, headers=["out x in", "M", "fp16 matmul µs", "torch dequant+matmul µs",
-                                          "fp16 / torch", "packed_linear µs", "speedup vs fp16", "rel. err"]))
-            value = min(batch1) if kernels else min(float(r[4]) for r in rows if r[1] == 1)
-            verdicts.append(verdict(f"goal W4 GEMV >={GOAL_GEMV}x fp16 at batch 1 (worst shape)", value, GOAL_GEMV,
+                  f"{', L2 flushed before each' if flush is not None else ''}); GB/s of the bytes read + written "
+                  f"(share of {copy_gbps:.1f} GB/s copy)")
+            print(tabulate(rows, headers=["out x in", "M", "fp16 matmul µs", "fp16 GB/s", "torch dequant+matmul µs",
+                                          "fp16 / torch", "packed_linear µs", "packed GB/s", "speedup vs fp16",
+                                          "rel. err"]))
+            value = min(batch1) if kernels else min(float(r[5]) for r in rows if r[1] == 1)
+            flagged += flagged_gemv
+            verdicts.append(verdict("gemv", f"goal W4 GEMV >={GOAL_GEMV}x fp16 at batch 1 (worst shape)", value, GOAL_GEMV,
                                     kernels, cpu_note))
         if flush is not None:
             del flush
             free_memory(device)
         if 3 in tables:
             print(f"\n3. decode tokens/s, random Llama {'small' if args.small else '7B'} shapes, "
-                  f"{args.layers} layers, fp16, {args.steps} steps after 1 warm-up (sweep progress on stderr)",
-                  flush=True)
-            detail, (summary, budget, vs_quanto, missing) = bench_decode(args, device, kernels)
+                  f"{args.layers} layers, fp16, {args.steps} steps after 1 warm-up (sweep progress on stderr); "
+                  f"roofline: MB read per step (weights + KV as stored), GB/s, share of this run's copy "
+                  f"bandwidth {copy_gbps:.1f} GB/s", flush=True)
+            detail, (summary, budget, vs_quanto, missing), flagged_decode = bench_decode(args, device, kernels,
+                                                                                         copy_gbps)
+            flagged += flagged_decode
             print(tabulate(detail, headers=["ctx", "cache", "batch", "ms / step", "tokens/s", "peak GiB",
-                                            "cache MiB"]))
+                                            "cache MiB", "MB / step", "GB/s", "of copy"]))
             print()
             print(tabulate(summary, headers=["ctx", "cache", "max batch", "sweep stopped", "tokens/s at max",
                                              "vs fp16 same budget", "vs fp16 same batch",
                                              "vs QuantizedCache same bits (min over points)"]))
             cpu_note = "" if kernels else " on CPU (torch path)"
-            verdicts.append(verdict(f"goal 4-bit cache >={GOAL_DECODE}x fp16 cache tokens/s at the same memory "
+            verdicts.append(verdict("decode_budget", f"goal 4-bit cache >={GOAL_DECODE}x fp16 cache tokens/s at the same memory "
                                     "budget (worst context)", budget, GOAL_DECODE, kernels, cpu_note))
-            verdicts.append(verdict("goal ours ahead of QuantizedCache at every point (worst ours/theirs)", vs_quanto,
+            verdicts.append(verdict("decode_vs_quantized_cache", "goal ours ahead of QuantizedCache at every point (worst ours/theirs)", vs_quanto,
                                     1.0 + 1e-9, kernels,
                                     f" (QuantizedCache {missing})" if missing else cpu_note))
+        if tables & {2, 3}:
+            line = (f"roofline: {flagged} timing(s) in tables 2-3 faster than their bytes allow at "
+                    f"{copy_gbps:.1f} GB/s copy" + (" (FLAG in their rows)" if flagged else ""))
+            verdicts.append({"key": "roofline", "goal": "no GEMV or decode timing faster than its bytes allow",
+                             "status": "flagged" if flagged else "ok", "value": flagged, "target": 0,
+                             "note": f"copy {copy_gbps:.1f} GB/s", "line": line})
 
     print("\nverdicts" + ("" if kernels else " (CPU: torch path, goals not measured)") + ":")
-    for line in verdicts:
-        print(f"  {line}")
+    for entry in verdicts:
+        print(f"  {entry['line']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": name, "kernels": kernels, "small": args.small,
+                                               "verdicts": verdicts}, indent=1))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from .gencache import (Generated, GenerationCache, device_kind, generation_key, 
 from .calibration import calibration_source
 from ..tasks.data import DatasetUnavailable
 from .generation import generate_batch
+from .roofline import DecodeClock, copy_bandwidth, decode_weight_bytes, roofline
 from .judges import scorers_from_options
 from .models import ModelRef, load_pretrained, resolve_model
 from ..analysis.subgroups import subgroup_flips
@@ -226,9 +227,10 @@ class Session:
         todo = [i for i, k in enumerate(keys) if k not in answers]
         if self.options.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(self.options.device)
+        clock = DecodeClock()
         for begin, batch in batches(todo, [has_image(items[i]) for i in todo], self.options.batch_size):
             generated = self.generate(name, setting, [items[i] for i in batch], [prompts[i] for i in batch],
-                                       task.max_new_tokens)
+                                       task.max_new_tokens, clock)
             new = {keys[i]: g for i, g in zip(batch, generated)}
             self.cache.put_many(new)   # written per batch: an interrupted run loses at most one batch
             answers.update(new)
@@ -250,6 +252,8 @@ class Session:
         flips = (subgroup_flips(items, base_record.predictions, predictions, task.subgroups)
                  if task.subgroups and base_record is not None and not setting.is_baseline else [])
         summary = self.weight_summary(name, setting)
+        line = roofline(decode_weight_bytes(self.model(name, setting)), clock.kv_byte_steps, clock.steps,
+                        clock.seconds, copy_bandwidth(self.options.device)) if clock.steps else None
         return self.results.add(Record(
             name, setting.id, task.name, task.capability, task.primary,
             metrics={m: stat.value() for m, stat in statistics.items()}, predictions=predictions,
@@ -268,7 +272,7 @@ class Session:
             subgroup_flips=flips, code=self.cache.code, fingerprint=self.fingerprint(name),
             weight_bytes=summary.bytes_after if summary else 0,
             weight_bytes_expected=summary.bytes_expected if summary else 0,
-            weight_ratio=summary.ratio if summary else None))
+            weight_ratio=summary.ratio if summary else None, roofline=line))
 
     def interval(self, task: str, stats: SampleStats) -> tuple[float, float]:
         """95% interval of a metric: Wilson on the clusters' effective sample size for a share of 0/1
@@ -286,8 +290,9 @@ class Session:
         return compare(baseline, stats, higher_is_better(metric) is not False, margin, self.clusters[task],
                        self.weights[task], self.options.seed)
 
-    def generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int) -> list[Generated]:
+    def generate(self, name: str, setting: Setting, items, prompts, max_new_tokens: int,
+                 clock: DecodeClock | None = None) -> list[Generated]:
         torch.manual_seed(self.options.seed)
         return generate_batch(self.model(name, setting), self.processor(name), [item.image() for item in items],
                               prompts, setting.kv, max_new_tokens, self.options.device, self.dtype,
-                              kv_layers=setting.kv_layers, kv_rest=setting.kv_rest)
+                              kv_layers=setting.kv_layers, kv_rest=setting.kv_rest, clock=clock)

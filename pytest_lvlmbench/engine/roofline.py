@@ -1,0 +1,122 @@
+"""The memory roofline of decoding: bytes a decode step must read, the bandwidth that implies, and
+how it compares with the device's measured copy bandwidth.
+
+A decode step of a batch reads every weight the language model applies to one token (as stored:
+packed for a quantized linear, float otherwise) and the whole KV cache the batch has built (as
+stored). Decoding is bound by that traffic, so ``bytes per step / seconds per step`` (achieved GB/s)
+over a plain device-to-device copy's GB/s (measured in the same run) says how close a setting runs to
+the memory roofline. A share above 1 is a speed the bytes do not allow from the device's memory: the
+bytes were undercounted, the timing is wrong, or they were served from a cache level faster than
+DRAM (small models on CPU) -- so it is flagged rather than reported as a win.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import torch
+from torch import nn
+from transformers import LogitsProcessor
+
+COPY_BYTES = {"cuda": 256 * 2 ** 20, "cpu": 64 * 2 ** 20}   # source buffer: far above L2 (GPU) and L3 (CPU)
+COPY_REPEATS = 5   # best of: well under a second on either device
+FLAG_SHARE = 1.0   # achieved / copy bandwidth above this: faster than the bytes allow
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@functools.cache
+def copy_bandwidth(device: str) -> float:
+    """GB/s (1e9 bytes) of ``dst.copy_(src)`` on ``device``, counting bytes read + written, best of
+    :data:`COPY_REPEATS` after one warm-up: the reference a decode step's traffic is held against.
+    Measured once per process and device (about 0.1 s on CPU)."""
+    dev = torch.device(device)
+    size = COPY_BYTES["cuda" if dev.type == "cuda" else "cpu"]
+    src = torch.ones(size, dtype=torch.uint8, device=dev)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = float("inf")
+    for _ in range(COPY_REPEATS):
+        _sync(dev)
+        start = time.perf_counter()
+        dst.copy_(src)
+        _sync(dev)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size / best / 1e9
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+def decode_weight_bytes(model: nn.Module) -> int:
+    """Bytes of the weights one decode step reads, as stored: every parameter and buffer of the text
+    decoder (a QuantizedLinear's packed codes, scales and zeros are buffers) plus the output head. The
+    input embedding table is left out (a step reads one row of it) unless the head shares it; the
+    vision tower and projector run only at prefill."""
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    embedding = model.get_input_embeddings().weight
+    tensors: dict[int, torch.Tensor] = {}
+    for module in (decoder, head):
+        for tensor in (*module.parameters(), *module.buffers()):
+            tensors[tensor.data_ptr()] = tensor
+    head_weight = getattr(head, "weight", None)   # a quantized head stores codes, never the table
+    if head_weight is None or head_weight.data_ptr() != embedding.data_ptr():
+        tensors.pop(embedding.data_ptr(), None)
+    return sum(tensor_bytes(t) for t in tensors.values())
+
+
+class DecodeClock(LogitsProcessor):
+    """Times the decode steps of ``generate`` calls, and sums the KV bytes each step read.
+
+    ``generate`` calls a logits processor once per new token: the first call of a generation ends the
+    prefill, and each later call ends one decode step, so the time between consecutive calls is a
+    decode step's (its forward pass, argmax and stopping checks). :meth:`begin` before a generation,
+    :meth:`end` after it with the batch's KV cache bytes at its end (an upper bound on what each of its
+    steps read: the cache grows by one token per step, and the prompt dominates). Scores pass
+    through unchanged."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.seconds = 0.0
+        self.kv_byte_steps = 0   # sum over steps of the KV bytes read
+        self._previous: float | None = None
+        self._batch_steps = 0
+
+    def begin(self) -> None:
+        self._previous, self._batch_steps = None, 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        _sync(scores.device)
+        now = time.perf_counter()
+        if self._previous is not None:
+            self.seconds += now - self._previous
+            self._batch_steps += 1
+        self._previous = now
+        return scores
+
+    def end(self, kv_bytes: int) -> None:
+        self.steps += self._batch_steps
+        self.kv_byte_steps += kv_bytes * self._batch_steps
+        self._previous, self._batch_steps = None, 0
+
+
+def roofline(weight_bytes: int, kv_byte_steps: int, steps: int, seconds: float, copy_gbps: float) -> dict | None:
+    """One roofline entry: bytes per decode step (weights + mean KV read), achieved GB/s over the
+    decode time, its share of the measured copy bandwidth, and ``flagged`` when that share is above
+    :data:`FLAG_SHARE`. None without a timed decode step (every answer came from the cache, or every
+    answer ended after its first token)."""
+    if steps <= 0 or seconds <= 0:
+        return None
+    kv_per_step = kv_byte_steps / steps
+    per_step = weight_bytes + kv_per_step
+    achieved = per_step * steps / seconds / 1e9
+    share = achieved / copy_gbps
+    return {"weight_bytes_per_step": weight_bytes, "kv_bytes_per_step": round(kv_per_step),
+            "bytes_per_step": round(per_step), "decode_steps": steps, "decode_seconds": seconds,
+            "achieved_gbps": achieved, "copy_gbps": copy_gbps, "share_of_copy": share,
+            "flagged": share > FLAG_SHARE}
