@@ -57,10 +57,14 @@ Deliberate differences from the references, each with the option that selects ou
 - Scope, no option: ``tensor`` blocks, outliers and the low-rank term are taken per sequence
   (batch element); GEAR flattens the whole batch (``input.reshape(-1)``, power iteration over
   ``batch·seq_len`` rows). Ours keeps a sample's result independent of its batch mates.
-- Left padding, no option: padding positions of a left-padded batch take part in their
-  sequence's ranges, outliers and low rank (as in GEAR), so answers still depend on how much
-  padding a batch adds. ``Cache.update`` receives no attention mask, so the cache cannot tell
-  padding apart.
+- Left padding: told the batch's attention mask (:meth:`QuantizedKVCache.set_padding`, as the
+  plugin's generation does), padded positions enter no statistic: ranges (padding is filled with
+  the sequence's first real token before the ranges are taken), outliers (chosen among real
+  entries, their count from real entries) and low rank (from the real rows alone). GEAR's and
+  KIVI's code let padding into all three, so an answer depends on its batch mates' lengths. What
+  remains: KIVI's key groups and every residual window count tokens from the start of the padded
+  sequence, so which real tokens share a group (or are compressed yet) still depends on the
+  padding; a sequence without padding is unaffected.
 - Low-rank storage, no option: the rank-r factors are stored only where they are smaller than the
   values they correct (``r·(T + H·D) < T·H·D``); for a single token they would be an exact copy
   larger than the token itself. GEAR always adds them.
@@ -84,8 +88,10 @@ keys or values, the update call (0 = prefill) and the first bad token's position
 cache is left as it was before that call. Quantizing them would not fail: one NaN makes a
 block's range NaN, so every token of the block (a whole sequence's keys for ``tensor``
 blocks) would come back NaN. Tokens still in the full-precision window, and the ``fp16``
-spec, pass through unchecked, as in transformers' DynamicCache. The check costs one
-device sync per compression (every R tokens; every token when R = 0).
+spec, pass through unchecked, as in transformers' DynamicCache. On CPU the check runs at each
+compression; on CUDA (``defer_checks``) it is recorded on the device, with no sync per decode
+step, and :meth:`QuantizedKVCache.check_finite` raises the same named error once the generate
+call is done (the bad tokens are then already stored: the cache is for that call's output only).
 """
 
 from __future__ import annotations
@@ -282,20 +288,48 @@ def _tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-def split_outliers(x: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def split_outliers(x: torch.Tensor, ratio: float, skip: list[int] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """GEAR's sparse part, per sequence: the ``ratio/2`` largest and smallest entries.
 
     ``x`` is token-major ``[batch, n]``. Returns the outlier values, their int32 positions, and
     ``x`` with those positions set to the largest remaining value, so they neither widen the
-    quantization range nor cost precision.
+    quantization range nor cost precision. ``skip``: per sequence, leading entries that are left
+    padding; they are never chosen and do not count in ``n``, so a sequence gets the outliers it
+    would get alone (a sequence with fewer entries than its batch mates fills its spare slots with
+    position 0, one of its padding entries, which attention masks).
     """
-    k = int(x.shape[1] * ratio / 2)
-    top = torch.topk(x, k + 1, dim=1)
-    bottom = torch.topk(x, k, dim=1, largest=False)
-    index = torch.cat([top.indices[:, :k], bottom.indices], dim=1)
-    values = torch.cat([top.values[:, :k], bottom.values], dim=1)
-    filled = x.scatter(1, index, top.values[:, k:].expand(-1, index.shape[1]))
+    if not skip or not any(skip):
+        k = int(x.shape[1] * ratio / 2)
+        top = torch.topk(x, k + 1, dim=1)
+        bottom = torch.topk(x, k, dim=1, largest=False)
+        index = torch.cat([top.indices[:, :k], bottom.indices], dim=1)
+        values = torch.cat([top.values[:, :k], bottom.values], dim=1)
+        filled = x.scatter(1, index, top.values[:, k:].expand(-1, index.shape[1]))
+        return values, index.to(torch.int32), filled
+    counts = [int((x.shape[1] - s) * ratio / 2) for s in skip]
+    k = max(counts)
+    padding = torch.arange(x.shape[1], device=x.device)[None, :] < torch.tensor(skip, device=x.device)[:, None]
+    top = torch.topk(x.masked_fill(padding, float("-inf")), k + 1, dim=1)
+    bottom = torch.topk(x.masked_fill(padding, float("inf")), k, dim=1, largest=False)
+    kept = torch.arange(k, device=x.device)[None, :] < torch.tensor(counts, device=x.device)[:, None]
+    index = torch.cat([top.indices[:, :k].where(kept, 0), bottom.indices.where(kept, 0)], dim=1)
+    fill = top.values.gather(1, torch.tensor(counts, device=x.device)[:, None])   # each sequence's (k_b+1)-th largest
+    values = x.gather(1, index)
+    filled = x.scatter(1, index, fill.expand(-1, index.shape[1]))
     return values, index.to(torch.int32), filled
+
+
+def fill_padding(x: torch.Tensor, skip: list[int]) -> torch.Tensor:
+    """``x`` ``[batch, heads, tokens, head_dim]`` with each sequence's leading ``skip`` tokens (left
+    padding) replaced by a copy of its first real token: every block that mixes padding and real
+    tokens is contiguous along tokens and so holds that first real token, and its range becomes the
+    range of its real tokens alone. A block of padding only keeps what it holds (attention masks it)."""
+    tokens = x.shape[2]
+    position = torch.arange(tokens, device=x.device)[None, :]
+    first = torch.tensor([min(s, tokens - 1) for s in skip], device=x.device)[:, None]
+    source = torch.maximum(position, first)   # [batch, tokens]: padding reads the first real token
+    return x.gather(2, source[:, None, :, None].expand(-1, x.shape[1], -1, x.shape[3]))
 
 
 def low_rank_approximation(matrix: torch.Tensor, rank: int, iterations: int = POWER_ITERATIONS
@@ -339,23 +373,31 @@ def pack_ops(device: torch.device) -> tuple:
     return _torch_quantize_pack, _torch_unpack_dequantize
 
 
-def compress(x: torch.Tensor, codec: KVCodec, *, check_finite: bool = True) -> Segment:
+def compress(x: torch.Tensor, codec: KVCodec, *, check_finite: bool = True, padding: list[int] | None = None
+             ) -> Segment:
     """Compress a block of tokens ``[batch, heads, tokens, head_dim]`` into a Segment.
 
-    NaN/inf in ``x`` raise NonFiniteError (``check_finite=False``: the caller has checked)."""
+    NaN/inf in ``x`` raise NonFiniteError (``check_finite=False``: the caller has checked).
+    ``padding``: per sequence, how many of the block's leading tokens are left padding. They enter no
+    statistic (ranges, outliers, low rank), so a sequence compresses as it would alone; blocks that
+    group tokens across the padding boundary (KIVI's key groups) still depend on where it falls."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
         raise ValueError(f"invalid x: compress takes a float [batch, heads, tokens, head_dim] tensor, got "
                          f"{getattr(x, 'dtype', type(x).__name__)} of shape {tuple(getattr(x, 'shape', ()))}")
     if check_finite and not bool(torch.isfinite(x).all()):
         raise NonFiniteError(f"x (shape {tuple(x.shape)}) has {describe_non_finite(x)}: cannot compress NaN/inf")
     batch, heads, tokens, dim = x.shape
+    padding = padding if padding and any(padding) else None
     x32 = x.float()
     values = index = None
     if codec.outlier_ratio > 0:
         flat = x32.transpose(1, 2).reshape(batch, -1)
-        values, index, filled = split_outliers(flat, codec.outlier_ratio)
+        skip = None if padding is None else [min(p, tokens) * heads * dim for p in padding]
+        values, index, filled = split_outliers(flat, codec.outlier_ratio, skip)
         x32 = filled.reshape(batch, tokens, heads, dim).transpose(1, 2)
         values = values.to(x.dtype)
+    if padding is not None:
+        x32 = fill_padding(x32, padding)
     block = codec.block_size(x.shape)
     # A constant block (max == min) gets scale 0 and dequantizes exactly (quant.affine). GEAR's
     # fake_uniformquantization divides by that zero step and returns NaN there; KIVI's
@@ -366,13 +408,45 @@ def compress(x: torch.Tensor, codec: KVCodec, *, check_finite: bool = True) -> S
     codes = quantize_pack(x32, qparams)
     low_rank = []
     rank = codec.rank_for(tokens, heads * dim)
-    if rank > 0 and rank * (tokens + heads * dim) < tokens * heads * dim:
+    if (rank > 0 and rank * (tokens + heads * dim) < tokens * heads * dim) if padding is None \
+            else (codec.rank or codec.rank_fraction):
         residual = (x32 - unpack_dequantize(codes, qparams, torch.float32)).transpose(1, 2).reshape(batch, tokens, -1)
         if index is not None:
             residual = residual.reshape(batch, -1).scatter(1, index.long(), 0.0).reshape(batch, tokens, -1)
-        q, p = low_rank_approximation(residual, rank)
-        low_rank = [(0, q.to(x.dtype), p.to(x.dtype))]
+        factors = _low_rank_factors(residual, codec, padding)
+        if factors is not None:
+            low_rank = [(0, factors[0].to(x.dtype), factors[1].to(x.dtype))]
     return Segment(codes, qparams, values, index, low_rank, codec.exact_outliers)
+
+
+def _low_rank_factors(residual: torch.Tensor, codec: KVCodec, padding: list[int] | None
+                      ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """GEAR's rank-r factors of the quantization residual ``[batch, tokens, H·D]``, stored only where
+    smaller than the values they correct. With ``padding``, each sequence's factors come from its
+    real tokens alone (its rank and the size rule too), zero on its padding rows and in columns
+    beyond its own rank, so a sequence gets the factors it would get alone."""
+    batch, tokens, width = residual.shape
+    if padding is None:
+        rank = codec.rank_for(tokens, width)
+        if rank > 0 and rank * (tokens + width) < tokens * width:
+            return low_rank_approximation(residual, rank)
+        return None
+    rows = []
+    for b, skip in enumerate(padding):
+        real = tokens - min(skip, tokens)
+        rank = codec.rank_for(real, width)
+        rows.append(low_rank_approximation(residual[b:b + 1, tokens - real:], rank)
+                    if real and rank > 0 and rank * (real + width) < real * width else None)
+    ranks = [0 if row is None else row[0].shape[2] for row in rows]
+    if not any(ranks):
+        return None
+    q = residual.new_zeros(batch, tokens, max(ranks))
+    p = residual.new_zeros(batch, width, max(ranks))
+    for b, row in enumerate(rows):
+        if row is not None:
+            q[b, tokens - row[0].shape[1]:, :ranks[b]] = row[0][0]
+            p[b, :, :ranks[b]] = row[1][0]
+    return q, p
 
 
 class QuantizedStream:
@@ -382,8 +456,8 @@ class QuantizedStream:
         self.codec = codec
         self.segments: list[Segment] = []
 
-    def append(self, x: torch.Tensor, *, check_finite: bool = True) -> None:
-        segment = compress(x, self.codec, check_finite=check_finite)
+    def append(self, x: torch.Tensor, *, check_finite: bool = True, padding: list[int] | None = None) -> None:
+        segment = compress(x, self.codec, check_finite=check_finite, padding=padding)
         if self.segments and self.segments[-1].can_merge(segment):
             self.segments[-1] = self.segments[-1].merge(segment)
         else:
@@ -429,6 +503,11 @@ class QuantizedKVLayer(DynamicLayer):
         # set by QuantizedKVCache for a model that runs quant.packed_attention: decode steps then
         # hand the packed history to the attention kernels instead of dequantizing it
         self.packed_attention = False
+        self.padding: list[int] | None = None   # left padding per sequence (QuantizedKVCache.set_padding)
+        # finite checks: at each compression on CPU; on CUDA recorded on the device (no sync per step)
+        # and raised by QuantizedKVCache.check_finite once the generate call is done
+        self.defer_checks: bool | None = None   # None: defer on CUDA only, decided at the first update
+        self._deferred: list[tuple[torch.Tensor, tuple]] = []
         if not spec.is_float:
             key_codec, value_codec = codecs_for(spec)
             self.key_stream, self.value_stream = QuantizedStream(key_codec), QuantizedStream(value_codec)
@@ -474,21 +553,50 @@ class QuantizedKVLayer(DynamicLayer):
             raise ValueError(f"{self._name}: group_size={self.spec.group_size} must divide the value head_dim="
                              f"{value_states.shape[3]} (KIVI groups value channels)")
 
+    def _non_finite_error(self, name: str, described: str, calls: int, cached: int, position: int, b: int,
+                          h: int) -> NonFiniteError:
+        step = "prefill" if calls == 0 else f"decode step {calls}"
+        return NonFiniteError(
+            f"{self._name}: {name} hold {described} at update call {calls} ({step}, {cached} tokens cached "
+            f"before it); first at token position {position} (batch {b}, head {h}). Quantizing NaN/inf would "
+            "corrupt every token of its block, so the cache refuses it; check the model's activations or dtype "
+            "overflow")
+
     def _check_finite(self, keys: torch.Tensor, first_key: int, values: torch.Tensor, first_value: int) -> None:
         """Tokens about to be compressed must be finite; one sync for keys and values together.
-        ``first_key``/``first_value``: sequence position of the first token of each."""
+        ``first_key``/``first_value``: sequence position of the first token of each. Deferred (see
+        ``defer_checks``): the check is recorded on the device and raised by :meth:`raise_deferred`."""
+        if self.defer_checks:
+            bad = [~torch.isfinite(t) for t in (keys, values)]
+            stats = torch.stack([x for flags in bad for x in (flags.sum(), flags.flatten().to(torch.uint8).argmax())])
+            self._deferred.append((stats, (self.update_calls, self.cumulative_length, first_key, first_value,
+                                           tuple(keys.shape), tuple(values.shape))))
+            return
         if bool(torch.isfinite(keys).all() & torch.isfinite(values).all()):
             return
         for name, t, first_token in (("keys", keys, first_key), ("values", values, first_value)):
             bad = ~torch.isfinite(t)
             if bad.any():
                 b, h, tok, _ = (int(i) for i in bad.nonzero()[0])
-                step = "prefill" if self.update_calls == 0 else f"decode step {self.update_calls}"
-                raise NonFiniteError(
-                    f"{self._name}: {name} hold {describe_non_finite(t)} at update call {self.update_calls} "
-                    f"({step}, {self.cumulative_length} tokens cached before it); first at token position "
-                    f"{first_token + tok} (batch {b}, head {h}). Quantizing NaN/inf would corrupt every token "
-                    "of its block, so the cache refuses it; check the model's activations or dtype overflow")
+                raise self._non_finite_error(name, describe_non_finite(t), self.update_calls, self.cumulative_length,
+                                             first_token + tok, b, h)
+
+    def raise_deferred(self) -> None:
+        """Raise the first deferred finite check that failed, as the immediate check would have named
+        it (one device sync for the whole generate call); the record is cleared either way."""
+        deferred, self._deferred = self._deferred, []
+        if not deferred:
+            return
+        rows = torch.stack([stats for stats, _ in deferred]).tolist()
+        for (k_count, k_first, v_count, v_first), (_, meta) in zip(rows, deferred):
+            calls, cached, first_key, first_value, key_shape, value_shape = meta
+            for name, count, first, shape, start in (("keys", k_count, k_first, key_shape, first_key),
+                                                     ("values", v_count, v_first, value_shape, first_value)):
+                if count:
+                    b, h, tok, _ = (int(i) for i in torch.unravel_index(torch.tensor(first), shape))
+                    numel = shape[0] * shape[1] * shape[2] * shape[3]
+                    described = f"{count} NaN/inf value{'s' if count > 1 else ''} of {numel}"
+                    raise self._non_finite_error(name, described, calls, cached, start + tok, b, h)
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -500,10 +608,13 @@ class QuantizedKVLayer(DynamicLayer):
             keys = torch.cat([self.keys, key_states], dim=-2)
             values = torch.cat([self.values, value_states], dim=-2)
         flush_k, flush_v = self._tokens_to_flush(keys.shape[-2], values.shape[-2])
+        before = 0 if first_call else self.cumulative_length
+        first_key = before + key_states.shape[-2] - keys.shape[-2]       # sequence position of keys[:, :, 0]
+        first_value = before + value_states.shape[-2] - values.shape[-2]
+        if self.defer_checks is None:
+            self.defer_checks = keys.device.type == "cuda"
         if flush_k or flush_v:  # check before anything is stored, so an error leaves the cache as it was
-            before = 0 if first_call else self.cumulative_length
-            self._check_finite(keys[:, :, :flush_k], before + key_states.shape[-2] - keys.shape[-2],
-                               values[:, :, :flush_v], before + value_states.shape[-2] - values.shape[-2])
+            self._check_finite(keys[:, :, :flush_k], first_key, values[:, :, :flush_v], first_value)
         if first_call:
             self.lazy_initialization(key_states, value_states)
         self.update_calls += 1
@@ -521,15 +632,22 @@ class QuantizedKVLayer(DynamicLayer):
             else:
                 out = (self.key_stream.read(keys), self.value_stream.read(values))
         if flush_k:
-            self.key_stream.append(keys[:, :, :flush_k], check_finite=False)
+            self.key_stream.append(keys[:, :, :flush_k], check_finite=False, padding=self._padding_in(first_key, flush_k))
         if flush_v:
-            self.value_stream.append(values[:, :, :flush_v], check_finite=False)
+            self.value_stream.append(values[:, :, :flush_v], check_finite=False,
+                                     padding=self._padding_in(first_value, flush_v))
         self.keys, self.values = keys[:, :, flush_k:], values[:, :, flush_v:]
         if decode:
             return out
         if not self.spec.quantize_prefill:
             return key_states, value_states
         return self.key_stream.read(self.keys), self.value_stream.read(self.values)
+
+    def _padding_in(self, first: int, count: int) -> list[int] | None:
+        """Per sequence, how many of the ``count`` tokens from sequence position ``first`` are padding."""
+        if self.padding is None:
+            return None
+        return [min(max(pad - first, 0), count) for pad in self.padding]
 
     def get_seq_length(self) -> int:
         return self.cumulative_length
@@ -538,6 +656,7 @@ class QuantizedKVLayer(DynamicLayer):
         super().reset()
         self.cumulative_length = 0
         self.update_calls = 0
+        self._deferred = []
         for stream in (self.key_stream, self.value_stream):
             if stream is not None:
                 stream.segments = []
@@ -545,6 +664,8 @@ class QuantizedKVLayer(DynamicLayer):
     def _select_batch(self, index: torch.Tensor) -> None:
         if not self.is_initialized:
             return
+        if self.padding is not None:
+            self.padding = [self.padding[i] for i in index.tolist()]
         self.keys = self.keys.index_select(0, index.to(self.keys.device))
         self.values = self.values.index_select(0, index.to(self.values.device))
         for stream in (self.key_stream, self.value_stream):
@@ -581,10 +702,12 @@ class QuantizedKVCache(Cache):
     """
 
     def __init__(self, spec: KVQuantSpec, config, layers: LayerSelection | None = None,
-                 rest: KVQuantSpec | None = None) -> None:
+                 rest: KVQuantSpec | None = None, *, defer_checks: bool | None = None) -> None:
         """``layers``: use ``spec`` on these decoder layers only (quant.layers); the others use
         ``rest`` (default: full precision, as DynamicCache keeps them) — mixed precision such as
-        kv2 on layers 0-3 and kv4 elsewhere."""
+        kv2 on layers 0-3 and kv4 elsewhere. ``defer_checks``: record the finite checks on the
+        device and raise them at :meth:`check_finite` (default: on CUDA, where a check at every
+        compression would sync the device at every decode step)."""
         rest = KVQuantSpec() if rest is None else rest
         for given in (spec, rest):
             if not isinstance(given, KVQuantSpec):
@@ -605,6 +728,29 @@ class QuantizedKVCache(Cache):
         super().__init__(layers=[QuantizedKVLayer(spec if i in chosen else rest, i) for i in range(count)])
         for layer in self.layers:
             layer.packed_attention = getattr(text_config, "_attn_implementation", None) == PACKED_ATTENTION
+            layer.defer_checks = defer_checks
+
+    def set_padding(self, attention_mask: torch.Tensor | None) -> None:
+        """The batch's left padding, from the generate call's ``attention_mask`` ``[batch, tokens]``
+        (0 = padding): padded positions then enter no compression statistic, so a sequence's cache
+        does not depend on its batch mates (see :func:`compress`). Call before the prefill."""
+        if attention_mask is None:
+            padding = None
+        else:
+            lengths = attention_mask.sum(dim=1)
+            padding = (attention_mask.shape[1] - lengths).tolist()   # one sync, before generation
+            left = attention_mask[:, -1].all() if attention_mask.shape[1] else True
+            if not bool(left):
+                raise ValueError("set_padding: the attention mask is not left-padded (a sequence's last position "
+                                 "is padding); the quantized cache needs left padding (padding_side='left')")
+        for layer in self.layers:
+            layer.padding = padding
+
+    def check_finite(self) -> None:
+        """Raise the first NaN/inf found in tokens compressed during deferred checks (on CUDA: every
+        generate call ends with this, one sync; see QuantizedKVLayer.defer_checks)."""
+        for layer in self.layers:
+            layer.raise_deferred()
 
     def nbytes_by_part(self) -> dict[str, int]:
         return _sum_parts(layer.nbytes_by_part() for layer in self.layers)

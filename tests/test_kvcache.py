@@ -165,9 +165,9 @@ def test_appending_a_token_copies_the_token_not_the_history(spec_id):
             reallocations, buffer = reallocations + 1, segment.storage["codes"].data_ptr()
     assert len(layer.value_stream.segments) <= 2 and 1 <= reallocations <= 12   # 1.25x growth: ~log(80)/log(1.25)
     reference = QuantizedKVLayer(KVQuantSpec.from_id(spec_id), 0)    # one compress per token, no merging
-    reference.value_stream.append = lambda x, check_finite=True: reference.value_stream.segments.append(
+    reference.value_stream.append = lambda x, check_finite=True, padding=None: reference.value_stream.segments.append(
         compress(x, reference.value_stream.codec))
-    reference.key_stream.append = lambda x, check_finite=True: reference.key_stream.segments.append(
+    reference.key_stream.append = lambda x, check_finite=True, padding=None: reference.key_stream.segments.append(
         compress(x, reference.key_stream.codec))
     reference.update(tokens[0], tokens[0].clone())
     for token in tokens[1:]:
