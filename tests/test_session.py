@@ -3,6 +3,9 @@
 from dataclasses import replace
 
 import pytest
+import torch
+
+from quant import KVQuantSpec
 
 from pytest_lvlmbench.core.options import Options
 from pytest_lvlmbench.options import worker_device
@@ -59,7 +62,8 @@ def test_each_xdist_worker_pins_its_own_gpu(device, worker, gpus, expected):
 
 def test_answers_do_not_depend_on_the_batch_they_were_generated_in(tmp_path):
     session = Session(Options(models=["tiny"], settings=[BASELINE], limit=12, batch_size=6, cache_dir=tmp_path))
-    for setting in (BASELINE, Setting.from_id("kv2-uniform")):
+    for setting in (BASELINE, *map(Setting.from_id, ("kv2-uniform", "kv2-outlier-s2", "kv2-group-g8-r0",
+                                                     "kv4-group-g32-r128"))):
         _, result = attach_invariance(session, "tiny", setting, TASKS["shapes_vqa"], 8)
         assert result.ok and result.samples == 8, result.message()
         record = session.results.find("tiny", setting.id, "shapes_vqa")
@@ -91,3 +95,18 @@ def test_a_tampered_cache_entry_is_regenerated_and_counted_on_the_record(tmp_pat
     assert tampered.predictions == first.predictions and "forged" not in tampered.predictions
     again = Session(options).run("tiny", BASELINE, task)   # the regenerated answers replaced the forged ones
     assert again.cache_rejected == 0 and again.generated == 0
+
+
+def test_token_anchored_specs_generate_per_prompt_length_without_padding():
+    from pytest_lvlmbench.engine.generation import equal_length_rows, token_anchored, without_padding
+
+    assert [token_anchored(KVQuantSpec.from_id(s)) for s in ("kv2-group-g8-r0", "kv4-uniform", "kv4-outlier-s2",
+                                                            "kv4-group-g32-r128")] == [True, False, False, True]
+    assert token_anchored(KVQuantSpec.from_id("kv4-uniform"), KVQuantSpec.from_id("kv2-group-g8-r0"))
+    mask = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 1, 1], [0, 0, 1]])
+    assert equal_length_rows(mask) == [[0, 2], [1], [3]]
+    inputs = {"input_ids": torch.arange(12).reshape(4, 3), "attention_mask": mask, "pixel_values": torch.zeros(4, 2),
+              "other": "kept"}
+    part = without_padding(inputs, [0, 2])
+    assert part["input_ids"].tolist() == [[1, 2], [7, 8]] and part["attention_mask"].tolist() == [[1, 1], [1, 1]]
+    assert part["pixel_values"].shape == (2, 2) and part["other"] == "kept"

@@ -20,13 +20,43 @@ def float_cache_bytes(config, batch: int, tokens: int, dtype: torch.dtype) -> in
     return 2 * text.num_hidden_layers * batch * tokens * kv_heads * head_dim * dtype.itemsize
 
 
+def token_anchored(*specs: KVQuantSpec | None) -> bool:
+    """Whether a KV spec compresses tokens by where they fall from the start of the padded batch: KIVI's
+    key groups (G tokens each) and any full-precision window (R tokens, flushed from position 0). The
+    cache keeps padding out of every statistic (QuantizedKVCache.set_padding), but not out of these
+    boundaries, so such a batch is generated per prompt length, without padding."""
+    return any(spec is not None and not spec.is_float and (spec.method == "group" or spec.residual_length > 0)
+               for spec in specs)
+
+
+def equal_length_rows(attention_mask: torch.Tensor) -> list[list[int]]:
+    """The batch's rows grouped by their number of real tokens, in order of first appearance."""
+    groups: dict[int, list[int]] = {}
+    for row, length in enumerate(attention_mask.sum(dim=1).tolist()):
+        groups.setdefault(length, []).append(row)
+    return list(groups.values())
+
+
+def without_padding(inputs, rows: list[int]):
+    """The processor's batch restricted to ``rows`` of one real length, its left padding cut off."""
+    batch = inputs["input_ids"].shape[0]
+    index = torch.tensor(rows, device=inputs["input_ids"].device)
+    part = {key: value.index_select(0, index.to(value.device))
+            if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == batch else value
+            for key, value in inputs.items()}
+    pad = part["attention_mask"].shape[1] - int(part["attention_mask"][0].sum())
+    part["input_ids"], part["attention_mask"] = part["input_ids"][:, pad:], part["attention_mask"][:, pad:]
+    return part
+
+
 def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuantSpec, max_new_tokens: int,
                    device: str = "cpu", dtype: torch.dtype | None = None,
                    kv_layers: LayerSelection | None = None, kv_rest: KVQuantSpec | None = None,
                    clock: DecodeClock | None = None) -> list[Generated]:
-    """Greedy answers for one left-padded batch, the KV spec applied through the quantized cache,
-    each with the cache's stored and float-equivalent bytes. The images are all pictures or all
-    None (text-only questions, e.g. HallusionBench's non_image split): the caller groups them.
+    """Greedy answers for one left-padded batch, the KV spec applied through the quantized cache (told
+    the padding, so no answer depends on its batch mates; a token-anchored spec runs per prompt length,
+    unpadded), each with the cache's stored and float-equivalent bytes. The images are all pictures or
+    all None (text-only questions, e.g. HallusionBench's non_image split): the caller groups them.
     ``clock`` (the report's roofline) times the decode steps and the KV bytes they read."""
     if any(image is None for image in images) and not all(image is None for image in images):
         raise ValueError("generate_batch: a batch mixes questions with and without an image; group them")
@@ -34,7 +64,22 @@ def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuan
     inputs = processor(images=pictures, text=prompts, return_tensors="pt", padding=True).to(device)
     if dtype is not None and "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+    mask = inputs.get("attention_mask")
+    if mask is not None and token_anchored(kv_spec, kv_rest) and not bool(mask.all()):
+        answers: list[Generated | None] = [None] * mask.shape[0]
+        for rows in equal_length_rows(mask):
+            part = without_padding(inputs, rows)
+            for row, generated in zip(rows, _generate(model, processor, part, kv_spec, max_new_tokens,
+                                                      kv_layers, kv_rest, clock)):
+                answers[row] = generated
+        return answers
+    return _generate(model, processor, inputs, kv_spec, max_new_tokens, kv_layers, kv_rest, clock)
+
+
+def _generate(model, processor, inputs, kv_spec: KVQuantSpec, max_new_tokens: int, kv_layers: LayerSelection | None,
+              kv_rest: KVQuantSpec | None, clock: DecodeClock | None) -> list[Generated]:
     cache = QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest)
+    cache.set_padding(inputs.get("attention_mask"))   # padded positions enter no compression statistic
     if clock is not None:
         clock.begin()
     with torch.inference_mode():
@@ -43,6 +88,7 @@ def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuan
                                 logits_processor=None if clock is None else LogitsProcessorList([clock]))
     if clock is not None:
         clock.end(cache.nbytes())
+    cache.check_finite()   # NaN/inf recorded on the device during generation (CUDA): raised here, named
     texts = processor.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
     float_bytes = float_cache_bytes(model.config, output.shape[0], cache.get_seq_length(), model.dtype)
     return [Generated(text.strip(), cache.nbytes(), float_bytes) for text in texts]
