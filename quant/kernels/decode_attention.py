@@ -15,15 +15,26 @@ and uses it for all of that head's query heads.
 
 from __future__ import annotations
 
+import functools
+import itertools
+
 import torch
 import triton
 import triton.language as tl
 
 from ..affine import QParams
 from ..packing import PackedCodes, packed_row_bytes
-from .triton_common import load_codes, sum_over
+from .triton_common import FLOAT_DTYPES, POINTER_TYPES, Specialisation, load_codes, sum_over
 
 BLOCK_T = 32
+KERNEL_BITS = (2, 3, 4, 8)
+MIN_BLOCK_D = 16  # smaller head dims run masked 16-wide tiles: fewer variants to compile
+MAX_BLOCK_D = 256  # head_dim up to 256 (the largest of today's models, e.g. Gemma's)
+MAX_BLOCK_G = 16  # query heads per KV head up to 16 (GQA ratios are 1 to 8 in today's models)
+# A program holds a [BLOCK_G, BLOCK_T, BLOCK_D] float32 product in registers: up to 32K elements
+# (256 per thread at 4 warps; GQA 8 at head_dim 128, GQA 2 at 256). Beyond, it spills so far that
+# ptxas takes minutes per variant and the kernel crawls, so those shapes are refused.
+MAX_BLOCK_GD = 1024
 
 
 @triton.jit
@@ -86,6 +97,56 @@ def _packed_weighted_sum_kernel(p_ptr, codes_ptr, scale_ptr, zero_ptr, out_ptr, 
              mask=(g[:, None] < groups) & (d[None, :] < D))
 
 
+def specialisation(kernel: triton.runtime.JITFunction, query_dtype: torch.dtype, param_dtype: torch.dtype,
+                   bits: int, has_zero: bool, block_g: int, block_d: int) -> Specialisation:
+    """The variant of ``kernel`` (scores or weighted sum) launched for a ``query_dtype`` query (or
+    weights), parameters in ``param_dtype``, ``block_g``/``block_d``: powers of two covering the
+    query heads per KV head and head_dim."""
+    p = POINTER_TYPES[param_dtype]
+    return Specialisation(
+        kernel,
+        ((kernel.arg_names[0], POINTER_TYPES[query_dtype]), ("codes_ptr", "u8"), ("scale_ptr", p), ("zero_ptr", p),
+         ("out_ptr", "fp32")),
+        (("BITS", bits), ("HAS_ZERO", has_zero), ("BLOCK_G", block_g), ("BLOCK_T", BLOCK_T), ("BLOCK_D", block_d)))
+
+
+def _powers_of_two(low: int, high: int) -> tuple[int, ...]:
+    """The powers of two from ``low`` to ``high`` (both powers of two)."""
+    return tuple(1 << i for i in range(low.bit_length() - 1, high.bit_length()))
+
+
+@functools.cache
+def specialisations() -> tuple[Specialisation, ...]:
+    """Every variant :func:`packed_scores` and :func:`packed_weighted_sum` can launch (GEAR's sparse
+    and low-rank corrections are added in torch by quant/packed_attention.py: no kernel variant)."""
+    choices = itertools.product((_packed_scores_kernel, _packed_weighted_sum_kernel), FLOAT_DTYPES, FLOAT_DTYPES,
+                                KERNEL_BITS, (False, True), _powers_of_two(1, MAX_BLOCK_G),
+                                _powers_of_two(MIN_BLOCK_D, MAX_BLOCK_D))
+    return tuple(specialisation(*choice) for choice in choices if choice[-2] * choice[-1] <= MAX_BLOCK_GD)
+
+
+@functools.cache
+def _table() -> frozenset[Specialisation]:
+    """specialisations() as a set: what a launch is checked against."""
+    return frozenset(specialisations())
+
+
+def _launch(kernel: triton.runtime.JITFunction, grid: tuple[int, ...], query: torch.Tensor, codes: PackedCodes,
+            qparams: QParams, groups: int, *args: object) -> None:
+    """Run ``kernel`` with ``args`` after the query (or weights) pointer, in its specialisation for these inputs."""
+    block_g, block_d = triton.next_power_of_2(groups), max(MIN_BLOCK_D, triton.next_power_of_2(codes.shape[3]))
+    if block_g > MAX_BLOCK_G or block_d > MAX_BLOCK_D or block_g * block_d > MAX_BLOCK_GD:
+        raise ValueError(f"invalid packed attention shape: {groups} query heads per KV head and head_dim="
+                         f"{codes.shape[3]}; the kernels take up to {MAX_BLOCK_G} and {MAX_BLOCK_D}, padded to "
+                         f"powers of two of product <= {MAX_BLOCK_GD}")
+    for name, t in (("query", query), ("qparams.scale", qparams.scale)):
+        if t.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"invalid {name} dtype={t.dtype}: the packed attention kernels take {FLOAT_DTYPES}")
+    spec = specialisation(kernel, query.dtype, qparams.scale.dtype, codes.bits, qparams.zero is not None,
+                          block_g, block_d)
+    spec.launch(_table(), grid, query, *args)
+
+
 def _layout(codes: PackedCodes, qparams: QParams) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...], tuple[int, ...]]:
     """Parameters expanded to 4-D views (no copy) with their strides, and the block sizes (bh, bt, bd)."""
     if codes.data.dim() != 4 or len(qparams.block_size) != 4 or qparams.block_size[0] != 1:
@@ -95,6 +156,8 @@ def _layout(codes: PackedCodes, qparams: QParams) -> tuple[torch.Tensor, torch.T
         raise ValueError(f"invalid packed cache block: codes have bits={codes.bits}, parameters bits={qparams.bits}")
     scale = qparams.scale
     zero = scale if qparams.zero is None else qparams.zero
+    if zero.dtype != scale.dtype:
+        raise ValueError(f"invalid qparams.zero dtype={zero.dtype}: must be scale's dtype {scale.dtype}")
     if zero.stride() != scale.stride():
         zero = zero.contiguous()
         scale = scale.contiguous()
@@ -122,11 +185,10 @@ def packed_scores(query: torch.Tensor, codes: PackedCodes, qparams: QParams) -> 
     data = codes.data
     groups = query.shape[1] // heads
     grid = (batch, heads, triton.cdiv(tokens, BLOCK_T))
-    _packed_scores_kernel[grid](
-        query, data, scale, zero, out, tokens, dim, groups, packed_row_bytes(dim, codes.bits),
-        query.stride(0), query.stride(1), data.stride(0), data.stride(1), data.stride(2), *s_s,
-        out.stride(0), out.stride(1), bh, bt, bd, BITS=codes.bits, HAS_ZERO=qparams.zero is not None,
-        BLOCK_G=triton.next_power_of_2(groups), BLOCK_T=BLOCK_T, BLOCK_D=triton.next_power_of_2(dim))
+    _launch(_packed_scores_kernel, grid, query, codes, qparams, groups,
+            data, scale, zero, out, tokens, dim, groups, packed_row_bytes(dim, codes.bits),
+            query.stride(0), query.stride(1), data.stride(0), data.stride(1), data.stride(2), *s_s,
+            out.stride(0), out.stride(1), bh, bt, bd)
     return out
 
 
@@ -147,14 +209,13 @@ def packed_weighted_sum(weights: torch.Tensor, codes: PackedCodes, qparams: QPar
     if tokens:
         data = codes.data
         groups = weights.shape[1] // heads
-        _packed_weighted_sum_kernel[(batch, heads, splits)](
-            weights, data, scale, zero, partial, tokens, dim, groups,
-            packed_row_bytes(dim, codes.bits), tiles_per_split, weights.stride(0), weights.stride(1),
-            data.stride(0), data.stride(1), data.stride(2), *s_s,
-            partial.stride(0), partial.stride(1), partial.stride(2), bh, bt, bd,
-            BITS=codes.bits, HAS_ZERO=qparams.zero is not None, BLOCK_G=triton.next_power_of_2(groups),
-            BLOCK_T=BLOCK_T, BLOCK_D=triton.next_power_of_2(dim))
+        _launch(_packed_weighted_sum_kernel, (batch, heads, splits), weights, codes, qparams, groups,
+                data, scale, zero, partial, tokens, dim, groups,
+                packed_row_bytes(dim, codes.bits), tiles_per_split, weights.stride(0), weights.stride(1),
+                data.stride(0), data.stride(1), data.stride(2), *s_s,
+                partial.stride(0), partial.stride(1), partial.stride(2), bh, bt, bd)
     return partial.sum(dim=0)
 
 
-__all__ = ["packed_scores", "packed_weighted_sum"]
+__all__ = ["MAX_BLOCK_D", "MAX_BLOCK_G", "MAX_BLOCK_GD", "MIN_BLOCK_D", "packed_scores", "packed_weighted_sum",
+           "specialisation", "specialisations"]

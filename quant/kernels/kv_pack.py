@@ -26,15 +26,20 @@ wrongly (truncates, mishandles subnormals), and the bit form is exact on GPU as 
 
 from __future__ import annotations
 
+import functools
+import itertools
+
 import torch
 import triton
 import triton.language as tl
 
 from ..affine import NonFiniteError, QParams, _check_qparams, _check_tensor, describe_non_finite
 from ..packing import PackedCodes, packed_row_bytes
-from .triton_common import load_codes, round_half_even
+from .triton_common import FLOAT_DTYPES, POINTER_TYPES, Specialisation, load_codes, round_half_even
 
 _MAX_TILE = 2048  # elements (bytes or codes) per program: few programs for the interpreter, full tiles on GPU
+_MIN_BLOCK_C, _MAX_BLOCK_C = 16, 128  # bytes or codes of a row per program
+KERNEL_BITS = (2, 3, 4, 8)
 
 
 @triton.jit
@@ -76,6 +81,9 @@ def _quantize_pack_kernel(x_ptr, scale_ptr, zero_ptr, out_ptr,
     # when triton was imported before TRITON_INTERPRET was set (only this kernel's own helpers are then
     # interpreted); builtins work either way.
     acc = rows[:, None] * 0 + cols[None, :] * 0
+    # before the loop: a constexpr assigned inside tl.static_range is reassigned per unrolled step,
+    # which the compiler rejects (the interpreter does not)
+    half: tl.constexpr = 1 << (BITS - 1)
     for k in tl.static_range(NCODES):
         d = first + k
         start = d * BITS - cols * 8  # code's first bit relative to the byte's: in (-BITS, 8) when it overlaps
@@ -85,7 +93,6 @@ def _quantize_pack_kernel(x_ptr, scale_ptr, zero_ptr, out_ptr,
         scale = _load_f32(scale_ptr + p, ok, S_BF16)
         safe = tl.where(scale == 0.0, 1.0, scale)
         if SYMMETRIC:
-            half: tl.constexpr = 1 << (BITS - 1)
             q = round_half_even(tl.math.div_rn(x, safe))
             q = tl.minimum(tl.maximum(q, -half), half - 1) + half
         else:
@@ -141,34 +148,97 @@ def _check_4d(name: str, shape: tuple[int, ...], fn: str) -> None:
                          "[batch, heads, tokens, head_dim] tensor")
 
 
-def _kernel_view(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """(tensor to hand the kernel, is bfloat16): bfloat16 travels as int16 bits (see module doc)."""
-    if t.dtype == torch.bfloat16:
-        return t.view(torch.int16), True
-    return t, False
+def _check_dtype(name: str, t: torch.Tensor) -> None:
+    """The kernels run float16, bfloat16 and float32 tensors (their ``specialisations()``)."""
+    if t.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"invalid {name} dtype={t.dtype}: the Triton KV kernels take {FLOAT_DTYPES}")
+
+
+def _kernel_view(t: torch.Tensor) -> torch.Tensor:
+    """The tensor to hand the kernel: bfloat16 travels as int16 bits (see module doc)."""
+    return t.view(torch.int16) if t.dtype == torch.bfloat16 else t
+
+
+def _pointer(dtype: torch.dtype) -> str:
+    """Triton's element type of :func:`_kernel_view` of a ``dtype`` tensor."""
+    return POINTER_TYPES[torch.int16 if dtype == torch.bfloat16 else dtype]
 
 
 def _param_args(qparams: QParams, shape: tuple[int, ...], device: torch.device) -> tuple:
-    """Contiguous scale/zero (kernel views), their bf16 flags, block dims and parameter dims."""
+    """Contiguous scale/zero (kernel views; zero is scale when symmetric), block dims and parameter dims."""
     for part, t in (("scale", qparams.scale), ("zero", qparams.zero)):
         if t is not None:
             _check_tensor(f"qparams.{part}", t, floating=True)
+            _check_dtype(f"qparams.{part}", t)
             if t.device != device:
                 raise ValueError(f"invalid qparams.{part} device={t.device}: must be on {device} like the data")
-    scale, s_bf16 = _kernel_view(qparams.scale.contiguous())
-    if qparams.zero is None:
-        zero, z_bf16 = scale, False  # never read (SYMMETRIC)
-    else:
-        zero, z_bf16 = _kernel_view(qparams.zero.contiguous())
+    if qparams.zero is not None and qparams.zero.dtype != qparams.scale.dtype:
+        raise ValueError(f"invalid qparams.zero dtype={qparams.zero.dtype}: must be scale's dtype "
+                         f"{qparams.scale.dtype}")
+    scale = _kernel_view(qparams.scale.contiguous())
+    zero = scale if qparams.zero is None else _kernel_view(qparams.zero.contiguous())  # never read when symmetric
     block = tuple(qparams.block_size)
     pdims = tuple(n // bs for n, bs in zip(shape, block))
-    return scale, zero, s_bf16, z_bf16, block, pdims[1:]
+    return scale, zero, block, pdims[1:]
 
 
-def _tiles(rows: int, cols: int) -> tuple[int, int]:
-    block_c = min(triton.next_power_of_2(max(cols, 1)), 128)
-    block_r = min(triton.next_power_of_2(max(rows, 1)), max(1, _MAX_TILE // block_c))
-    return block_r, block_c
+def _tiles(cols: int) -> tuple[int, int]:
+    """(BLOCK_R, BLOCK_C) for rows of ``cols`` bytes or codes: BLOCK_C the power of two covering
+    the row, within [_MIN_BLOCK_C, _MAX_BLOCK_C], BLOCK_R the rows filling ``_MAX_TILE`` (surplus
+    rows and columns are masked). Tiles depend on nothing else, so the table of specialisations
+    (each compiled by tests/test_kernels_compiled.py) stays small."""
+    block_c = min(max(triton.next_power_of_2(cols), _MIN_BLOCK_C), _MAX_BLOCK_C)
+    return _MAX_TILE // block_c, block_c
+
+
+def quantize_specialisation(x_dtype: torch.dtype, param_dtype: torch.dtype, bits: int, symmetric: bool,
+                            block_c: int) -> Specialisation:
+    """The variant :func:`quantize_pack` launches for ``x``/parameters of these dtypes, rows of
+    ``block_c`` (from :func:`_tiles`) bytes per program."""
+    block_r, block_c = _tiles(block_c)
+    p = _pointer(param_dtype)
+    return Specialisation(
+        _quantize_pack_kernel,
+        (("x_ptr", _pointer(x_dtype)), ("scale_ptr", p), ("zero_ptr", p), ("out_ptr", "u8")),
+        (("BITS", bits), ("NCODES", 4 if bits == 3 else 8 // bits), ("SYMMETRIC", symmetric),
+         ("X_BF16", x_dtype == torch.bfloat16), ("S_BF16", param_dtype == torch.bfloat16),
+         ("Z_BF16", param_dtype == torch.bfloat16 and not symmetric), ("BLOCK_R", block_r), ("BLOCK_C", block_c)),
+        (("enable_fp_fusion", False),))
+
+
+def unpack_specialisation(param_dtype: torch.dtype, out_dtype: torch.dtype, bits: int, symmetric: bool,
+                          split: bool, block_c: int) -> Specialisation:
+    """The variant :func:`unpack_dequantize` launches: parameters in ``param_dtype``, output in
+    ``out_dtype``, ``split``: the float32 ``out=`` form of symmetric dequantization."""
+    block_r, block_c = _tiles(block_c)
+    p = _pointer(param_dtype)
+    return Specialisation(
+        _unpack_dequantize_kernel,
+        (("codes_ptr", "u8"), ("scale_ptr", p), ("zero_ptr", p), ("out_ptr", _pointer(out_dtype))),
+        (("BITS", bits), ("SYMMETRIC", symmetric), ("SYM_SPLIT", symmetric and split),
+         ("S_BF16", param_dtype == torch.bfloat16), ("Z_BF16", param_dtype == torch.bfloat16 and not symmetric),
+         ("OUT_BF16", out_dtype == torch.bfloat16), ("BLOCK_R", block_r), ("BLOCK_C", block_c)),
+        (("enable_fp_fusion", False),))
+
+
+_BLOCK_CS = tuple(1 << i for i in range(_MIN_BLOCK_C.bit_length() - 1, _MAX_BLOCK_C.bit_length()))  # _tiles' BLOCK_Cs
+
+
+@functools.cache
+def specialisations() -> tuple[Specialisation, ...]:
+    """Every variant :func:`quantize_pack` and :func:`unpack_dequantize` can launch."""
+    quantize = (quantize_specialisation(x, p, bits, sym, c) for x, p, bits, sym, c
+                in itertools.product(FLOAT_DTYPES, FLOAT_DTYPES, KERNEL_BITS, (False, True), _BLOCK_CS))
+    unpack = (unpack_specialisation(p, o, bits, sym, split, c) for p, o, bits, sym, split, c
+              in itertools.product(FLOAT_DTYPES, FLOAT_DTYPES, KERNEL_BITS, (False, True), (False, True), _BLOCK_CS)
+              if not split or (sym and o == torch.float32))
+    return tuple(itertools.chain(quantize, unpack))
+
+
+@functools.cache
+def _table() -> frozenset[Specialisation]:
+    """specialisations() as a set: what a launch is checked against."""
+    return frozenset(specialisations())
 
 
 def quantize_pack(x: torch.Tensor, qparams: QParams, *, check_finite: bool = True) -> PackedCodes:
@@ -181,6 +251,7 @@ def quantize_pack(x: torch.Tensor, qparams: QParams, *, check_finite: bool = Tru
     :class:`~quant.affine.NonFiniteError` for NaN/inf in ``x`` (``check_finite=False`` skips).
     """
     _check_tensor("x", x, floating=True)
+    _check_dtype("x", x)
     _check_4d("x", tuple(x.shape), "quantize_pack")
     _check_qparams("x", x, qparams)
     if check_finite and not bool(torch.isfinite(x).all()):
@@ -192,15 +263,12 @@ def quantize_pack(x: torch.Tensor, qparams: QParams, *, check_finite: bool = Tru
     rows = batch * heads * tokens
     if rows == 0 or row_bytes == 0:
         return PackedCodes(out, bits, dim)
-    scale, zero, s_bf16, z_bf16, block, (ph, pt, pd) = _param_args(qparams, tuple(x.shape), x.device)
-    xk, x_bf16 = _kernel_view(x)
-    block_r, block_c = _tiles(rows, row_bytes)
+    scale, zero, block, (ph, pt, pd) = _param_args(qparams, tuple(x.shape), x.device)
+    block_r, block_c = _tiles(row_bytes)
     grid = (triton.cdiv(rows, block_r), triton.cdiv(row_bytes, block_c))
-    _quantize_pack_kernel[grid](
-        xk, scale, zero, out, rows, heads, tokens, dim, row_bytes, *x.stride(), *block, ph, pt, pd,
-        BITS=bits, NCODES=4 if bits == 3 else 8 // bits, SYMMETRIC=qparams.zero is None,
-        X_BF16=x_bf16, S_BF16=s_bf16, Z_BF16=z_bf16, BLOCK_R=block_r, BLOCK_C=block_c,
-        enable_fp_fusion=False)
+    spec = quantize_specialisation(x.dtype, qparams.scale.dtype, bits, qparams.zero is None, block_c)
+    spec.launch(_table(), grid,
+                _kernel_view(x), scale, zero, out, rows, heads, tokens, dim, row_bytes, *x.stride(), *block, ph, pt, pd)
     return PackedCodes(out, bits, dim)
 
 
@@ -233,6 +301,7 @@ def unpack_dequantize(codes: PackedCodes, qparams: QParams, dtype: torch.dtype |
         out = torch.empty(shape, dtype=dtype or qparams.scale.dtype, device=data.device)
     else:
         _check_tensor("out", out, floating=True)
+        _check_dtype("out", out)
         if tuple(out.shape) != tuple(shape):
             raise ValueError(f"invalid out shape={tuple(out.shape)}: must equal codes shape {tuple(shape)}")
         if out.device != data.device:
@@ -243,18 +312,15 @@ def unpack_dequantize(codes: PackedCodes, qparams: QParams, dtype: torch.dtype |
         return out
     if data.stride(-1) != 1:
         data = data.contiguous()
-    scale, zero, s_bf16, z_bf16, block, (ph, pt, pd) = _param_args(qparams, tuple(shape), data.device)
-    symmetric = qparams.zero is None
-    outk, out_bf16 = _kernel_view(out)
-    block_r, block_c = _tiles(rows, dim)
+    scale, zero, block, (ph, pt, pd) = _param_args(qparams, tuple(shape), data.device)
+    block_r, block_c = _tiles(dim)
     grid = (triton.cdiv(rows, block_r), triton.cdiv(dim, block_c))
-    _unpack_dequantize_kernel[grid](
-        data, scale, zero, outk, rows, heads, tokens, dim, row_bytes, *data.stride()[:3], *out.stride(),
-        *block, ph, pt, pd,
-        BITS=codes.bits, SYMMETRIC=symmetric, SYM_SPLIT=symmetric and split,
-        S_BF16=s_bf16, Z_BF16=z_bf16, OUT_BF16=out_bf16, BLOCK_R=block_r, BLOCK_C=block_c,
-        enable_fp_fusion=False)
+    spec = unpack_specialisation(qparams.scale.dtype, out.dtype, codes.bits, qparams.zero is None, split, block_c)
+    spec.launch(_table(), grid,
+                data, scale, zero, _kernel_view(out), rows, heads, tokens, dim, row_bytes, *data.stride()[:3],
+                *out.stride(), *block, ph, pt, pd)
     return out
 
 
-__all__ = ["quantize_pack", "unpack_dequantize"]
+__all__ = ["KERNEL_BITS", "quantize_pack", "quantize_specialisation", "specialisations", "unpack_dequantize",
+           "unpack_specialisation"]

@@ -28,16 +28,19 @@ before the dot: the same products (bf16 x bf16 is exact in float32), the same fl
 
 from __future__ import annotations
 
+import functools
+import itertools
+
 import torch
 import triton
 import triton.language as tl
 
 from ..packing import packed_row_bytes
 from . import interpreting
-from .triton_common import load_codes
+from .triton_common import FLOAT_DTYPES, POINTER_TYPES, Specialisation, load_codes
 
 KERNEL_BITS = (4, 8)
-X_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+X_DTYPES = FLOAT_DTYPES
 DECODE_MAX_ROWS = 16  # rows up to which the GEMV-like config runs (one BLOCK_M = 16 tile)
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages): decode streams the weight with few,
@@ -66,6 +69,38 @@ def tile_config(m: int, group_size: int) -> tuple[int, int, int, int, int, bool]
     if k >= MIN_DOT:
         return block_m, block_n, k, warps, stages, True
     return block_m, block_n, block_k, warps, stages, False
+
+
+def specialisation(x_dtype: torch.dtype, param_dtype: torch.dtype, bits: int, has_zero: bool, has_bias: bool,
+                   tile: tuple[int, int, int, int, int, bool], interpreter: bool) -> Specialisation:
+    """The kernel variant :func:`packed_linear` launches: ``x`` (and the output) in ``x_dtype``,
+    scale/zero/bias in ``param_dtype``, ``tile`` from :func:`tile_config`; ``interpreter``: under
+    Triton's interpreter (bf16 dots widened, see the module doc)."""
+    block_m, block_n, block_k, warps, stages, aligned = tile
+    x, p = POINTER_TYPES[x_dtype], POINTER_TYPES[param_dtype]
+    return Specialisation(
+        _packed_linear_kernel,
+        (("x_ptr", x), ("codes_ptr", "u8"), ("scale_ptr", p), ("zero_ptr", p), ("bias_ptr", p), ("out_ptr", x)),
+        (("BITS", bits), ("HAS_ZERO", has_zero), ("HAS_BIAS", has_bias), ("GROUP_ALIGNED", aligned),
+         ("DOT_IN_FP32", x_dtype == torch.bfloat16 and interpreter),
+         ("BLOCK_M", block_m), ("BLOCK_N", block_n), ("BLOCK_K", block_k)),
+        (("num_warps", warps), ("num_stages", stages)))
+
+
+@functools.cache
+def specialisations(interpreter: bool = False) -> tuple[Specialisation, ...]:
+    """Every variant :func:`packed_linear` can launch (on a GPU, or under the interpreter). The group
+    sizes 1, 16, 32, 64, 128 reach every tile :func:`tile_config` returns: ``BLOCK_K`` is the largest
+    power of two in [16, the config's BLOCK_K] dividing the group size, or the config's when none does."""
+    tiles = dict.fromkeys(tile_config(m, g) for m in (1, DECODE_MAX_ROWS + 1) for g in (1, 16, 32, 64, 128))
+    return tuple(specialisation(x, p, bits, zero, bias, tile, interpreter) for x, p, bits, zero, bias, tile
+                 in itertools.product(X_DTYPES, X_DTYPES, KERNEL_BITS, (False, True), (False, True), tiles))
+
+
+@functools.cache
+def _table(interpreter: bool) -> frozenset[Specialisation]:
+    """specialisations(interpreter) as a set: what a launch is checked against."""
+    return frozenset(specialisations(interpreter))
 
 
 @triton.jit
@@ -127,9 +162,14 @@ def _packed_linear_kernel(
     tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
-def _check_param(name: str, t: torch.Tensor, shape: tuple[int, int], device: torch.device) -> None:
-    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-        raise ValueError(f"invalid {name}: expected a float tensor, got {getattr(t, 'dtype', type(t).__name__)}")
+def _check_param(name: str, t: torch.Tensor, shape: tuple[int, int], device: torch.device,
+                 dtype: torch.dtype | None = None) -> None:
+    """``t`` is a float tensor (of ``dtype``, scale's, when given) of ``shape`` on ``device``."""
+    if not isinstance(t, torch.Tensor) or t.dtype not in X_DTYPES:
+        raise ValueError(f"invalid {name}: expected a float tensor of a dtype in {X_DTYPES}, got "
+                         f"{getattr(t, 'dtype', type(t).__name__)}")
+    if dtype is not None and t.dtype != dtype:
+        raise ValueError(f"invalid {name} dtype={t.dtype}: must be scale's dtype {dtype}")
     if tuple(t.shape) != shape:
         raise ValueError(f"invalid {name} shape={tuple(t.shape)}: expected {shape}")
     if t.device != device:
@@ -173,9 +213,9 @@ def packed_linear(x: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor, zer
     n_groups = in_features // group_size
     _check_param("scale", scale, (out_features, n_groups), x.device)
     if zero is not None:
-        _check_param("zero", zero, (out_features, n_groups), x.device)
+        _check_param("zero", zero, (out_features, n_groups), x.device, scale.dtype)
     if bias is not None:
-        _check_param("bias", bias, (out_features,), x.device)
+        _check_param("bias", bias, (out_features,), x.device, scale.dtype)
 
     lead = x.shape[:-1]
     x2 = x.reshape(-1, in_features)
@@ -184,21 +224,21 @@ def packed_linear(x: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor, zer
     if m == 0 or out_features == 0:
         return out.reshape(*lead, out_features)
     codes = codes if codes.stride(1) == 1 else codes.contiguous()  # load_codes reads bytes of a row
-    block_m, block_n, block_k, warps, stages, aligned = tile_config(m, group_size)
-    grid = (triton.cdiv(m, block_m), triton.cdiv(out_features, block_n))
+    tile = tile_config(m, group_size)
+    grid = (triton.cdiv(m, tile[0]), triton.cdiv(out_features, tile[1]))
     z = scale if zero is None else zero  # a valid pointer; unread when HAS_ZERO is False
     b = scale if bias is None else bias
-    _packed_linear_kernel[grid](
+    interpreter = interpreting()
+    spec = specialisation(x.dtype, scale.dtype, bits, zero is not None, bias is not None, tile, interpreter)
+    spec.launch(
+        _table(interpreter), grid,
         x2, codes, scale, z, b, out,
         m, out_features, in_features, row_bytes, group_size,
         x2.stride(0), x2.stride(1), codes.stride(0), scale.stride(0), scale.stride(1), z.stride(0), z.stride(1),
         out.stride(0), out.stride(1),
-        BITS=bits, HAS_ZERO=zero is not None, HAS_BIAS=bias is not None, GROUP_ALIGNED=aligned,
-        DOT_IN_FP32=x.dtype == torch.bfloat16 and interpreting(),
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=warps, num_stages=stages,
     )
     return out.reshape(*lead, out_features)
 
 
-__all__ = ["DECODE_CONFIG", "DECODE_MAX_ROWS", "KERNEL_BITS", "PREFILL_CONFIG", "packed_linear", "supports",
-           "tile_config"]
+__all__ = ["DECODE_CONFIG", "DECODE_MAX_ROWS", "KERNEL_BITS", "PREFILL_CONFIG", "packed_linear", "specialisation",
+           "specialisations", "supports", "tile_config"]
