@@ -299,7 +299,7 @@ def split_outliers(x: torch.Tensor, ratio: float, skip: list[int] | None = None
     would get alone (a sequence with fewer entries than its batch mates fills its spare slots with
     position 0, one of its padding entries, which attention masks).
     """
-    if not skip or not any(skip):
+    if not skip or not any(skip):   # every decode step: no per-sequence counts to copy to the device
         k = int(x.shape[1] * ratio / 2)
         top = torch.topk(x, k + 1, dim=1)
         bottom = torch.topk(x, k, dim=1, largest=False)
