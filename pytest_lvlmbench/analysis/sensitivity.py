@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..core.records import Record
-from ..core.records import worsening
-from ..core.settings import BASELINE
+from ..core.records import Record, worsening
 
 
 def rank_blocks(records: Sequence[Record]) -> dict[tuple[str, str], list[tuple[str, float]]]:
     """{(whole setting id, task): [(layers, worsening), ...] worst first} for layer-restricted records."""
-    base = {(r.model, r.task): r for r in records if r.setting == BASELINE.id}
+    base = {(r.model, r.task): r for r in records if r.is_baseline}
     ranked: dict[tuple[str, str], list[tuple[str, float]]] = {}
     for record in records:
         setting = record.parsed_setting
@@ -33,7 +31,7 @@ def rank_blocks(records: Sequence[Record]) -> dict[tuple[str, str], list[tuple[s
 def sensitivity_lines(records: Sequence[Record]) -> list[str]:
     """Report lines: each setting and task, the whole-model drop and the blocks worst first."""
     by_key = {(r.setting, r.task): r for r in records}
-    base = {r.task: r for r in records if r.setting == BASELINE.id}
+    base = {r.task: r for r in records if r.is_baseline}
     lines = []
     for (whole, task), blocks in rank_blocks(records).items():
         full = by_key.get((whole, task))

@@ -26,7 +26,7 @@ def attach_noninferiority(session: Session, record: Record, margins: Mapping[str
     key = record.key
     baseline = session.statistics.get((record.model, BASELINE.id, record.task))
     statistics = session.statistics.get(key)
-    if record.setting == BASELINE.id or baseline is None or statistics is None:
+    if record.is_baseline or baseline is None or statistics is None:
         return record
     noninferiority, paired = dict(record.noninferiority), dict(record.paired)
     for metric, margin in margins.items():
@@ -66,7 +66,7 @@ def attach_published(session: Session, baseline: Record) -> tuple[Record, list[s
     options = session.options
     if options.limit is not None or options.published_check == "off":
         return baseline, []
-    baselines = {r.task: r.metrics for r in session.results if r.model == baseline.model and r.setting == BASELINE.id}
+    baselines = {r.task: r.metrics for r in session.results if r.model == baseline.model and r.is_baseline}
     checks = check_published(session.refs[baseline.model].source, baseline.task, baselines,
                              options.published_tolerance, baseline.judge)
     baseline = session.results.replace(replace(baseline, published=[check.as_dict() for check in checks]))

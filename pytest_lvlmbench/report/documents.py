@@ -79,12 +79,12 @@ def csv_report(results: Results) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for model, records, adjusted, verdict in _per_model(results):
-        base = {r.task: r for r in records if r.setting == BASELINE.id}
+        base = {r.task: r for r in records if r.is_baseline}
         for r in records:
             for metric, value in r.metrics.items():
                 low, high = r.intervals.get(metric, (value, value))
                 ni = r.noninferiority.get(metric, {})
-                delta = value - base[r.task].metrics[metric] if r.task in base and r.setting != BASELINE.id else ""
+                delta = value - base[r.task].metrics[metric] if r.task in base and not r.is_baseline else ""
                 bounds = delta_interval(r, metric) or ("", "")
                 detectable = (PairedComparison.from_dict(r.paired[metric]).detectable(SIGNIFICANCE)
                               if metric in r.paired else None)

@@ -89,7 +89,7 @@ def user_properties_of(record: Record, baseline: Record) -> list[tuple[str, obje
              ("lvlm_metric", metric), ("lvlm_value", round(record.metrics[metric], 6)),
              ("lvlm_samples", record.samples), ("lvlm_clusters", record.clusters),
              ("lvlm_generated", record.generated)]
-    if record is baseline or record.setting == BASELINE.id:
+    if record is baseline or record.is_baseline:
         low, high = record.intervals.get(metric, (record.metrics[metric],) * 2)
         return _plain_values(found + [("lvlm_ci95", f"[{low:.4f}, {high:.4f}]")])
     found += [("lvlm_fp16", round(baseline.metrics[metric], 6)),
