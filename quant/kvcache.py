@@ -102,11 +102,12 @@ from dataclasses import dataclass, field
 import torch
 from transformers.cache_utils import Cache, DynamicLayer, get_layer_types_and_kwargs
 
-from .affine import NonFiniteError, QParams, choose_qparams, describe_non_finite, dequantize, quantize
+from .affine import (NonFiniteError, QParams, choose_qparams, describe_non_finite, dequantize, dequantize_in_place,
+                     quantize)
 from .kernels import use_triton
 from .layers import LayerSelection
 from .packed_attention import PACKED_ATTENTION, PackedKV, hand_off
-from .packing import PackedCodes, pack, unpack
+from .packing import PackedCodes, pack, unpack, unpack_into
 from .spec import KVQuantSpec
 
 POWER_ITERATIONS = 3  # GEAR's default `loop`
@@ -360,6 +361,8 @@ def _torch_quantize_pack(x: torch.Tensor, qparams: QParams) -> PackedCodes:
 
 def _torch_unpack_dequantize(codes: PackedCodes, qparams: QParams, dtype: torch.dtype | None = None, *,
                              out: torch.Tensor | None = None) -> torch.Tensor:
+    if out is not None and out.dtype == torch.float32:   # the CPU decode step: no uint8 copy of the history
+        return dequantize_in_place(unpack_into(codes, out), qparams)
     return dequantize(unpack(codes), qparams, dtype, out=out)
 
 
@@ -626,7 +629,7 @@ class QuantizedKVLayer(DynamicLayer):
         if decode:
             # KIVI and GEAR's simulated mode: the new token is attended in full precision at its
             # own step and compressed afterwards (for the next steps).
-            if self.packed_attention and key_states.shape[-2] == 1 and use_triton(keys.device):
+            if self.packed_attention and key_states.shape[-2] == 1:
                 hand_off(PackedKV(list(self.key_stream.segments), list(self.value_stream.segments), keys, values))
                 out = (keys, values)
             else:

@@ -10,7 +10,8 @@ leaves the compressed segments in a hand-off slot that the attention function ta
 compression, other caches) goes to SDPA unchanged.
 
 The step follows KIVI's decode (jy-yuan/KIVI 876b4d2 ``models/llama_kivi.py``): scores from the
-packed keys (quant/kernels/decode_attention.py) and from the window, one softmax, the weighted sum
+packed keys (the Triton kernels of quant/kernels/decode_attention.py on CUDA, the same sums in torch,
+quant/packed_math.py, on CPU) and from the window, one softmax, the weighted sum
 of the packed values plus the window's part. GEAR's sparse outliers and low-rank factors enter as
 exact corrections of those sums, computed from the stored parts alone:
 
@@ -29,6 +30,9 @@ import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from .kernels import use_triton
+from .packed_math import _repeat
 
 PACKED_ATTENTION = "lvlmbench_packed"
 
@@ -79,7 +83,10 @@ def decode_attention(query: torch.Tensor, packed: PackedKV, attention_mask: torc
                      scaling: float) -> torch.Tensor:
     """One decode step: ``query [B, Hq, 1, D]`` over the packed history; returns ``[B, 1, Hq, D]``
     as transformers' attention functions do."""
-    from .kernels.decode_attention import packed_scores, packed_weighted_sum
+    if use_triton(query.device):
+        from .kernels.decode_attention import packed_scores, packed_weighted_sum
+    else:   # CPU, or LVLMBENCH_KERNELS=torch: the same sums in torch (quant/packed_math.py)
+        from .packed_math import packed_scores, packed_weighted_sum
 
     if query.shape[2] != 1:
         raise ValueError(f"packed decode attention takes one query token per sequence, got {query.shape[2]}")
@@ -90,7 +97,7 @@ def decode_attention(query: torch.Tensor, packed: PackedKV, attention_mask: torc
         scores = packed_scores(q, segment.codes, segment.qparams)
         _add_key_corrections(scores, q, segment, groups)
         parts.append(scores)
-    window_keys = packed.key_window.float().repeat_interleave(groups, dim=1)
+    window_keys = _repeat(packed.key_window.float(), groups, 1)
     parts.append(torch.einsum("bqd,bqtd->bqt", q, window_keys))
     scores = torch.cat(parts, dim=-1) * scaling
     if attention_mask is not None:
@@ -104,14 +111,14 @@ def decode_attention(query: torch.Tensor, packed: PackedKV, attention_mask: torc
         out += packed_weighted_sum(w, segment.codes, segment.qparams)
         _add_value_corrections(out, w, segment, groups)
         start += segment.tokens
-    window_values = packed.value_window.float().repeat_interleave(groups, dim=1)
+    window_values = _repeat(packed.value_window.float(), groups, 1)
     out += torch.einsum("bqt,bqtd->bqd", weights[:, :, start:], window_values)
     return out.to(query.dtype).unsqueeze(1)
 
 
 def _per_query_head(p: torch.Tensor, heads: int, dim: int, groups: int) -> torch.Tensor:
     """Low-rank ``P [B, H·D, r]`` as ``[B, Hq, D, r]`` (key/value head repeated for its query heads)."""
-    return p.float().reshape(p.shape[0], heads, dim, -1).repeat_interleave(groups, dim=1)
+    return _repeat(p.float().reshape(p.shape[0], heads, dim, -1), groups, 1)
 
 
 def _add_key_corrections(scores: torch.Tensor, q: torch.Tensor, segment, groups: int) -> None:

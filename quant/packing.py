@@ -9,12 +9,14 @@ of a weight) without repacking.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
 
 from .affine import QUANT_BITS
 
+_LITTLE_ENDIAN = sys.byteorder == "little"
 _CODES_PER_GROUP = {2: 4, 3: 8, 4: 2, 8: 1}  # codes per packing group
 _BYTES_PER_GROUP = {2: 1, 3: 3, 4: 1, 8: 1}
 
@@ -81,18 +83,10 @@ def pack(codes: torch.Tensor, bits: int, *, check_range: bool = True) -> PackedC
 
 def unpack(packed: PackedCodes) -> torch.Tensor:
     """Inverse of :func:`pack`: uint8 codes of the original shape."""
-    if not isinstance(packed, PackedCodes):
-        raise TypeError(f"invalid packed: expected PackedCodes (from pack), got {type(packed).__name__}")
+    _check_packed(packed)
     bits, data = packed.bits, packed.data
-    row_bytes = packed_row_bytes(packed.length, bits)  # validates bits and length
-    if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8 or data.dim() == 0:
-        raise ValueError(f"invalid packed.data: must be a uint8 tensor with at least one dim, got "
-                         f"{getattr(data, 'dtype', type(data).__name__)}")
-    if data.shape[-1] != row_bytes:
-        raise ValueError(f"invalid packed.data shape={tuple(data.shape)}: {packed.length} codes at bits={bits} "
-                         f"take {row_bytes} bytes per row, not {data.shape[-1]}")
     per_group, n_bytes = _CODES_PER_GROUP[bits], _BYTES_PER_GROUP[bits]
-    if n_bytes == 1:  # 2/4/8 bits: shift whole bytes, staying in uint8 (the decode hot path)
+    if n_bytes == 1:  # 2/4/8 bits: shift whole bytes, staying in uint8
         if per_group == 1:
             return data[..., :packed.length]
         mask = 2 ** bits - 1
@@ -104,3 +98,41 @@ def unpack(packed: PackedCodes) -> torch.Tensor:
     shifts = torch.arange(per_group, dtype=torch.int32, device=data.device) * bits
     codes = (words.unsqueeze(-1) >> shifts) & (2 ** bits - 1)
     return codes.flatten(-2)[..., :packed.length].to(torch.uint8)
+
+
+def unpack_into(packed: PackedCodes, out: torch.Tensor) -> torch.Tensor:
+    """``out.copy_(unpack(packed))`` with fewer passes over the codes, for the CPU decode step that
+    reconstructs the whole history (``out`` a float tensor of the unpacked shape; codes < 256 are
+    exact in it): the codes of a byte are spread into one int16 (4-bit) or int32 (2-bit), read as
+    uint8 in order, and converted in one contiguous copy, so no uint8 code tensor is stacked and no
+    strided float write is made. Other cases (3/8 bits, padded rows, big-endian machines):
+    ``unpack`` then copy."""
+    _check_packed(packed)
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point() or tuple(out.shape) != packed.shape:
+        raise ValueError(f"invalid out: must be a float tensor of the unpacked shape {packed.shape}, got "
+                         f"{getattr(out, 'dtype', type(out).__name__)} of shape {tuple(getattr(out, 'shape', ()))}")
+    bits, data = packed.bits, packed.data
+    if data.shape[-1] * _CODES_PER_GROUP[bits] != packed.length or bits in (3, 8) or not _LITTLE_ENDIAN:
+        return out.copy_(unpack(packed))
+    if bits == 4:   # byte + 240·high = low + 256·high: as int16 in memory, low code then high code
+        pairs = data.to(torch.int16)
+        return out.copy_(pairs.add_(pairs >> 4, alpha=240).view(torch.uint8))
+    # 2-bit: code i of a byte moved to bits 8i..8i+1 of an int32 (shifts by 6 and 12 place codes
+    # 1 and 2, then 3), the rest masked off: four uint8 in order
+    quads = data.to(torch.int32)
+    quads.bitwise_or_(quads << 6)
+    quads.bitwise_or_(quads << 12)
+    return out.copy_(quads.bitwise_and_(0x03030303).view(torch.uint8))
+
+
+def _check_packed(packed: PackedCodes) -> None:
+    if not isinstance(packed, PackedCodes):
+        raise TypeError(f"invalid packed: expected PackedCodes (from pack), got {type(packed).__name__}")
+    bits, data = packed.bits, packed.data
+    row_bytes = packed_row_bytes(packed.length, bits)  # validates bits and length
+    if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8 or data.dim() == 0:
+        raise ValueError(f"invalid packed.data: must be a uint8 tensor with at least one dim, got "
+                         f"{getattr(data, 'dtype', type(data).__name__)}")
+    if data.shape[-1] != row_bytes:
+        raise ValueError(f"invalid packed.data shape={tuple(data.shape)}: {packed.length} codes at bits={bits} "
+                         f"take {row_bytes} bytes per row, not {data.shape[-1]}")

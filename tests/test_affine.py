@@ -127,3 +127,28 @@ def test_error_falls_monotonically_with_bits(kind, dim, group):
 def test_bad_arguments_name_the_value(call, message):
     with pytest.raises(ValueError, match=message):
         call(torch.randn(4, 64))
+
+
+@pytest.mark.parametrize("block", [(1, 1, 1, 16), (1, 1, 1, 8), (1, 1, 4, 1), (1, 3, 12, 16), (1, 3, 12 * 1024, 16)])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_dequantizing_in_place_equals_dequantize_into_a_float32_slice(block, symmetric):
+    """Bit for bit, for parameters that vary along the innermost dim and for those that do not (the
+    chunked path, with a chunk smaller than the tensor), into a slice of a larger tensor."""
+    from quant.affine import ADDCMUL_CHUNK, dequantize_in_place
+
+    x = torch.randn(2, 3, 12 * 1024, 16, generator=torch.Generator().manual_seed(0))
+    assert x.numel() > 2 * ADDCMUL_CHUNK   # several chunks
+    qparams = choose_qparams(x, 4, block, symmetric=symmetric)
+    codes = quantize(x, qparams)
+    expected = dequantize(codes, qparams, torch.float32)
+    if not symmetric:   # one rounding, as torch.addcmul and the Triton kernels' fma
+        scale = qparams.scale.float().repeat_interleave(block[1], 1).repeat_interleave(block[2], 2)
+        zero = qparams.zero.float().repeat_interleave(block[1], 1).repeat_interleave(block[2], 2)
+        assert torch.equal(expected, torch.addcmul(zero.repeat_interleave(block[3], 3), codes.float(),
+                                                   scale.repeat_interleave(block[3], 3)))
+    target = torch.zeros(2, 3, 12 * 1024 + 5, 16)[:, :, 2:-3]
+    sliced = torch.zeros_like(target)
+    dequantize(codes, qparams, out=sliced)
+    assert torch.equal(dequantize_in_place(target.copy_(codes), qparams), sliced)
+    if not symmetric:
+        assert torch.equal(sliced, expected)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from quant import pack, unpack
-from quant.packing import packed_row_bytes
+from quant.packing import PackedCodes, packed_row_bytes, unpack_into
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
@@ -48,3 +48,26 @@ def test_bad_input_is_rejected_by_name():
         pack(torch.zeros(4, dtype=torch.uint8), 5)
     with pytest.raises(ValueError, match=r"dtype=torch.int64.*uint8"):
         pack(torch.zeros(4, dtype=torch.int64), 4)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+@pytest.mark.parametrize("length", [64, 63, 8, 7])
+def test_unpack_into_writes_the_codes_as_floats(bits, length):
+    """The decode path's unpack: the same codes as unpack, also from a prefix view of a longer
+    buffer (a cache segment's spare room behind its tokens), also into a slice of a larger tensor."""
+    gen = torch.Generator().manual_seed(bits * 100 + length)
+    codes = torch.randint(0, 2 ** bits, (2, 3, 9, length), dtype=torch.uint8, generator=gen)
+    packed = pack(codes, bits)
+    prefix = PackedCodes(packed.data[:, :, :5], bits, length)
+    whole = torch.full((2, 3, 7, length), -1.0)
+    assert torch.equal(unpack_into(prefix, whole[:, :, 1:6]), codes[:, :, :5].float())
+    assert torch.equal(whole[:, :, 0], torch.full((2, 3, length), -1.0))   # nothing outside the slice
+
+
+def test_unpack_into_names_a_wrong_target():
+    packed = pack(torch.zeros(2, 8, dtype=torch.uint8), 4)
+    with pytest.raises(ValueError, match=r"invalid out: must be a float tensor of the unpacked shape \(2, 8\), "
+                                         r"got torch.int64 of shape \(2, 8\)"):
+        unpack_into(packed, torch.zeros(2, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"got torch.float32 of shape \(2, 7\)"):
+        unpack_into(packed, torch.zeros(2, 7))

@@ -1,28 +1,32 @@
 """Decode-step time and cache bytes of our quantized KV cache vs DynamicCache and transformers'
-QuantizedCache, measured side by side on one random-init Llama and one prompt.
+QuantizedCache, measured side by side in one run on one random-init Llama.
 
-    python benchmarks/perf/kv_cache_speed.py [--prompt 1024] [--new 64] [--repeats 3]
+    python benchmarks/perf/kv_cache_speed.py [--prompts 4096 16384] [--new 32] [--repeats 3] [--all-specs]
 
 Decode time per token = (time of generate(new + 1 tokens) - time of generate(1 token)) / new,
-best of ``--repeats`` runs after a warm-up. Ratios are to DynamicCache. transformers'
-QuantizedCache rows need ``pip install optimum-quanto`` (skipped with a note otherwise).
+best of ``--repeats`` rounds; each round measures every cache once, in turn, so a slow spell of the
+machine hits all of them. Ours runs twice: with the model's SDPA (the cache dequantizes the
+history at every step) and with ``enable_packed_attention`` (the attention reads the packed
+history: quant/packed_math.py on CPU, the Triton kernels on CUDA). Ratios are to DynamicCache
+and to QuantizedCache at the same bits. QuantizedCache rows need ``pip install optimum-quanto``
+(``.[perf]``; skipped with a note otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
 from tabulate import tabulate
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, QuantizedCache
 
-from quant import KVQuantSpec
+from quant import KVQuantSpec, enable_packed_attention
 from quant.kvcache import QuantizedKVCache
 
-OUR_SPECS = ["kv4-uniform", "kv4-group-g32-r128", "kv4-group-g64-r128", "kv4-outlier-s2", "kv2-uniform",
-             "kv2-group-g32-r128", "kv2-group-g64-r128",
-             "kv2-outlier-s2", "kv2-outlier-s2-lr4"]
+MAIN_SPECS = ["kv4-group-g64-r128", "kv2-group-g64-r128"]   # the QuantizedCache layout (g64, r128) at 4 and 2 bits
+MORE_SPECS = ["kv4-uniform", "kv4-group-g32-r128", "kv4-outlier-s2", "kv2-outlier-s2-lr4"]
 
 
 def tensor_bytes(obj) -> int:
@@ -53,49 +57,77 @@ def timed_generate(model, prompt, make_cache, new_tokens: int) -> tuple[float, o
     return time.perf_counter() - start, cache
 
 
-def measure(model, prompt, make_cache, new_tokens: int, repeats: int) -> tuple[float, int]:
-    timed_generate(model, prompt, make_cache, 2)  # warm-up
-    full = min(timed_generate(model, prompt, make_cache, new_tokens + 1)[0] for _ in range(repeats))
-    prefill = min(timed_generate(model, prompt, make_cache, 1)[0] for _ in range(repeats))
-    _, cache = timed_generate(model, prompt, make_cache, new_tokens + 1)
-    return (full - prefill) / new_tokens, cache_bytes(cache)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prompt", type=int, default=1024)
-    parser.add_argument("--new", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=1000, hidden_size=512, intermediate_size=1024, num_hidden_layers=4,
-                         num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=4096)
-    model = LlamaForCausalLM(config).eval()
-    prompt = torch.randint(1, 1000, (1, args.prompt), generator=torch.Generator().manual_seed(0))
-
-    candidates = {"DynamicCache (fp32)": lambda: DynamicCache(config=config)}
-    for spec_id in OUR_SPECS:
-        candidates[f"ours {spec_id}"] = lambda s=KVQuantSpec.from_id(spec_id): QuantizedKVCache(s, config)
+def candidates(model, packed_model, specs: list[str]) -> dict[str, tuple]:
+    """name -> (model, cache factory, bits of the QuantizedCache row to compare with)."""
+    config = model.config
+    rows = {"DynamicCache (fp32)": (model, lambda: DynamicCache(config=config), None)}
     try:
         import optimum.quanto  # noqa: F401
 
         for bits in (4, 2):
-            candidates[f"transformers QuantizedCache quanto {bits}-bit (g64 r128)"] = (
-                lambda b=bits: QuantizedCache("quanto", config, nbits=b))
+            rows[f"transformers QuantizedCache quanto {bits}-bit (g64, r128)"] = (
+                model, lambda b=bits: QuantizedCache("quanto", config, nbits=b), None)
     except ImportError:
-        print("optimum-quanto is not installed: transformers' QuantizedCache rows skipped")
+        print("optimum-quanto is not installed: transformers' QuantizedCache rows skipped (pip install -e '.[perf]')")
+    for spec_id in specs:
+        spec = KVQuantSpec.from_id(spec_id)
+        rows[f"ours {spec_id}"] = (model, lambda s=spec: QuantizedKVCache(s, config), spec.bits)
+        rows[f"ours {spec_id}, packed attention"] = (
+            packed_model, lambda s=spec: QuantizedKVCache(s, packed_model.config), spec.bits)
+    return rows
 
-    rows, base = [], None
+
+def measure_all(rows: dict[str, tuple], prompt, new_tokens: int, repeats: int) -> dict[str, tuple[float, int]]:
+    """Best decode time per token and cache bytes of every row, the rows taken in turn each round."""
+    for model, make_cache, _ in rows.values():
+        timed_generate(model, prompt, make_cache, 2)  # warm-up
+    best = dict.fromkeys(rows, float("inf"))
+    for _ in range(repeats):
+        for name, (model, make_cache, _) in rows.items():
+            full = timed_generate(model, prompt, make_cache, new_tokens + 1)[0]
+            prefill = timed_generate(model, prompt, make_cache, 1)[0]
+            best[name] = min(best[name], (full - prefill) / new_tokens)
+    sizes = {name: cache_bytes(timed_generate(model, prompt, make_cache, new_tokens + 1)[1])
+             for name, (model, make_cache, _) in rows.items()}
+    return {name: (best[name], sizes[name]) for name in rows}
+
+
+def table(rows: dict[str, tuple], results: dict[str, tuple[float, int]]) -> str:
+    base_step, base_size = results["DynamicCache (fp32)"]
+    lines = []
+    for name, (step, size) in results.items():
+        bits = rows[name][2]
+        reference = results.get(f"transformers QuantizedCache quanto {bits}-bit (g64, r128)")
+        lines.append([name, f"{step * 1e3:.2f}", f"{step / base_step:.2f}",
+                      "" if reference is None else f"{step / reference[0]:.2f}",
+                      f"{size / 2**20:.2f}", f"{size / base_size:.3f}"])
+    return tabulate(lines, headers=["cache", "ms / decode step", "vs Dynamic", "vs QuantizedCache same bits",
+                                    "cache MiB", "bytes vs Dynamic"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, nargs="+", default=[4096, 16384])
+    parser.add_argument("--new", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--all-specs", action="store_true", help=f"also {', '.join(MORE_SPECS)}")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=1000, hidden_size=512, intermediate_size=1024, num_hidden_layers=4,
+                         num_attention_heads=8, num_key_value_heads=8,
+                         max_position_embeddings=max(args.prompts) + args.new + 2)
+    model = LlamaForCausalLM(config).eval()
+    packed_model = copy.deepcopy(model)
+    enable_packed_attention(packed_model)
+    rows = candidates(model, packed_model, MAIN_SPECS + (MORE_SPECS if args.all_specs else []))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, random Llama (hidden 512, 4 layers, "
+          f"fp32), {args.new} new tokens, best of {args.repeats} rounds")
     with torch.inference_mode():
-        for name, make_cache in candidates.items():
-            step, size = measure(model, prompt, make_cache, args.new, args.repeats)
-            base = base or (step, size)
-            rows.append([name, f"{step * 1e3:.2f}", f"{step / base[0]:.2f}", f"{size / 2**20:.2f}",
-                         f"{size / base[1]:.3f}"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, prompt {args.prompt} tokens, "
-          f"{args.new} new tokens, best of {args.repeats}")
-    print(tabulate(rows, headers=["cache", "ms / decode step", "time vs Dynamic", "cache MiB", "bytes vs Dynamic"]))
+        for length in args.prompts:
+            prompt = torch.randint(1, 1000, (1, length), generator=torch.Generator().manual_seed(0))
+            print(f"\nprompt {length} tokens")
+            print(table(rows, measure_all(rows, prompt, args.new, args.repeats)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""The torch packed decode attention (quant/packed_math.py): the same sums as attention over the
+dequantized history, for every block layout, and generation through it on CPU."""
+
+import copy
+
+import pytest
+import torch
+from transformers import LlamaForCausalLM
+
+from quant import KVQuantSpec, QuantizedKVCache, QuantizedKVLayer, enable_packed_attention
+from quant.affine import QParams, dequantize
+from quant.packed_attention import _pending, decode_attention
+from quant.packed_math import packed_scores, packed_weighted_sum
+from quant.packing import pack, unpack
+from tiny_models import llama_config
+
+# every block layout the cache stores: (bh, bt, bd) over [B, H, T, D] = [2, 4, 24, 16]
+LAYOUTS = {"tensor": (4, 24, 16), "token": (4, 1, 16), "headrow": (1, 1, 16), "channel_group": (1, 8, 1),
+           "token_group": (1, 1, 8), "head_channel": (2, 1, 4), "mixed": (1, 4, 8)}
+
+
+def packed_block(block, bits, symmetric, gen):
+    codes = torch.randint(0, 2 ** bits, (2, 4, 24, 16), dtype=torch.uint8, generator=gen)
+    params = (2, 4 // block[0], 24 // block[1], 16 // block[2])
+    scale = torch.rand(params, generator=gen) + 0.1
+    zero = None if symmetric else torch.randn(params, generator=gen)
+    return pack(codes, bits), QParams(scale, zero, bits, (1, *block))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("bits,symmetric", [(4, False), (2, False), (3, True), (8, False)])
+def test_scores_and_weighted_sums_equal_those_of_the_dequantized_history(layout, bits, symmetric):
+    gen = torch.Generator().manual_seed(0)
+    codes, qparams = packed_block(LAYOUTS[layout], bits, symmetric, gen)
+    history = dequantize(unpack(codes), qparams, torch.float32).repeat_interleave(3, dim=1)  # GQA: 12 query heads
+    query = torch.randn(2, 12, 16, generator=gen)
+    weights = torch.rand(2, 12, 24, generator=gen)
+    for got, expected, magnitude in (
+            (packed_scores(query, codes, qparams), torch.einsum("bqd,bqtd->bqt", query, history),
+             torch.einsum("bqd,bqtd->bqt", query.abs(), history.abs())),
+            (packed_weighted_sum(weights, codes, qparams), torch.einsum("bqt,bqtd->bqd", weights, history),
+             torch.einsum("bqt,bqtd->bqd", weights, history.abs()))):
+        # float32 rounding of reassociated sums: relative to the sum of the terms' magnitudes
+        torch.testing.assert_close(got, expected, rtol=0, atol=float(magnitude.max()) * 2e-6)
+
+
+def test_a_wrong_scale_or_zero_changes_the_result():
+    gen = torch.Generator().manual_seed(1)
+    codes, qparams = packed_block(LAYOUTS["channel_group"], 4, False, gen)
+    query, weights = torch.randn(2, 4, 16, generator=gen), torch.rand(2, 4, 24, generator=gen)
+    for wrong in (QParams(qparams.scale * 1.01, qparams.zero, 4, qparams.block_size),
+                  QParams(qparams.scale, qparams.zero + 0.01, 4, qparams.block_size)):
+        assert not torch.allclose(packed_scores(query, codes, qparams), packed_scores(query, codes, wrong))
+        assert not torch.allclose(packed_weighted_sum(weights, codes, qparams), packed_weighted_sum(weights, codes, wrong))
+
+
+def test_shapes_that_do_not_match_the_cache_are_refused():
+    codes, qparams = packed_block(LAYOUTS["token"], 4, False, torch.Generator().manual_seed(2))
+    with pytest.raises(ValueError, match=r"invalid query shape=\(2, 6, 16\): expected \[batch, a multiple of heads=4"):
+        packed_scores(torch.randn(2, 6, 16), codes, qparams)
+    with pytest.raises(ValueError, match=r"invalid weights shape=\(2, 4, 23\).*tokens=24"):
+        packed_weighted_sum(torch.rand(2, 4, 23), codes, qparams)
+
+
+def reference_step(query, layer, new_keys, new_values, mask, scaling):
+    """Attention over the dequantized history (Segment.dequantize_into, GEAR's parts included)."""
+    keys = torch.cat([layer.key_stream.read(layer.keys), new_keys], dim=2)
+    values = torch.cat([layer.value_stream.read(layer.values), new_values], dim=2)
+    groups = query.shape[1] // keys.shape[1]
+    scores = torch.einsum("bqd,bqtd->bqt", query[:, :, 0], keys.repeat_interleave(groups, 1)) * scaling
+    scores = scores.masked_fill(~mask[:, :, -1, :scores.shape[-1]], float("-inf"))
+    return torch.einsum("bqt,bqtd->bqd", scores.softmax(-1), values.repeat_interleave(groups, 1)).unsqueeze(1)
+
+
+@pytest.mark.parametrize("spec_id", ["kv4-uniform", "kv3-uniform-token-r4", "kv2-uniform-headrow-sym",
+                                     "kv2-group-g8-r0", "kv4-group-g8-r8-sym", "kv2-outlier-s4-r4",
+                                     "kv3-outlier-s2-lrf0.25-exactoutliers"])
+def test_a_decode_step_in_torch_equals_attention_over_the_dequantized_history(spec_id):
+    """Batch 3 with left padding, GQA (4 query heads on 2 KV heads), 6 decode steps on CPU."""
+    gen = torch.Generator().manual_seed(0)
+    layer = QuantizedKVLayer(KVQuantSpec.from_id(spec_id), 0)
+    layer.packed_attention = True
+    layer.update(torch.randn(3, 2, 21, 16, generator=gen), torch.randn(3, 2, 21, 16, generator=gen))
+    pad = torch.tensor([4, 0, 9])
+    for step in range(6):
+        k, v = torch.randn(3, 2, 1, 16, generator=gen), torch.randn(3, 2, 1, 16, generator=gen)
+        q = torch.randn(3, 4, 1, 16, generator=gen)
+        mask = (torch.arange(22 + step) >= pad[:, None])[:, None, None, :]
+        expected = reference_step(q, layer, k, v, mask, 0.25)
+        window_keys, _ = layer.update(k, v)
+        packed = _pending.get()
+        assert packed is not None and packed.key_window is window_keys   # the history was not dequantized
+        torch.testing.assert_close(decode_attention(q, packed, mask, 0.25), expected, rtol=1e-5, atol=1e-5)
+    assert layer.key_stream.segments and layer.value_stream.segments
+
+
+@pytest.mark.parametrize("spec_id", ["kv4-group-g8-r8", "kv2-outlier-s2-lr4"])
+def test_generation_through_the_torch_packed_attention_matches_the_dequantizing_path(spec_id, monkeypatch):
+    """A left-padded batch of 3 on a GQA Llama on CPU: same tokens, logits within float noise, and
+    the packed sums really ran at every decode step of every layer."""
+    import quant.packed_math as packed_math
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(llama_config()).eval()
+    packed = copy.deepcopy(model)
+    enable_packed_attention(packed)
+    ids = torch.randint(3, 128, (3, 21), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones_like(ids)
+    mask[0, :5] = 0
+    mask[2, :2] = 0
+    calls = []
+    real = packed_math.packed_weighted_sum
+    monkeypatch.setattr(packed_math, "packed_weighted_sum", lambda *a: calls.append(1) or real(*a))
+
+    def greedy(m):
+        with torch.no_grad():
+            return m.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0,
+                              cache=QuantizedKVCache(KVQuantSpec.from_id(spec_id), m.config), output_logits=True,
+                              return_dict_in_generate=True)
+
+    expected = greedy(model)
+    assert not calls
+    got = greedy(packed)
+    assert torch.equal(got.sequences, expected.sequences)
+    for a, b in zip(got.logits, expected.logits):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert len(calls) >= 5 * model.config.num_hidden_layers
