@@ -178,17 +178,22 @@ def choose_qparams(x: torch.Tensor, bits: int, block_size: tuple[int, ...], *,
     dtype = param_dtype or x.dtype
     levels = 2 ** bits - 1
     if symmetric:
-        amax = blocks.abs().amax(dim=reduce_dims) * clip_ratio
+        amax = _clipped(blocks.abs().amax(dim=reduce_dims), clip_ratio)
         scale = amax / (levels / 2)
         qparams = QParams(scale.reshape(compact).to(dtype), None, bits, tuple(block_size))
     else:
-        lo = blocks.amin(dim=reduce_dims) * clip_ratio
-        hi = blocks.amax(dim=reduce_dims) * clip_ratio
+        lo = _clipped(blocks.amin(dim=reduce_dims), clip_ratio)
+        hi = _clipped(blocks.amax(dim=reduce_dims), clip_ratio)
         scale = (hi - lo) / levels
         qparams = QParams(scale.reshape(compact).to(dtype), lo.reshape(compact).to(dtype), bits, tuple(block_size))
     if check_finite:
         _check_finite_params(x, qparams)
     return qparams
+
+
+def _clipped(bound: torch.Tensor, clip_ratio: float) -> torch.Tensor:
+    """``bound · clip_ratio``; no op at 1 (the KV cache's per-token compressions are many and small)."""
+    return bound if clip_ratio == 1.0 else bound * clip_ratio
 
 
 def _check_finite_params(x: torch.Tensor, qparams: QParams) -> None:
@@ -216,7 +221,7 @@ def quantize(x: torch.Tensor, qparams: QParams, *, check_finite: bool = True) ->
     blocked = _blocked_view(tuple(x.shape), qparams.block_size)
     blocks = x.detach().reshape(blocked.view).float()
     scale = qparams.scale.float().reshape(blocked.param_view)
-    safe = torch.where(scale == 0, torch.ones_like(scale), scale)
+    safe = scale.masked_fill(scale == 0, 1.0)
     levels = 2 ** qparams.bits - 1
     if qparams.zero is None:
         half = 2 ** (qparams.bits - 1)
@@ -296,4 +301,5 @@ def dequantize_in_place(x: torch.Tensor, qparams: QParams) -> torch.Tensor:
     return x
 
 
-__all__ = ["NonFiniteError", "QParams", "QUANT_BITS", "block_size_for", "choose_qparams", "quantize", "dequantize", "dequantize_in_place"]
+__all__ = ["NonFiniteError", "QParams", "QUANT_BITS", "block_size_for", "choose_qparams", "quantize", "dequantize",
+           "dequantize_in_place"]

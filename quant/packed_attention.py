@@ -32,7 +32,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from .kernels import use_triton
-from .packed_math import _repeat
+from .packed_math import repeat_blocks
 
 PACKED_ATTENTION = "lvlmbench_packed"
 
@@ -97,8 +97,8 @@ def decode_attention(query: torch.Tensor, packed: PackedKV, attention_mask: torc
         scores = packed_scores(q, segment.codes, segment.qparams)
         _add_key_corrections(scores, q, segment, groups)
         parts.append(scores)
-    window_keys = _repeat(packed.key_window.float(), groups, 1)
-    parts.append(torch.einsum("bqd,bqtd->bqt", q, window_keys))
+    window_keys = repeat_blocks(packed.key_window.float(), groups, 1)
+    parts.append((window_keys @ q.unsqueeze(-1)).squeeze(-1))
     scores = torch.cat(parts, dim=-1) * scaling
     if attention_mask is not None:
         mask = attention_mask[:, :, -1, :scores.shape[-1]]  # [B, 1, L]
@@ -111,14 +111,14 @@ def decode_attention(query: torch.Tensor, packed: PackedKV, attention_mask: torc
         out += packed_weighted_sum(w, segment.codes, segment.qparams)
         _add_value_corrections(out, w, segment, groups)
         start += segment.tokens
-    window_values = _repeat(packed.value_window.float(), groups, 1)
-    out += torch.einsum("bqt,bqtd->bqd", weights[:, :, start:], window_values)
+    window_values = repeat_blocks(packed.value_window.float(), groups, 1)
+    out += (weights[:, :, start:].unsqueeze(2) @ window_values).squeeze(2)
     return out.to(query.dtype).unsqueeze(1)
 
 
 def _per_query_head(p: torch.Tensor, heads: int, dim: int, groups: int) -> torch.Tensor:
     """Low-rank ``P [B, H·D, r]`` as ``[B, Hq, D, r]`` (key/value head repeated for its query heads)."""
-    return _repeat(p.float().reshape(p.shape[0], heads, dim, -1), groups, 1)
+    return repeat_blocks(p.float().reshape(p.shape[0], heads, dim, -1), groups, 1)
 
 
 def _add_key_corrections(scores: torch.Tensor, q: torch.Tensor, segment, groups: int) -> None:

@@ -27,14 +27,31 @@ as the Triton kernels do (tests/test_packed_math.py).
 
 from __future__ import annotations
 
+import math
+import threading
+
 import torch
 
 from .affine import QParams
 from .packing import PackedCodes, unpack_into
 
 
+_workspace = threading.local()
+GROWTH = 1.25
+
+
 def _float_codes(codes: PackedCodes) -> torch.Tensor:
-    return unpack_into(codes, torch.empty(codes.shape, dtype=torch.float32, device=codes.data.device))
+    """The codes as float32, in a workspace kept per thread and device and grown to the largest
+    request (one layer's keys or values, with a quarter to spare as the history grows): it never leaves this module, as each call's products are
+    new tensors. A fresh tensor at every call costs more than the conversion itself once its size
+    passes the allocator's reuse threshold (page faults on every decode step at 16k tokens)."""
+    device = codes.data.device
+    needed = math.prod(codes.shape)
+    buffers = _workspace.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(device)
+    if buffer is None or buffer.numel() < needed:
+        buffer = buffers[device] = torch.empty(int(needed * GROWTH), dtype=torch.float32, device=device)
+    return unpack_into(codes, buffer[:needed].view(codes.shape))
 
 
 def _params(codes: PackedCodes, qparams: QParams) -> tuple[torch.Tensor, torch.Tensor, int, int]:
@@ -45,12 +62,12 @@ def _params(codes: PackedCodes, qparams: QParams) -> tuple[torch.Tensor, torch.T
         raise ValueError(f"invalid packed cache block: codes of shape {codes.shape} and bits={codes.bits} with "
                          f"block size {qparams.block_size} and bits={qparams.bits}; expected one block per sequence")
     _, bh, bt, bd = qparams.block_size
-    scale = _repeat(qparams.scale.float(), bh, 1)
-    zero = -scale * 2 ** (qparams.bits - 1) if qparams.zero is None else _repeat(qparams.zero.float(), bh, 1)
+    scale = repeat_blocks(qparams.scale.float(), bh, 1)
+    zero = -scale * 2 ** (qparams.bits - 1) if qparams.zero is None else repeat_blocks(qparams.zero.float(), bh, 1)
     return scale, zero, bt, bd
 
 
-def _repeat(t: torch.Tensor, times: int, dim: int) -> torch.Tensor:
+def repeat_blocks(t: torch.Tensor, times: int, dim: int) -> torch.Tensor:
     """``repeat_interleave``, which copies even once: a decode step's many small tensors make it count."""
     return t if times == 1 else t.repeat_interleave(times, dim=dim)
 
@@ -72,16 +89,15 @@ def packed_scores(query: torch.Tensor, codes: PackedCodes, qparams: QParams) -> 
     scale, zero, bt, bd = _params(codes, qparams)            # [B, H, n, J]
     blocks, parts = tokens // bt, dim // bd
     c = _float_codes(codes)
-    if bd <= bt:   # scales into the query: one scaled query per token block
-        scaled = q.unsqueeze(3) * _repeat(scale, bd, -1).unsqueeze(2)          # [B, H, g, n, D]
-        scores = torch.einsum("bhgnd,bhntd->bhgnt", scaled, c.view(batch, heads, blocks, bt, dim))
+    if bd <= bt:   # scales into the query: one scaled query per token block, a batched matmul per block
+        scaled = q.unsqueeze(2) * repeat_blocks(scale, bd, -1).unsqueeze(3)                   # [B, H, n, g, D]
+        scores = (scaled @ c.view(batch, heads, blocks, bt, dim).transpose(-1, -2)).transpose(2, 3)
     else:          # scales onto per-group partial sums
         partial = torch.einsum("bhgjk,bhtjk->bhgtj", q.view(batch, heads, -1, parts, bd),
                                c.view(batch, heads, tokens, parts, bd))
         scores = (partial.view(batch, heads, -1, blocks, bt, parts) * scale[:, :, None, :, None, :]).sum(-1)
-    offset = torch.einsum("bhgj,bhnj->bhgn", q.view(batch, heads, -1, parts, bd).sum(-1), zero)
-    scores = scores.view(batch, heads, -1, blocks, bt) + offset.unsqueeze(-1)
-    return scores.reshape(batch, query.shape[1], tokens)
+    offset = q.view(batch, heads, -1, parts, bd).sum(-1) @ zero.transpose(-1, -2)          # [B, H, g, n]
+    return (scores + offset.unsqueeze(-1)).reshape(batch, query.shape[1], tokens)
 
 
 def packed_weighted_sum(weights: torch.Tensor, codes: PackedCodes, qparams: QParams) -> torch.Tensor:
@@ -95,12 +111,15 @@ def packed_weighted_sum(weights: torch.Tensor, codes: PackedCodes, qparams: QPar
     by_block = p.view(batch, heads, -1, blocks, bt)
     if bt <= bd:   # scales into the weights: one weight per token and channel group
         scaled = (by_block.unsqueeze(-1) * scale[:, :, None, :, None, :]).view(batch, heads, -1, tokens, parts)
-        out = torch.einsum("bhgtj,bhtjk->bhgjk", scaled, c.view(batch, heads, tokens, parts, bd))
+        if parts == 1:   # KIVI's values with a group of head_dim channels: one batched matmul, no copy
+            out = (scaled.squeeze(-1) @ c).unsqueeze(3)
+        else:
+            out = torch.einsum("bhgtj,bhtjk->bhgjk", scaled, c.view(batch, heads, tokens, parts, bd))
     else:          # scales onto per-block partial sums
         partial = torch.einsum("bhgnt,bhntd->bhgnd", by_block, c.view(batch, heads, blocks, bt, dim))
         out = (partial.view(batch, heads, -1, blocks, parts, bd) * scale[:, :, None, :, :, None]).sum(3)
-    out = out + torch.einsum("bhgn,bhnj->bhgj", by_block.sum(-1), zero).unsqueeze(-1)
+    out = out + (by_block.sum(-1) @ zero).unsqueeze(-1)                                       # [B, H, g, J, bd]
     return out.reshape(batch, weights.shape[1], dim)
 
 
-__all__ = ["packed_scores", "packed_weighted_sum"]
+__all__ = ["packed_scores", "packed_weighted_sum", "repeat_blocks"]

@@ -9,6 +9,7 @@ of a weight) without repacking.
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 
@@ -36,6 +37,13 @@ class PackedCodes:
     @property
     def nbytes(self) -> int:
         return self.data.numel() * self.data.element_size()
+
+
+@functools.lru_cache(maxsize=64)
+def _steps(count: int, step: int, device: torch.device) -> torch.Tensor:
+    """``arange(count) · step`` as int32 (bit shifts), made once per device: packing one token per
+    decode step is many small calls."""
+    return torch.arange(count, dtype=torch.int32, device=device) * step
 
 
 def _check_bits(bits: int) -> None:
@@ -73,10 +81,10 @@ def pack(codes: torch.Tensor, bits: int, *, check_range: bool = True) -> PackedC
     if pad:
         codes = torch.nn.functional.pad(codes, (0, pad))
     groups = codes.reshape(*codes.shape[:-1], codes.shape[-1] // per_group, per_group).to(torch.int32)
-    shifts = torch.arange(per_group, dtype=torch.int32, device=codes.device) * bits
+    shifts = _steps(per_group, bits, codes.device)
     words = (groups << shifts).sum(dim=-1, dtype=torch.int32)  # one integer per group
     n_bytes = _BYTES_PER_GROUP[bits]
-    byte_shifts = torch.arange(n_bytes, dtype=torch.int32, device=codes.device) * 8
+    byte_shifts = _steps(n_bytes, 8, codes.device)
     data = ((words.unsqueeze(-1) >> byte_shifts) & 0xFF).to(torch.uint8)
     return PackedCodes(data.flatten(-2), bits, length)
 
@@ -92,10 +100,10 @@ def unpack(packed: PackedCodes) -> torch.Tensor:
         mask = 2 ** bits - 1
         codes = torch.stack([(data >> shift) & mask for shift in range(0, 8, bits)], dim=-1)
         return codes.flatten(-2)[..., :packed.length]
-    byte_shifts = torch.arange(n_bytes, dtype=torch.int32, device=data.device) * 8
+    byte_shifts = _steps(n_bytes, 8, data.device)
     words = (data.unflatten(-1, (data.shape[-1] // n_bytes, n_bytes)).to(torch.int32) << byte_shifts).sum(
         dim=-1, dtype=torch.int32)
-    shifts = torch.arange(per_group, dtype=torch.int32, device=data.device) * bits
+    shifts = _steps(per_group, bits, data.device)
     codes = (words.unsqueeze(-1) >> shifts) & (2 ** bits - 1)
     return codes.flatten(-2)[..., :packed.length].to(torch.uint8)
 

@@ -51,7 +51,8 @@ def test_a_wrong_scale_or_zero_changes_the_result():
     for wrong in (QParams(qparams.scale * 1.01, qparams.zero, 4, qparams.block_size),
                   QParams(qparams.scale, qparams.zero + 0.01, 4, qparams.block_size)):
         assert not torch.allclose(packed_scores(query, codes, qparams), packed_scores(query, codes, wrong))
-        assert not torch.allclose(packed_weighted_sum(weights, codes, qparams), packed_weighted_sum(weights, codes, wrong))
+        assert not torch.allclose(packed_weighted_sum(weights, codes, qparams),
+                                  packed_weighted_sum(weights, codes, wrong))
 
 
 def test_shapes_that_do_not_match_the_cache_are_refused():
