@@ -3,9 +3,9 @@ QuantizedCache, measured side by side in one run on one random-init Llama.
 
     python benchmarks/perf/kv_cache_speed.py [--prompts 4096 16384] [--new 32] [--repeats 3] [--all-specs]
 
-Decode time per token = (time of generate(new + 1 tokens) - time of generate(1 token)) / new,
-best of ``--repeats`` rounds; each round measures every cache once, in turn, so a slow spell of the
-machine hits all of them. Ours runs twice: with the model's SDPA (the cache dequantizes the
+Decode time per token: the mean time between generate's per-token logits calls over ``--new``
+steps (prefill excluded), best of ``--repeats`` rounds; each round measures every cache once, in
+turn, so a slow spell of the machine hits all of them. Ours runs twice: with the model's SDPA (the cache dequantizes the
 history at every step) and with ``enable_packed_attention`` (the attention reads the packed
 history: quant/packed_math.py on CPU, the Triton kernels on CUDA). Ratios are to DynamicCache
 and to QuantizedCache at the same bits. QuantizedCache rows need ``pip install optimum-quanto``
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 
 import torch
 from tabulate import tabulate
-from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, QuantizedCache
+from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, LogitsProcessorList, QuantizedCache
 
+from pytest_lvlmbench.engine.roofline import DecodeClock
 from quant import KVQuantSpec, enable_packed_attention
 from quant.kvcache import QuantizedKVCache
 
@@ -49,12 +49,17 @@ def cache_bytes(cache) -> int:
     return total
 
 
-def timed_generate(model, prompt, make_cache, new_tokens: int) -> tuple[float, object]:
-    cache = make_cache()
-    start = time.perf_counter()
+def timed_generate(model, prompt, make_cache, new_tokens: int) -> tuple[float, int]:
+    """(seconds per decode step, cache bytes at the end) of one greedy generation: the steps are
+    timed between generate's per-token logits calls (the suite's DecodeClock), so the prefill is
+    not in them."""
+    cache, clock = make_cache(), DecodeClock()
+    clock.begin()
     model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
-                   min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, cache=cache)
-    return time.perf_counter() - start, cache
+                   min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, cache=cache,
+                   logits_processor=LogitsProcessorList([clock]))
+    clock.end(0)
+    return clock.seconds / clock.steps, cache_bytes(cache)
 
 
 def candidates(model, packed_model, specs: list[str]) -> dict[str, tuple]:
@@ -81,15 +86,12 @@ def measure_all(rows: dict[str, tuple], prompt, new_tokens: int, repeats: int) -
     """Best decode time per token and cache bytes of every row, the rows taken in turn each round."""
     for model, make_cache, _ in rows.values():
         timed_generate(model, prompt, make_cache, 2)  # warm-up
-    best = dict.fromkeys(rows, float("inf"))
+    best = {}
     for _ in range(repeats):
         for name, (model, make_cache, _) in rows.items():
-            full = timed_generate(model, prompt, make_cache, new_tokens + 1)[0]
-            prefill = timed_generate(model, prompt, make_cache, 1)[0]
-            best[name] = min(best[name], (full - prefill) / new_tokens)
-    sizes = {name: cache_bytes(timed_generate(model, prompt, make_cache, new_tokens + 1)[1])
-             for name, (model, make_cache, _) in rows.items()}
-    return {name: (best[name], sizes[name]) for name in rows}
+            step, size = timed_generate(model, prompt, make_cache, new_tokens + 1)
+            best[name] = min(best.get(name, (step, size)), (step, size))
+    return best
 
 
 def table(rows: dict[str, tuple], results: dict[str, tuple[float, int]]) -> str:
@@ -109,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, nargs="+", default=[4096, 16384])
     parser.add_argument("--new", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--all-specs", action="store_true", help=f"also {', '.join(MORE_SPECS)}")
     args = parser.parse_args()
 
