@@ -17,7 +17,7 @@ from quant.layers import LayerSelection
 
 from .core.capabilities import CAPABILITIES
 from .core.options import Options
-from .core.settings import settings_from_options, with_layers
+from .core.settings import settings_from_options, with_layers, with_weight_targets
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 CALIBRATION_SOURCES = ("auto", "shapes", "coco")   # auto: shapes for the embedded models, coco otherwise
@@ -80,6 +80,9 @@ SCALAR_OPTIONS = [  # (flag, ini name, type, default, help)
     ("--kv-layers", "lvlm_kv_layers", str, None, "compress the KV cache of these decoder layers only: 0-7, 3, "
      "0-3,8-11, first4, last8 (the others stay full precision)"),
     ("--weight-layers", "lvlm_weight_layers", str, None, "quantize the weights of these decoder layers only"),
+    ("--weight-targets", "lvlm_weight_targets", str, None,
+     "parts of the model the weight settings quantize: language (default), vision (the vision tower), projector, "
+     "a comma list, or all; the setting id says which (w4-group-g128-vision)"),
     ("--lvlm-layer-sweep", "lvlm_layer_sweep", int, 0,
      "N: also run every compressed setting on each block of N decoder layers alone, and rank the blocks "
      "by the drop they cause"),
@@ -177,7 +180,8 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                 LayerSelection(values[key])
             except ValueError as error:
                 raise ValueError(f"{flag} {values[key]!r}: {error}") from None
-    settings = with_layers(settings, values["lvlm_kv_layers"], values["lvlm_weight_layers"])
+    settings = with_weight_targets(with_layers(settings, values["lvlm_kv_layers"], values["lvlm_weight_layers"]),
+                                   values["lvlm_weight_targets"])
     if values["lvlm_layer_sweep"] < 0:
         raise ValueError(f"--lvlm-layer-sweep {values['lvlm_layer_sweep']}: must be 0 (off) or a block size >= 1")
     limit = values["lvlm_limit"]
@@ -256,7 +260,7 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                    list_tasks=values.get("lvlm_list_tasks", False), list_models=values.get("lvlm_list_models", False),
                    settings_asked=any(values[key] for key in ("lvlm_kv_bits", "lvlm_kv_method", "lvlm_weight_bits",
                                                               "lvlm_weight_method", "lvlm_kv_layers",
-                                                              "lvlm_weight_layers")))
+                                                              "lvlm_weight_layers", "lvlm_weight_targets")))
 
 
 def usage_error(error: Exception):

@@ -27,7 +27,10 @@ Ids (fields that a method does not use are absent; method defaults are filled in
 
 Optional suffixes, in this order: ``-r{R}`` (residual window, when not implied),
 ``-sym`` (symmetric), ``-c{ratio}`` (clip ratio below 1), ``-fpprefill`` (KV only:
-full-precision prefill attention, KIVI's deployment semantics). Weight ids put
+full-precision prefill attention, KIVI's deployment semantics), and for weights the parts of an
+image-text model they quantize when not the language model alone: ``-vision`` (the vision
+tower), ``-projector`` (the projector between them), ``-language``, in that order, or ``-all``
+(``w4-group-g128-vision``: the vision tower only, the language model stays float). Weight ids put
 ``-matrix`` (outlier) or ``-actorder`` / ``-static`` (gptq) right after the group size, before ``-sym``.
 
 Every option may appear once (``kv4-group-g32-g64`` is an error, not "last wins"); bits
@@ -54,7 +57,9 @@ MAX_OUTLIER_RATIO = 0.5
 # what each option token means, for error messages
 KV_OPTIONS = ("g<group_size>", "r<residual_length>", "s<outlier_percent>", "lr<rank>", "c<clip_ratio>",
               "sym", "token", "tensor", "fpprefill", "lrf<rank_fraction>", "headrow", "exactoutliers")
-WEIGHT_OPTIONS = ("g<group_size>", "c<clip_ratio>", "sym", "s<outlier_percent>", "matrix", "actorder", "static")
+WEIGHT_TARGETS = ("language", "vision", "projector")   # the parts of an image-text model weights can quantize
+WEIGHT_OPTIONS = ("g<group_size>", "c<clip_ratio>", "sym", "s<outlier_percent>", "matrix", "actorder", "static",
+                  "language", "vision", "projector", "all")
 
 _TOKEN_PATTERNS = {
     "group_size": re.compile(r"g(\d+)"),
@@ -337,6 +342,7 @@ class WeightQuantSpec(_SpecBase):
     outlier_scope: str | None = None
     act_order: bool = False
     static_groups: bool = False
+    targets: tuple[str, ...] = ("language",)
 
     DEFAULT_GROUP_SIZE: ClassVar[int] = 128
 
@@ -356,6 +362,7 @@ class WeightQuantSpec(_SpecBase):
             object.__setattr__(self, "group_size", self.DEFAULT_GROUP_SIZE)
         _check_bool(self, "act_order")
         _check_bool(self, "static_groups")
+        _check_targets(self)
         if self.method == "outlier":
             if self.outlier_ratio is None:
                 object.__setattr__(self, "outlier_ratio", DEFAULT_WEIGHT_OUTLIER_RATIO)
@@ -393,24 +400,47 @@ class WeightQuantSpec(_SpecBase):
             parts.append("actorder")
         if self.static_groups:
             parts.append("static")
-        return "-".join(parts + _common_suffix(self))
+        if self.targets == WEIGHT_TARGETS:
+            suffix = ["all"]
+        else:
+            suffix = [] if self.targets == ("language",) else list(self.targets)
+        return "-".join(parts + _common_suffix(self) + suffix)
 
     @classmethod
     def from_id(cls, text: str) -> WeightQuantSpec:
         if text == "fp16":
             return cls()
         bits, method, tokens = _split_id(text, "w")
-        values = _parse_tokens(text, tokens, ("sym", "matrix", "actorder", "static"), WEIGHT_OPTIONS)
+        parts = [token for token in tokens if token in WEIGHT_TARGETS + ("all",)]
+        if "all" in parts and len(parts) > 1:
+            raise _bad("id", text, "option 'all' names every part already; give 'all' or parts "
+                                   f"from {WEIGHT_TARGETS}, not both")
+        values = _parse_tokens(text, [t for t in tokens if t not in parts], ("sym", "matrix", "actorder", "static"),
+                               WEIGHT_OPTIONS)
+        if len(set(parts)) < len(parts):
+            raise _bad("id", text, f"a part repeats in {parts}; each option may appear once")
         kwargs: dict[str, object] = {"method": method, "bits": bits, "group_size": values.get("group_size"),
                                      "symmetric": bool(values.get("sym", False)),
                                      "clip_ratio": values.get("clip_ratio", 1.0),
                                      "act_order": bool(values.get("actorder", False)),
-                                     "static_groups": bool(values.get("static", False))}
+                                     "static_groups": bool(values.get("static", False)),
+                                     "targets": WEIGHT_TARGETS if parts == ["all"] else tuple(parts) or ("language",)}
         if "outlier_percent" in values:
             kwargs["outlier_ratio"] = values["outlier_percent"] / 100
         if "matrix" in values:
             kwargs["outlier_scope"] = "matrix"
         return _construct(cls, text, kwargs)
+
+
+def _check_targets(spec: WeightQuantSpec) -> None:
+    """Which parts of an image-text model the spec quantizes: a non-empty selection of
+    ``WEIGHT_TARGETS``, kept in that order (so equal selections have one id)."""
+    targets = spec.targets
+    if isinstance(targets, str) or not isinstance(targets, (tuple, list)) or not targets or any(
+            t not in WEIGHT_TARGETS for t in targets) or len(set(targets)) < len(targets):
+        raise _bad("targets", targets, f"must be a non-empty selection of {WEIGHT_TARGETS} without repeats "
+                                       "(the language model alone is ('language',))")
+    object.__setattr__(spec, "targets", tuple(t for t in WEIGHT_TARGETS if t in targets))
 
 
 def _construct(cls, text: str, kwargs: dict[str, object]):

@@ -461,29 +461,57 @@ class QuantizationSummary:
     bytes_before: int = 0
     bytes_after: int = 0
     bytes_expected: int = 0
+    bytes_by_part: dict[str, list[int]] = field(default_factory=dict)   # part -> [float bytes, stored bytes]
 
     @property
     def ratio(self) -> float:
         return self.bytes_after / self.bytes_before if self.bytes_before else 1.0
 
 
-def _target_linears(model: nn.Module, include_vision: bool, skip: tuple[str, ...]) -> dict[str, nn.Linear]:
-    """Linears of the language model (or of the whole model), minus names containing a skip word."""
-    root = model
-    if not include_vision and hasattr(model, "get_decoder"):
-        decoder = model.get_decoder()
-        root = decoder if isinstance(decoder, nn.Module) else model
-    wanted = {id(m) for m in root.modules()}
-    return {name: module for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and id(module) in wanted
+# Module names of the vision tower and projector in transformers' image-text families
+VISION_MODULES = ("vision_tower", "visual", "vision_model")   # LLaVA(-NeXT/-OV), Gemma 3, InternVL; Qwen2-VL; Idefics3
+PROJECTOR_MODULES = ("multi_modal_projector", "merger", "connector")   # ...; Qwen2-VL's visual.merger; Idefics3
+
+
+def model_parts(model: nn.Module) -> dict[str, nn.Module | None]:
+    """The parts ``WeightQuantSpec.targets`` names: the language model (``get_decoder()``; the whole
+    model for one without it), the vision tower and the projector (the shallowest module named as in
+    ``VISION_MODULES`` / ``PROJECTOR_MODULES``; None where the model has none)."""
+    def shallowest(names: tuple[str, ...]) -> nn.Module | None:
+        found = [(name.count("."), module) for name, module in model.named_modules()
+                 if name and name.rpartition(".")[2] in names]
+        return min(found, key=lambda pair: pair[0])[1] if found else None
+
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    return {"language": decoder if isinstance(decoder, nn.Module) else model,
+            "vision": shallowest(VISION_MODULES), "projector": shallowest(PROJECTOR_MODULES)}
+
+
+def _target_linears(model: nn.Module, targets: tuple[str, ...], skip: tuple[str, ...]) -> dict[str, tuple[nn.Linear, str]]:
+    """``name -> (linear, part)`` for the linears of the ``targets`` parts, minus names containing a
+    skip word. A projector inside the vision tower (Qwen2-VL's merger) is the projector's."""
+    parts = model_parts(model)
+    missing = [t for t in targets if parts[t] is None]
+    if missing:
+        names = {"vision": VISION_MODULES, "projector": PROJECTOR_MODULES}
+        detail = "; ".join(f"no {part} module (looked for modules named {', '.join(names[part])})" for part in missing)
+        raise ValueError(f"{type(model).__name__}: {detail}; its weights can take targets "
+                         f"{[part for part, module in parts.items() if module is not None]}")
+    owner: dict[int, str] = {}
+    for part in ("language", "vision", "projector"):   # later parts win: the projector inside the vision tower
+        if parts[part] is not None:
+            owner.update(dict.fromkeys((id(m) for m in parts[part].modules()), part))
+    return {name: (module, owner[id(module)]) for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and owner.get(id(module)) in targets
             and not any(word in name.split(".") for word in skip)}
 
 
-def _nothing_to_quantize(model: nn.Module, spec: WeightQuantSpec, include_vision: bool, skip: tuple[str, ...],
+def _nothing_to_quantize(model: nn.Module, spec: WeightQuantSpec, skip: tuple[str, ...],
                          layers: LayerSelection | None) -> str:
     """Why quantize_model found no layer: a call that changes nothing must not pass for a quantized model."""
-    text_only = not include_vision and hasattr(model, "get_decoder")
-    looked = ["its language model (model.get_decoder())" if text_only else "the whole model"]
+    text_only = spec.targets == ("language",) and hasattr(model, "get_decoder")
+    looked = ["its language model (model.get_decoder())" if text_only else "the whole model"
+              if spec.targets == ("language",) else f"its parts {list(spec.targets)}"]
     if skip:
         looked.append(f"skipping names containing {list(skip)}")
     if layers is not None:
@@ -492,7 +520,8 @@ def _nothing_to_quantize(model: nn.Module, spec: WeightQuantSpec, include_vision
     return (f"quantize_model({type(model).__name__}, {spec.id}): no nn.Linear layer to quantize (looked in "
             f"{', '.join(looked)}); it replaces nn.Linear layers only"
             + (f"; this model holds {done} QuantizedLinear already: it was quantized before" if done else "")
-            + ("; include_vision=True also takes the vision tower and projector" if text_only else ""))
+            + ("; a spec with targets vision/projector (id suffix -vision, -projector or -all) also takes the "
+               "vision tower and projector" if text_only else ""))
 
 
 def _run_calibration(model: nn.Module, calibration: Iterable[object]) -> None:
@@ -540,18 +569,21 @@ def collect_linear_inputs(model: nn.Module, linears: Mapping[str, nn.Linear],
 
 
 def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterable[object] | None = None, *,
-                   include_vision: bool = False, skip: tuple[str, ...] = ("lm_head",),
-                   layers: LayerSelection | None = None, rest: WeightQuantSpec | None = None) -> QuantizationSummary:
-    """Replace the language model's nn.Linear layers by QuantizedLinear, in place.
+                   skip: tuple[str, ...] = ("lm_head",), layers: LayerSelection | None = None,
+                   rest: WeightQuantSpec | None = None) -> QuantizationSummary:
+    """Replace the nn.Linear layers of the parts ``spec.targets`` names by QuantizedLinear, in place.
 
-    The vision tower and projector stay float unless ``include_vision``; layers whose
-    dotted name contains a word in ``skip`` (``lm_head`` by default) are kept. ``awq`` and
+    By default the language model alone (the vision tower and projector stay float); a spec with
+    ``targets`` ``vision`` / ``projector`` takes those (:func:`model_parts` finds them), and the
+    summary's ``bytes_by_part`` says what each part stored. Layers whose dotted name contains a
+    word in ``skip`` (``lm_head`` by default) are kept. ``awq`` and
     ``gptq`` (``spec.needs_calibration``) need ``calibration``: an iterable of model kwargs
     dicts or input-ids tensors; every layer's inputs are collected from the float model.
-    ``layers`` (quant.layers) limits ``spec`` to those decoder layers; ``rest``, a second spec,
-    quantizes the other decoder layers (mixed precision, as :class:`~quant.kvcache.QuantizedKVCache`
-    takes its ``rest``), both from one pass over the float model. A call that finds no nn.Linear to
-    replace is a ValueError saying where it looked, never a silently unquantized model.
+    ``layers`` (quant.layers) limits ``spec`` to those decoder layers of the language model; ``rest``,
+    a second spec, quantizes its other decoder layers (mixed precision, as
+    :class:`~quant.kvcache.QuantizedKVCache` takes its ``rest``), both from one pass over the float
+    model; a vision tower or projector in ``spec.targets`` takes ``spec`` whole. A call that finds no
+    nn.Linear to replace is a ValueError saying where it looked, never a silently unquantized model.
     """
     _check_spec(spec)
     rest = rest if rest is not None and not rest.is_float else None
@@ -564,7 +596,9 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
                                   + (f"+{rest.id}" if rest is not None else ""))
     if spec.is_float and rest is None:
         return summary
-    linears = _target_linears(model, include_vision, skip)
+    targets = _target_linears(model, spec.targets, skip)
+    part_of = {name: part for name, (_, part) in targets.items()}
+    linears = {name: linear for name, (linear, _) in targets.items()}
     plan: dict[str, WeightQuantSpec] = {name: spec for name in linears}
     if layers is not None:   # the selected decoder layers' linears take spec, the others rest (or stay float)
         config = getattr(model, "config", None)
@@ -573,12 +607,13 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
             raise ValueError(f"layers={layers.text!r}: {type(model).__name__} has no config.num_hidden_layers, so "
                              "its decoder layers cannot be selected; pass layers=None")
         chosen = layers.layers(text.num_hidden_layers)
-        plan = {name: spec if layer_index(name) in chosen else rest for name in linears
-                if layer_index(name) in chosen or (rest is not None and layer_index(name) is not None)}
+        plan = {name: spec if part_of[name] != "language" or layer_index(name) in chosen else rest
+                for name in linears if part_of[name] != "language" or layer_index(name) in chosen
+                or (rest is not None and layer_index(name) is not None)}
     plan = {name: chosen_spec for name, chosen_spec in plan.items() if chosen_spec is not None and not chosen_spec.is_float}
     linears = {name: linears[name] for name in plan}
     if not linears:
-        raise ValueError(_nothing_to_quantize(model, spec, include_vision, skip, layers))
+        raise ValueError(_nothing_to_quantize(model, spec, skip, layers))
     for name, linear in linears.items():  # fail before touching any layer
         weight_block_size(plan[name], linear.in_features)
         _check_finite(name, "weight", linear.weight.detach())
@@ -596,8 +631,12 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, quantized)
         summary.layers.append(name)
-        summary.bytes_before += nbytes(linear)
-        summary.bytes_after += nbytes(quantized)
+        before, after = nbytes(linear), nbytes(quantized)
+        summary.bytes_before += before
+        summary.bytes_after += after
+        part = summary.bytes_by_part.setdefault(part_of[name], [0, 0])
+        part[0] += before
+        part[1] += after
         summary.bytes_expected += expected_linear_bytes(plan[name], linear.in_features, linear.out_features,
                                                         linear.weight.dtype, linear.bias is not None)
     return summary

@@ -240,7 +240,7 @@ def test_quantize_model_when_the_selection_and_skip_leave_nothing(tiny_llava):
     model = tiny_llava()
     with pytest.raises(ValueError, match=r"^quantize_model\(LlavaForConditionalGeneration, w4-rtn\): no nn\.Linear "
                                          r"layer to quantize \(looked in its language model \(model\.get_decoder\(\)\), "
-                                         r"skipping names containing \['layers'\]\).*include_vision=True"):
+                                         r"skipping names containing \['layers'\]\).*targets vision/projector"):
         quantize_model(model, WeightQuantSpec("rtn", 4), skip=("layers",))
 
 

@@ -132,3 +132,17 @@ def test_mixed_precision_ids_round_trip_and_reach_cache_and_weights():
 def test_a_combined_setting_splits_into_its_own_parts_layers_included():
     setting = Setting.from_id("w2-rtn@first2+w4-rtn+kv2-uniform@1")
     assert setting.weights_part.id == "w2-rtn@first2+w4-rtn" and setting.kv_part.id == "kv2-uniform@1"
+
+
+def test_weight_targets_move_every_weight_setting_and_leave_kv_settings_alone():
+    from pytest_lvlmbench.core.settings import with_weight_targets
+
+    grid = default_grid()
+    moved = with_weight_targets(grid, "projector, vision")
+    assert [s.kv for s in moved] == [s.kv for s in grid]
+    assert {s.weights.targets for s in moved if not s.weights.is_float} == {("vision", "projector")}
+    assert "w4-group-g128-vision-projector" in [s.id for s in moved]
+    assert Setting.from_id("w4-rtn-all@0-1+kv2-uniform").weights.targets == ("language", "vision", "projector")
+    assert with_weight_targets(grid, None) is grid
+    with pytest.raises(ValueError, match=r"--weight-targets 'eyes': invalid targets=\('eyes',\)"):
+        with_weight_targets(grid, "eyes")

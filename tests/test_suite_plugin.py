@@ -43,6 +43,11 @@ def test_marks_select_capability_and_what_a_setting_compresses(pytester):
     (["--kv-method", "kivi", "--kv-bits", "2"], "*invalid method='kivi': allowed methods are*"),
     (["--model", "./missing-dir/model"], "*local path*does not exist*"),
     (["--lvlm-device", "cuda"], "*CUDA is not available*"),
+    (["--weight-bits", "4", "--weight-method", "rtn", "--weight-targets", "tower"],
+     "*--weight-targets 'tower': invalid targets=('tower',): must be a non-empty selection of ('language', "
+     "'vision', 'projector')*, or 'all'"),
+    (["--kv-bits", "4", "--weight-targets", "vision"], "*--weight-targets 'vision' has no effect: no setting "
+                                                       "quantizes weights*"),
 ])
 def test_bad_options_are_usage_errors(pytester, args, message):
     result = run(pytester, "--collect-only", *args)
@@ -79,6 +84,18 @@ def test_run_prints_the_table_writes_json_and_resumes_from_the_cache(pytester):
     assert all(r["generated"] == 0 for r in again.values())  # everything came from the cache
     assert all(r["roofline"] is None for r in again.values())   # nothing decoded, nothing timed
     assert {k: r["metrics"] for k, r in again.items()} == {k: r["metrics"] for k, r in records.items()}
+
+
+def test_weight_targets_quantize_the_vision_tower_and_report_its_bytes(pytester):
+    report = pytester.path / "report.json"
+    result = run(pytester, "-k", "shapes_pope_random", "--weight-bits", "4", "--weight-method", "rtn",
+                 "--weight-targets", "vision", "--lvlm-limit", "6", "--lvlm-report", str(report))
+    result.assert_outcomes(passed=2)
+    record = records_of(report)[("w4-rtn-vision", "shapes_pope_random")]
+    (before, after), = record["weight_bytes_by_part"].values()
+    assert list(record["weight_bytes_by_part"]) == ["vision"] and 0 < after < before / 4
+    assert record["weight_bytes"] == after and record["weight_bytes_expected"] == after   # the closed form holds
+    result.stdout.fnmatch_lines([f"*w4-rtn-vision: weights quantized in vision {after:,} of {before:,} bytes*"])
 
 
 def test_ini_keys_set_the_grid(pytester):

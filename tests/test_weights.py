@@ -144,13 +144,82 @@ def test_llava_vision_tower_and_projector_stay_float_unless_asked(tiny_llava):
     assert summary.layers and all(".language_model." in name for name in summary.layers)
     assert not any(isinstance(m, QuantizedLinear) for m in model.model.vision_tower.modules())
     everything = tiny_llava()
-    summary = quantize_model(everything, WeightQuantSpec("rtn", 4), include_vision=True)
+    summary = quantize_model(everything, WeightQuantSpec("rtn", 4, targets=("language", "vision", "projector")))
     assert any("vision_tower" in n for n in summary.layers)
     assert any("multi_modal_projector" in n for n in summary.layers)
     ids = torch.tensor([[1] + [63] * 4 + [5, 6]])
     with torch.no_grad():
         out = everything(input_ids=ids, pixel_values=torch.randn(1, 3, 32, 32))
     assert torch.isfinite(out.logits).all()
+
+
+@pytest.mark.parametrize("spec_id,parts", [("w4-rtn-vision", {"vision"}), ("w4-rtn-projector", {"projector"}),
+                                           ("w8-group-g16-vision-projector", {"vision", "projector"}),
+                                           ("w4-rtn-all", {"language", "vision", "projector"})])
+def test_weight_targets_quantize_exactly_the_parts_they_name(tiny_llava, spec_id, parts):
+    model = tiny_llava()
+    located = {"language": model.model.language_model, "vision": model.model.vision_tower,
+               "projector": model.model.multi_modal_projector}
+    summary = quantize_model(model, WeightQuantSpec.from_id(spec_id))
+    for part, module in located.items():
+        quantized = [m for m in module.modules() if isinstance(m, QuantizedLinear)]
+        floats = [m for m in module.modules() if type(m) is nn.Linear]
+        assert (quantized and not floats) if part in parts else (floats and not quantized), part
+    assert set(summary.bytes_by_part) == parts
+    assert sum(after for _, after in summary.bytes_by_part.values()) == summary.bytes_after
+    assert sum(before for before, _ in summary.bytes_by_part.values()) == summary.bytes_before
+    for part, (before, after) in summary.bytes_by_part.items():
+        layers = [n for n in summary.layers if model.get_submodule(n) in set(located[part].modules())]
+        assert after == sum(nbytes(model.get_submodule(n)) for n in layers) and after < before
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+
+
+class QwenLike(nn.Module):
+    """Qwen2-VL's tree: the projector (``merger``) lives inside the vision tower (``visual``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = nn.Module()
+        self.model.visual = nn.Module()
+        self.model.visual.blocks = nn.ModuleList([Block(), Block()])
+        self.model.visual.merger = Block()
+        self.model.language_model = nn.ModuleList([Block()])
+        self.lm_head = nn.Linear(16, 8)
+
+    def get_decoder(self) -> nn.Module:
+        return self.model.language_model
+
+
+def test_a_projector_inside_the_vision_tower_is_the_projectors():
+    vision = QwenLike()
+    quantize_model(vision, WeightQuantSpec.from_id("w4-rtn-vision"))
+    assert [isinstance(b.fc, QuantizedLinear) for b in vision.model.visual.blocks] == [True, True]
+    assert type(vision.model.visual.merger.fc) is nn.Linear and type(vision.model.language_model[0].fc) is nn.Linear
+    projector = QwenLike()
+    summary = quantize_model(projector, WeightQuantSpec.from_id("w4-rtn-projector"))
+    assert summary.layers == ["model.visual.merger.fc"]
+
+
+def test_a_part_the_model_does_not_have_is_named():
+    with pytest.raises(ValueError, match=r"LlamaForCausalLM: no vision module \(looked for modules named "
+                                         r"vision_tower, visual, vision_model\); its weights can take targets "
+                                         r"\['language'\]"):
+        quantize_model(tiny_llama(), WeightQuantSpec.from_id("w4-rtn-vision"))
+
+
+def test_decoder_layers_select_the_language_models_layers_and_the_vision_tower_is_taken_whole(tiny_llava):
+    from quant.layers import LayerSelection
+
+    model = tiny_llava()
+    summary = quantize_model(model, WeightQuantSpec.from_id("w4-rtn-all"), layers=LayerSelection("0"))
+    language = [n for n in summary.layers if ".language_model." in n]
+    assert language and all(".layers.0." in n for n in language)
+    assert all(isinstance(m, QuantizedLinear) for m in model.model.vision_tower.modules() if isinstance(m, nn.Linear))
 
 
 @pytest.mark.parametrize("method", ["awq", "gptq"])

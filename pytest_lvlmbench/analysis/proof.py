@@ -9,6 +9,8 @@ measured, and this module turns it into failures and notes:
   this run built the model (answers all from the generation cache: nothing to measure);
 - KV: a KV setting whose cache stored every token in full precision (bytes ratio ≥ 0.999) is
   reported as compressing nothing *by design* (e.g. KIVI's R = 128 on ~25-token prompts);
+- parts: a setting that quantizes the vision tower or projector (``--weight-targets``) reports each
+  part's stored bytes over its float bytes;
 - answers: a compressed setting whose every answer equals the baseline's is reported (not
   failed: 8-bit often changes nothing on a few hundred items), naming the bytes that prove the
   compression was applied.
@@ -71,7 +73,20 @@ def compression_notes(records: list[Record]) -> list[str]:
     lines += [f"{setting}: every answer equals fp16's on {which(tasks)}"
               + (f"; compression applied: {proof[setting]}" if setting in proof else "")
               for setting, tasks in unchanged.items()]
-    return lines
+    return lines + weight_part_lines(records)
 
 
-__all__ = ["compression_failures", "compression_notes"]
+def weight_part_lines(records: list[Record]) -> list[str]:
+    """One line per setting whose weights quantize more than the language model (``--weight-targets``):
+    the bytes each part stores over its float bytes, so a vision-tower setting shows what it compressed."""
+    lines = {}
+    for record in records:
+        parts = record.weight_bytes_by_part
+        if record.setting in lines or not parts or set(parts) == {"language"}:
+            continue
+        lines[record.setting] = (f"{record.setting}: weights quantized in " + ", ".join(
+            f"{part} {after:,} of {before:,} bytes ({after / before:.3f})" for part, (before, after) in parts.items()))
+    return list(lines.values())
+
+
+__all__ = ["compression_failures", "compression_notes", "weight_part_lines"]

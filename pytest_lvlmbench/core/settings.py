@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from quant.spec import KVQuantSpec, WeightQuantSpec
 from quant.layers import LayerSelection, blocks
-from quant.spec import ALLOWED_BITS, KV_METHODS, WEIGHT_METHODS
+from quant.spec import ALLOWED_BITS, KV_METHODS, WEIGHT_METHODS, WEIGHT_TARGETS
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,27 @@ def with_layers(settings: list[Setting], kv_layers: str | None = None, weight_la
                 out.append(Setting(setting.weights, setting.kv, None if setting.weights.is_float else block,
                                    None if setting.kv.is_float else block))
     return list(dict.fromkeys(out))
+
+
+def with_weight_targets(settings: list[Setting], targets: str | None) -> list[Setting]:
+    """``--weight-targets``: every weight spec quantizes these parts of the model (a comma list of
+    language, vision, projector, or ``all``) instead of the language model alone."""
+    if not targets:
+        return settings
+    parts = WEIGHT_TARGETS if targets.strip() == "all" else tuple(part.strip() for part in targets.split(","))
+    try:
+        WeightQuantSpec("rtn", 4, targets=parts)
+    except ValueError as error:
+        raise ValueError(f"--weight-targets {targets!r}: {error}, or 'all'") from None
+    if all(setting.weights.is_float for setting in settings):
+        raise ValueError(f"--weight-targets {targets!r} has no effect: no setting quantizes weights (add "
+                         "--weight-bits / --weight-method)")
+
+    def retarget(spec: WeightQuantSpec) -> WeightQuantSpec:
+        return spec if spec.is_float else replace(spec, targets=parts)
+
+    return list(dict.fromkeys(replace(s, weights=retarget(s.weights), weights_rest=retarget(s.weights_rest))
+                              for s in settings))
 
 
 def settings_from_options(kv_bits: list[int], kv_method: list[str], weight_bits: list[int],

@@ -272,7 +272,8 @@ class Session:
             subgroup_flips=flips, code=self.cache.code, fingerprint=self.fingerprint(name),
             weight_bytes=summary.bytes_after if summary else 0,
             weight_bytes_expected=summary.bytes_expected if summary else 0,
-            weight_ratio=summary.ratio if summary else None, roofline=line))
+            weight_ratio=summary.ratio if summary else None,
+            weight_bytes_by_part=dict(summary.bytes_by_part) if summary else {}, roofline=line))
 
     def interval(self, task: str, stats: SampleStats) -> tuple[float, float]:
         """95% interval of a metric: Wilson on the clusters' effective sample size for a share of 0/1
