@@ -501,9 +501,14 @@ def _target_linears(model: nn.Module, targets: tuple[str, ...], skip: tuple[str,
     for part in ("language", "vision", "projector"):   # later parts win: the projector inside the vision tower
         if parts[part] is not None:
             owner.update(dict.fromkeys((id(m) for m in parts[part].modules()), part))
-    return {name: (module, owner[id(module)]) for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and owner.get(id(module)) in targets
-            and not any(word in name.split(".") for word in skip)}
+    chosen = {name: (module, owner[id(module)]) for name, module in model.named_modules()
+              if isinstance(module, nn.Linear) and owner.get(id(module)) in targets
+              and not any(word in name.split(".") for word in skip)}
+    empty = [t for t in targets if t != "language" and all(part != t for _, part in chosen.values())]
+    if empty:   # a named part that would silently stay float (Gemma 3's projector multiplies a raw weight)
+        raise ValueError(f"{type(model).__name__}: its {' and '.join(empty)} holds no nn.Linear to quantize "
+                         f"(quantize_model replaces nn.Linear layers only); drop {empty} from the targets")
+    return chosen
 
 
 def _nothing_to_quantize(model: nn.Module, spec: WeightQuantSpec, skip: tuple[str, ...],

@@ -205,6 +205,15 @@ def test_a_projector_inside_the_vision_tower_is_the_projectors():
     assert summary.layers == ["model.visual.merger.fc"]
 
 
+def test_a_part_without_linear_layers_is_named_not_left_float():
+    """Gemma 3's projector multiplies a raw weight: asking to quantize it must not pass silently."""
+    model = QwenLike()
+    model.model.visual.merger = nn.Module()
+    model.model.visual.merger.weight = nn.Parameter(torch.randn(16, 16))
+    with pytest.raises(ValueError, match=r"QwenLike: its projector holds no nn.Linear to quantize"):
+        quantize_model(model, WeightQuantSpec.from_id("w4-rtn-vision-projector"))
+
+
 def test_a_part_the_model_does_not_have_is_named():
     with pytest.raises(ValueError, match=r"LlamaForCausalLM: no vision module \(looked for modules named "
                                          r"vision_tower, visual, vision_model\); its weights can take targets "
