@@ -14,9 +14,8 @@ import quant.kernels.decode_attention as decode_kernels  # noqa: E402
 from quant import KVQuantSpec, QuantizedKVCache, QuantizedKVLayer, enable_packed_attention  # noqa: E402
 from quant.affine import dequantize  # noqa: E402
 from quant.kernels import kernel_path  # noqa: E402
-from quant.packed_attention import _pending, decode_attention  # noqa: E402
 from quant.packing import unpack  # noqa: E402
-from tiny_models import llama_config  # noqa: E402
+from tiny_models import check_packed_decode_steps, llama_config  # noqa: E402
 
 pytestmark = pytest.mark.triton
 
@@ -30,38 +29,9 @@ def triton_kernels(monkeypatch):
     monkeypatch.setenv("LVLMBENCH_KERNELS", "triton")
 
 
-def reference_step(query, layer, new_keys, new_values, mask, scaling):
-    """The torch path: dequantize the whole history (Segment.dequantize_into, GEAR's parts
-    included), then attend in float32."""
-    keys = torch.cat([layer.key_stream.read(layer.keys), new_keys], dim=2).float()
-    values = torch.cat([layer.value_stream.read(layer.values), new_values], dim=2).float()
-    groups = query.shape[1] // keys.shape[1]
-    scores = torch.einsum("bqd,bqtd->bqt", query[:, :, 0].float(), keys.repeat_interleave(groups, 1)) * scaling
-    scores = scores.masked_fill(~mask[:, :, -1, :scores.shape[-1]], float("-inf"))
-    return torch.einsum("bqt,bqtd->bqd", scores.softmax(-1), values.repeat_interleave(groups, 1)).unsqueeze(1)
-
-
 @pytest.mark.parametrize("spec_id", SPECS)
 def test_decode_step_equals_attention_over_the_dequantized_history(spec_id, triton_kernels):
-    """Batch 3 with left padding (masked positions), GQA (4 query heads on 2 KV heads), a 21-token
-    prompt and 6 decode steps: flushes, KIVI's value window and GEAR's segments all happen."""
-    gen = torch.Generator().manual_seed(0)
-    layer = QuantizedKVLayer(KVQuantSpec.from_id(spec_id), 0)
-    layer.packed_attention = True
-    layer.update(torch.randn(3, 2, 21, 16, generator=gen), torch.randn(3, 2, 21, 16, generator=gen))
-    pad = torch.tensor([4, 0, 9])
-    for step in range(6):
-        k, v = torch.randn(3, 2, 1, 16, generator=gen), torch.randn(3, 2, 1, 16, generator=gen)
-        q = torch.randn(3, 4, 1, 16, generator=gen)
-        length = 22 + step
-        mask = (torch.arange(length) >= pad[:, None])[:, None, None, :]
-        expected = reference_step(q, layer, k, v, mask, 0.25)
-        window_keys, _ = layer.update(k, v)
-        packed = _pending.get()
-        assert packed is not None and packed.key_window is window_keys
-        got = decode_attention(q, packed, mask, 0.25)
-        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-    assert layer.key_stream.segments and layer.value_stream.segments  # the history really is compressed
+    check_packed_decode_steps(spec_id)
 
 
 def test_the_kernels_read_every_layout_as_dequantize_does(triton_kernels):

@@ -7,12 +7,11 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from quant import KVQuantSpec, QuantizedKVCache, QuantizedKVLayer, enable_packed_attention
+from quant import KVQuantSpec, QuantizedKVCache, enable_packed_attention
 from quant.affine import QParams, dequantize
-from quant.packed_attention import _pending, decode_attention
 from quant.packed_math import packed_scores, packed_weighted_sum
 from quant.packing import pack, unpack
-from tiny_models import llama_config
+from tiny_models import check_packed_decode_steps, llama_config
 
 # every block layout the cache stores: (bh, bt, bd) over [B, H, T, D] = [2, 4, 24, 16]
 LAYOUTS = {"tensor": (4, 24, 16), "token": (4, 1, 16), "headrow": (1, 1, 16), "channel_group": (1, 8, 1),
@@ -63,36 +62,11 @@ def test_shapes_that_do_not_match_the_cache_are_refused():
         packed_weighted_sum(torch.rand(2, 4, 23), codes, qparams)
 
 
-def reference_step(query, layer, new_keys, new_values, mask, scaling):
-    """Attention over the dequantized history (Segment.dequantize_into, GEAR's parts included)."""
-    keys = torch.cat([layer.key_stream.read(layer.keys), new_keys], dim=2)
-    values = torch.cat([layer.value_stream.read(layer.values), new_values], dim=2)
-    groups = query.shape[1] // keys.shape[1]
-    scores = torch.einsum("bqd,bqtd->bqt", query[:, :, 0], keys.repeat_interleave(groups, 1)) * scaling
-    scores = scores.masked_fill(~mask[:, :, -1, :scores.shape[-1]], float("-inf"))
-    return torch.einsum("bqt,bqtd->bqd", scores.softmax(-1), values.repeat_interleave(groups, 1)).unsqueeze(1)
-
-
 @pytest.mark.parametrize("spec_id", ["kv4-uniform", "kv3-uniform-token-r4", "kv2-uniform-headrow-sym",
                                      "kv2-group-g8-r0", "kv4-group-g8-r8-sym", "kv2-outlier-s4-r4",
                                      "kv3-outlier-s2-lrf0.25-exactoutliers"])
 def test_a_decode_step_in_torch_equals_attention_over_the_dequantized_history(spec_id):
-    """Batch 3 with left padding, GQA (4 query heads on 2 KV heads), 6 decode steps on CPU."""
-    gen = torch.Generator().manual_seed(0)
-    layer = QuantizedKVLayer(KVQuantSpec.from_id(spec_id), 0)
-    layer.packed_attention = True
-    layer.update(torch.randn(3, 2, 21, 16, generator=gen), torch.randn(3, 2, 21, 16, generator=gen))
-    pad = torch.tensor([4, 0, 9])
-    for step in range(6):
-        k, v = torch.randn(3, 2, 1, 16, generator=gen), torch.randn(3, 2, 1, 16, generator=gen)
-        q = torch.randn(3, 4, 1, 16, generator=gen)
-        mask = (torch.arange(22 + step) >= pad[:, None])[:, None, None, :]
-        expected = reference_step(q, layer, k, v, mask, 0.25)
-        window_keys, _ = layer.update(k, v)
-        packed = _pending.get()
-        assert packed is not None and packed.key_window is window_keys   # the history was not dequantized
-        torch.testing.assert_close(decode_attention(q, packed, mask, 0.25), expected, rtol=1e-5, atol=1e-5)
-    assert layer.key_stream.segments and layer.value_stream.segments
+    check_packed_decode_steps(spec_id)
 
 
 @pytest.mark.parametrize("spec_id", ["kv4-group-g8-r8", "kv2-outlier-s2-lr4"])
