@@ -15,7 +15,7 @@ from quant import KVQuantSpec, QuantizedKVCache, QuantizedKVLayer, enable_packed
 from quant.affine import dequantize  # noqa: E402
 from quant.kernels import kernel_path  # noqa: E402
 from quant.packing import unpack  # noqa: E402
-from tiny_models import check_packed_decode_steps, llama_config  # noqa: E402
+from tiny_models import check_packed_decode_steps, greedy, llama_config, packed_llama_pair  # noqa: E402
 
 pytestmark = pytest.mark.triton
 
@@ -63,21 +63,7 @@ def test_a_wrong_scale_changes_the_scores(triton_kernels):
 
 @pytest.fixture(scope="module")
 def llama_pair():
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(llama_config()).eval()
-    packed = copy.deepcopy(model)
-    enable_packed_attention(packed)
-    ids = torch.randint(3, 128, (3, 21), generator=torch.Generator().manual_seed(2))
-    mask = torch.ones_like(ids)
-    mask[0, :5] = 0
-    mask[2, :2] = 0
-    return model, packed, ids, mask
-
-
-def greedy(model, ids, mask, cache):
-    with torch.no_grad():
-        return model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False, cache=cache,
-                              output_logits=True, return_dict_in_generate=True, pad_token_id=0)
+    return packed_llama_pair()
 
 
 @pytest.mark.parametrize("spec_id", ["kv2-group-g8-r8", "kv2-outlier-s2-lr4"])

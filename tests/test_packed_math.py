@@ -1,17 +1,15 @@
 """The torch packed decode attention (quant/packed_math.py): the same sums as attention over the
 dequantized history, for every block layout, and generation through it on CPU."""
 
-import copy
 
 import pytest
 import torch
-from transformers import LlamaForCausalLM
 
-from quant import KVQuantSpec, QuantizedKVCache, enable_packed_attention
+from quant import KVQuantSpec, QuantizedKVCache
 from quant.affine import QParams, dequantize
 from quant.packed_math import packed_scores, packed_weighted_sum
 from quant.packing import pack, unpack
-from tiny_models import check_packed_decode_steps, llama_config
+from tiny_models import check_packed_decode_steps, greedy, packed_llama_pair
 
 # every block layout the cache stores: (bh, bt, bd) over [B, H, T, D] = [2, 4, 24, 16]
 LAYOUTS = {"tensor": (4, 24, 16), "token": (4, 1, 16), "headrow": (1, 1, 16), "channel_group": (1, 8, 1),
@@ -75,27 +73,14 @@ def test_generation_through_the_torch_packed_attention_matches_the_dequantizing_
     the packed sums really ran at every decode step of every layer."""
     import quant.packed_math as packed_math
 
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(llama_config()).eval()
-    packed = copy.deepcopy(model)
-    enable_packed_attention(packed)
-    ids = torch.randint(3, 128, (3, 21), generator=torch.Generator().manual_seed(2))
-    mask = torch.ones_like(ids)
-    mask[0, :5] = 0
-    mask[2, :2] = 0
+    model, packed, ids, mask = packed_llama_pair()
     calls = []
     real = packed_math.packed_weighted_sum
     monkeypatch.setattr(packed_math, "packed_weighted_sum", lambda *a: calls.append(1) or real(*a))
-
-    def greedy(m):
-        with torch.no_grad():
-            return m.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0,
-                              cache=QuantizedKVCache(KVQuantSpec.from_id(spec_id), m.config), output_logits=True,
-                              return_dict_in_generate=True)
-
-    expected = greedy(model)
+    spec = KVQuantSpec.from_id(spec_id)
+    expected = greedy(model, ids, mask, QuantizedKVCache(spec, model.config))
     assert not calls
-    got = greedy(packed)
+    got = greedy(packed, ids, mask, QuantizedKVCache(spec, packed.config))
     assert torch.equal(got.sequences, expected.sequences)
     for a, b in zip(got.logits, expected.logits):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

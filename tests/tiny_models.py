@@ -47,3 +47,33 @@ def check_packed_decode_steps(spec_id: str) -> None:
         assert packed is not None and packed.key_window is window_keys
         torch.testing.assert_close(decode_attention(q, packed, mask, 0.25), expected, rtol=1e-5, atol=1e-5)
     assert layer.key_stream.segments and layer.value_stream.segments  # the history really is compressed
+
+
+def packed_llama_pair():
+    """(model, the same model with packed decode attention, input ids, attention mask): a GQA Llama
+    and a left-padded batch of 3 prompts."""
+    import copy
+
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from quant import enable_packed_attention
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(llama_config()).eval()
+    packed = copy.deepcopy(model)
+    enable_packed_attention(packed)
+    ids = torch.randint(3, 128, (3, 21), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones_like(ids)
+    mask[0, :5] = 0
+    mask[2, :2] = 0
+    return model, packed, ids, mask
+
+
+def greedy(model, ids, mask, cache):
+    """Six greedy tokens with their logits."""
+    import torch
+
+    with torch.no_grad():
+        return model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False, cache=cache,
+                              output_logits=True, return_dict_in_generate=True, pad_token_id=0)
