@@ -106,7 +106,10 @@ def test_token_anchored_specs_generate_per_prompt_length_without_padding():
     mask = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 1, 1], [0, 0, 1]])
     assert equal_length_rows(mask) == [[0, 2], [1], [3]]
     inputs = {"input_ids": torch.arange(12).reshape(4, 3), "attention_mask": mask, "pixel_values": torch.zeros(4, 2),
-              "other": "kept"}
+              "mm_token_type_ids": torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]]),
+              "image_features": torch.ones(4, 3), "other": "kept"}
     part = without_padding(inputs, [0, 2])
     assert part["input_ids"].tolist() == [[1, 2], [7, 8]] and part["attention_mask"].tolist() == [[1, 1], [1, 1]]
+    assert part["mm_token_type_ids"].tolist() == [[1, 0], [0, 1]]   # token types stay aligned with the ids
+    assert part["image_features"].shape == (2, 3)   # float tensors are not per-token ids: rows only
     assert part["pixel_values"].shape == (2, 2) and part["other"] == "kept"

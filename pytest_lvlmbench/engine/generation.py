@@ -38,15 +38,19 @@ def equal_length_rows(attention_mask: torch.Tensor) -> list[list[int]]:
 
 
 def without_padding(inputs, rows: list[int]):
-    """The processor's batch restricted to ``rows`` of one real length, its left padding cut off."""
-    batch = inputs["input_ids"].shape[0]
+    """The processor's batch restricted to ``rows`` of one real length, its left padding cut off
+    every per-token tensor (integer tensors shaped like ``input_ids``: the attention mask, the token-type
+    ids some families' processors return, e.g. Qwen2-VL's ``mm_token_type_ids``, Gemma 3's
+    ``token_type_ids``, which must stay aligned with the ids)."""
+    batch, length = inputs["input_ids"].shape
     index = torch.tensor(rows, device=inputs["input_ids"].device)
     part = {key: value.index_select(0, index.to(value.device))
             if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == batch else value
             for key, value in inputs.items()}
-    pad = part["attention_mask"].shape[1] - int(part["attention_mask"][0].sum())
-    part["input_ids"], part["attention_mask"] = part["input_ids"][:, pad:], part["attention_mask"][:, pad:]
-    return part
+    pad = length - int(part["attention_mask"][0].sum())
+    per_token = [key for key, value in inputs.items() if isinstance(value, torch.Tensor)
+                 and not value.is_floating_point() and tuple(value.shape) == (batch, length)]
+    return {**part, **{key: part[key][:, pad:] for key in per_token}}
 
 
 def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuantSpec, max_new_tokens: int,
