@@ -43,9 +43,10 @@ GROWTH = 1.25
 
 def _float_codes(codes: PackedCodes) -> torch.Tensor:
     """The codes as float32, in a workspace kept per thread and device and grown to the largest
-    request (one layer's keys or values, with a quarter to spare as the history grows): it never leaves this module, as each call's products are
-    new tensors. A fresh tensor at every call costs more than the conversion itself once its size
-    passes the allocator's reuse threshold (page faults on every decode step at 16k tokens)."""
+    request (one layer's keys or values, with a quarter to spare as the history grows). It never
+    leaves this module: each call's products are new tensors. A fresh tensor at every call costs
+    more than the conversion itself once its size passes the allocator's reuse threshold (page
+    faults on every decode step at 16k tokens)."""
     device = codes.data.device
     needed = math.prod(codes.shape)
     buffers = _workspace.__dict__.setdefault("buffers", {})
@@ -58,7 +59,6 @@ def _float_codes(codes: PackedCodes) -> torch.Tensor:
 def _params(codes: PackedCodes, qparams: QParams) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """Scale and zero as float32 ``[B, H, T/bt, D/bd]`` (head blocks repeated), with ``(bt, bd)``.
     A symmetric layout's zero is ``−2^(b−1)·scale`` (codes are stored offset by ``2^(b−1)``)."""
-    batch, heads, tokens, dim = codes.shape
     if len(qparams.block_size) != 4 or qparams.block_size[0] != 1 or codes.bits != qparams.bits:
         raise ValueError(f"invalid packed cache block: codes of shape {codes.shape} and bits={codes.bits} with "
                          f"block size {qparams.block_size} and bits={qparams.bits}; expected one block per sequence")

@@ -487,7 +487,8 @@ def model_parts(model: nn.Module) -> dict[str, nn.Module | None]:
             "vision": shallowest(VISION_MODULES), "projector": shallowest(PROJECTOR_MODULES)}
 
 
-def _target_linears(model: nn.Module, targets: tuple[str, ...], skip: tuple[str, ...]) -> dict[str, tuple[nn.Linear, str]]:
+def _target_linears(model: nn.Module, targets: tuple[str, ...], skip: tuple[str, ...]
+                    ) -> dict[str, tuple[nn.Linear, str]]:
     """``name -> (linear, part)`` for the linears of the ``targets`` parts, minus names containing a
     skip word. A projector inside the vision tower (Qwen2-VL's merger) is the projector's."""
     parts = model_parts(model)

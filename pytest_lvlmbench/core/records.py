@@ -51,7 +51,8 @@ class Record:
     weight_bytes: int = 0            # quantized linears as stored (0: weights not quantized)
     weight_bytes_expected: int = 0   # ... their closed form from the spec and shapes (quant.weights)
     weight_ratio: float | None = None    # ... over the same linears in the float dtype
-    weight_bytes_by_part: dict[str, list[int]] = field(default_factory=dict)   # language/vision/projector -> [float, stored]
+    # --weight-targets: language / vision / projector -> [float bytes, stored bytes]
+    weight_bytes_by_part: dict[str, list[int]] = field(default_factory=dict)
     roofline: dict | None = None   # decode steps timed now: bytes per step, GB/s, share of copy (engine.roofline)
 
     @property
