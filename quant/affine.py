@@ -272,6 +272,8 @@ def dequantize_in_place(x: torch.Tensor, qparams: QParams) -> torch.Tensor:
     ``addcmul`` takes torch's slow mixed-dtype loop on CPU (2x to 17x slower at 2M-8M codes)."""
     _check_tensor("x", x, dtype=torch.float32)
     _check_qparams("x", x, qparams)
+    if not x.numel():
+        return x
     blocked = _blocked_view(tuple(x.shape), qparams.block_size)
     target = x.view(blocked.view)
     scale = qparams.scale.float().reshape(blocked.param_view)

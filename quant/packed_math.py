@@ -73,11 +73,11 @@ def repeat_blocks(t: torch.Tensor, times: int, dim: int) -> torch.Tensor:
     return t if times == 1 else t.repeat_interleave(times, dim=dim)
 
 
-def _grouped(t: torch.Tensor, name: str, heads: int, last_name: str, last: int) -> torch.Tensor:
+def _grouped(t: torch.Tensor, name: str, batch: int, heads: int, last_name: str, last: int) -> torch.Tensor:
     """``[B, Hq, last]`` float32 as ``[B, H, groups, last]`` (a KV head's query heads together)."""
-    if t.dim() != 3 or t.shape[2] != last or t.shape[1] % heads:
-        raise ValueError(f"invalid {name} shape={tuple(t.shape)}: expected [batch, a multiple of heads={heads}, "
-                         f"{last_name}={last}]")
+    if t.dim() != 3 or t.shape[0] != batch or t.shape[2] != last or t.shape[1] % heads:
+        raise ValueError(f"invalid {name} shape={tuple(t.shape)}: expected [batch={batch}, a multiple of "
+                         f"heads={heads}, {last_name}={last}]")
     return t.float().reshape(t.shape[0], heads, t.shape[1] // heads, last)
 
 
@@ -86,7 +86,7 @@ def packed_scores(query: torch.Tensor, codes: PackedCodes, qparams: QParams) -> 
     (unscaled), ``einsum('bhd,bhtd->bht', q, dequantize(unpack(codes), qparams))`` with key heads
     repeated for GQA, up to rounding."""
     batch, heads, tokens, dim = codes.shape
-    q = _grouped(query, "query", heads, "head_dim", dim)   # [B, H, g, D]
+    q = _grouped(query, "query", batch, heads, "head_dim", dim)   # [B, H, g, D]
     scale, zero, bt, bd = _params(codes, qparams)            # [B, H, n, J]
     blocks, parts = tokens // bt, dim // bd
     c = _float_codes(codes)
@@ -105,7 +105,7 @@ def packed_weighted_sum(weights: torch.Tensor, codes: PackedCodes, qparams: QPar
     """``weights [B, Hq, T] · V̂`` for packed values ``[B, H, T, D]``: float32 ``[B, Hq, D]``,
     ``einsum('bht,bhtd->bhd', w, dequantize(unpack(codes), qparams))`` up to rounding."""
     batch, heads, tokens, dim = codes.shape
-    p = _grouped(weights, "weights", heads, "tokens", tokens)  # [B, H, g, T]
+    p = _grouped(weights, "weights", batch, heads, "tokens", tokens)  # [B, H, g, T]
     scale, zero, bt, bd = _params(codes, qparams)
     blocks, parts = tokens // bt, dim // bd
     c = _float_codes(codes)

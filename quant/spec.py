@@ -28,8 +28,8 @@ Ids (fields that a method does not use are absent; method defaults are filled in
 Optional suffixes, in this order: ``-r{R}`` (residual window, when not implied),
 ``-sym`` (symmetric), ``-c{ratio}`` (clip ratio below 1), ``-fpprefill`` (KV only:
 full-precision prefill attention, KIVI's deployment semantics), and for weights the parts of an
-image-text model they quantize when not the language model alone: ``-vision`` (the vision
-tower), ``-projector`` (the projector between them), ``-language``, in that order, or ``-all``
+image-text model they quantize when not the language model alone, in the order
+``-language``, ``-vision`` (the vision tower), ``-projector`` (the projector between them), or ``-all``
 (``w4-group-g128-vision``: the vision tower only, the language model stays float). Weight ids put
 ``-matrix`` (outlier) or ``-actorder`` / ``-static`` (gptq) right after the group size, before ``-sym``.
 
@@ -412,13 +412,13 @@ class WeightQuantSpec(_SpecBase):
             return cls()
         bits, method, tokens = _split_id(text, "w")
         parts = [token for token in tokens if token in WEIGHT_TARGETS + ("all",)]
+        if len(set(parts)) < len(parts):
+            raise _bad("id", text, f"a part repeats in {parts}; each option may appear once")
         if "all" in parts and len(parts) > 1:
             raise _bad("id", text, "option 'all' names every part already; give 'all' or parts "
                                    f"from {WEIGHT_TARGETS}, not both")
         values = _parse_tokens(text, [t for t in tokens if t not in parts], ("sym", "matrix", "actorder", "static"),
                                WEIGHT_OPTIONS)
-        if len(set(parts)) < len(parts):
-            raise _bad("id", text, f"a part repeats in {parts}; each option may appear once")
         kwargs: dict[str, object] = {"method": method, "bits": bits, "group_size": values.get("group_size"),
                                      "symmetric": bool(values.get("sym", False)),
                                      "clip_ratio": values.get("clip_ratio", 1.0),

@@ -502,14 +502,13 @@ def _target_linears(model: nn.Module, targets: tuple[str, ...], skip: tuple[str,
     for part in ("language", "vision", "projector"):   # later parts win: the projector inside the vision tower
         if parts[part] is not None:
             owner.update(dict.fromkeys((id(m) for m in parts[part].modules()), part))
-    chosen = {name: (module, owner[id(module)]) for name, module in model.named_modules()
-              if isinstance(module, nn.Linear) and owner.get(id(module)) in targets
-              and not any(word in name.split(".") for word in skip)}
-    empty = [t for t in targets if t != "language" and all(part != t for _, part in chosen.values())]
+    linears = {name: (module, owner[id(module)]) for name, module in model.named_modules()
+               if isinstance(module, nn.Linear) and owner.get(id(module)) in targets}
+    empty = [t for t in targets if t != "language" and all(part != t for _, part in linears.values())]
     if empty:   # a named part that would silently stay float (Gemma 3's projector multiplies a raw weight)
         raise ValueError(f"{type(model).__name__}: its {' and '.join(empty)} holds no nn.Linear to quantize "
                          f"(quantize_model replaces nn.Linear layers only); drop {empty} from the targets")
-    return chosen
+    return {name: pair for name, pair in linears.items() if not any(word in name.split(".") for word in skip)}
 
 
 def _nothing_to_quantize(model: nn.Module, spec: WeightQuantSpec, skip: tuple[str, ...],
@@ -602,6 +601,9 @@ def quantize_model(model: nn.Module, spec: WeightQuantSpec, calibration: Iterabl
                                   + (f"+{rest.id}" if rest is not None else ""))
     if spec.is_float and rest is None:
         return summary
+    if layers is not None and "language" not in spec.targets:
+        raise ValueError(f"layers={layers.text!r}: {spec.id} does not quantize the language model, whose decoder "
+                         "layers a selection picks")
     targets = _target_linears(model, spec.targets, skip)
     part_of = {name: part for name, (_, part) in targets.items()}
     linears = {name: linear for name, (linear, _) in targets.items()}

@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from quant import block_size_for, choose_qparams, dequantize, quantize
+from quant import QParams, block_size_for, choose_qparams, dequantize, quantize
 
 
 def reference_round_trip(x: torch.Tensor, bits: int, block: tuple[int, ...], symmetric: bool):
@@ -140,15 +140,19 @@ def test_dequantizing_in_place_equals_dequantize_into_a_float32_slice(block, sym
     assert x.numel() > 2 * ADDCMUL_CHUNK   # several chunks
     qparams = choose_qparams(x, 4, block, symmetric=symmetric)
     codes = quantize(x, qparams)
-    expected = dequantize(codes, qparams, torch.float32)
-    if not symmetric:   # one rounding, as torch.addcmul and the Triton kernels' fma
-        scale = qparams.scale.float().repeat_interleave(block[1], 1).repeat_interleave(block[2], 2)
-        zero = qparams.zero.float().repeat_interleave(block[1], 1).repeat_interleave(block[2], 2)
-        assert torch.equal(expected, torch.addcmul(zero.repeat_interleave(block[3], 3), codes.float(),
-                                                   scale.repeat_interleave(block[3], 3)))
+    scale = qparams.scale.float().repeat_interleave(block[1], 1).repeat_interleave(block[2], 2) \
+        .repeat_interleave(block[3], 3)
+    if symmetric:   # into float32: q·scale − 2^(b−1)·scale, as the Triton kernels
+        expected = codes.float() * scale - scale * 8
+    else:           # one rounding, as torch.addcmul and the Triton kernels' fma
+        zero = qparams.zero.float().repeat_interleave(block[1], 1).repeat_interleave(block[2], 2) \
+            .repeat_interleave(block[3], 3)
+        expected = torch.addcmul(zero, codes.float(), scale)
+        assert torch.equal(dequantize(codes, qparams, torch.float32), expected)
     target = torch.zeros(2, 3, 12 * 1024 + 5, 16)[:, :, 2:-3]
     sliced = torch.zeros_like(target)
     dequantize(codes, qparams, out=sliced)
-    assert torch.equal(dequantize_in_place(target.copy_(codes), qparams), sliced)
-    if not symmetric:
-        assert torch.equal(sliced, expected)
+    assert torch.equal(sliced, expected)
+    assert torch.equal(dequantize_in_place(target.copy_(codes), qparams), expected)
+    empty = torch.zeros(2, 3, 0, 16)   # a stream with no compressed token yet
+    assert dequantize_in_place(empty, QParams(torch.zeros(2, 3, 0, 1), torch.zeros(2, 3, 0, 1), 4, (1, 1, 1, 16))) is empty

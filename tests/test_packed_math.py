@@ -54,8 +54,10 @@ def test_a_wrong_scale_or_zero_changes_the_result():
 
 def test_shapes_that_do_not_match_the_cache_are_refused():
     codes, qparams = packed_block(LAYOUTS["token"], 4, False, torch.Generator().manual_seed(2))
-    with pytest.raises(ValueError, match=r"invalid query shape=\(2, 6, 16\): expected \[batch, a multiple of heads=4"):
+    with pytest.raises(ValueError, match=r"invalid query shape=\(2, 6, 16\): expected \[batch=2, a multiple of heads=4"):
         packed_scores(torch.randn(2, 6, 16), codes, qparams)
+    with pytest.raises(ValueError, match=r"invalid query shape=\(3, 4, 16\): expected \[batch=2"):
+        packed_scores(torch.randn(3, 4, 16), codes, qparams)
     with pytest.raises(ValueError, match=r"invalid weights shape=\(2, 4, 23\).*tokens=24"):
         packed_weighted_sum(torch.rand(2, 4, 23), codes, qparams)
 

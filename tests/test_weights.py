@@ -214,6 +214,19 @@ def test_a_part_without_linear_layers_is_named_not_left_float():
         quantize_model(model, WeightQuantSpec.from_id("w4-rtn-vision-projector"))
 
 
+def test_skip_words_that_empty_a_part_are_named_as_the_reason(tiny_llava):
+    with pytest.raises(ValueError, match=r"no nn.Linear layer to quantize \(looked in its parts \['vision'\], "
+                                         r"skipping names containing \['layers'\]\)"):
+        quantize_model(tiny_llava(), WeightQuantSpec.from_id("w4-rtn-vision"), skip=("layers",))
+
+
+def test_a_layer_selection_needs_the_language_model_among_the_targets(tiny_llava):
+    from quant.layers import LayerSelection
+
+    with pytest.raises(ValueError, match=r"layers='0': w4-rtn-vision does not quantize the language model"):
+        quantize_model(tiny_llava(), WeightQuantSpec.from_id("w4-rtn-vision"), layers=LayerSelection("0"))
+
+
 def test_a_part_the_model_does_not_have_is_named():
     with pytest.raises(ValueError, match=r"LlamaForCausalLM: no vision module \(looked for modules named "
                                          r"vision_tower, visual, vision_model\); its weights can take targets "

@@ -30,6 +30,12 @@ class Setting:
             if not rest.is_float and layers is None:
                 raise ValueError(f"invalid {name} spec for the other layers ({rest.id}): it needs a layer selection "
                                  f"for the first spec (e.g. {'w2-rtn@0-3+w4-rtn' if name == 'weight' else 'kv2-uniform@0-3+kv4-uniform'})")
+        if self.weight_layers is not None and "language" not in self.weights.targets:
+            raise ValueError(f"invalid weight layers={self.weight_layers.text!r} for {self.weights.id}: a layer selection "
+                             "picks decoder layers of the language model, which this spec does not quantize")
+        if not self.weights_rest.is_float and self.weights_rest.targets != self.weights.targets:
+            raise ValueError(f"invalid weight spec for the other layers ({self.weights_rest.id}): it must quantize the "
+                             f"same parts as {self.weights.id} ({', '.join(self.weights.targets)})")
 
     @property
     def weights_id(self) -> str:
@@ -139,16 +145,22 @@ def with_layers(settings: list[Setting], kv_layers: str | None = None, weight_la
     (``layer_count`` decoder layers; the unrestricted setting stays, as the reference)."""
     kv_sel = LayerSelection(kv_layers) if kv_layers else None
     weight_sel = LayerSelection(weight_layers) if weight_layers else None
-    out = [Setting(s.weights, s.kv, None if s.weights.is_float else weight_sel, None if s.kv.is_float else kv_sel)
-           for s in settings]
+    out = [Setting(s.weights, s.kv, weight_sel if _layered_weights(s.weights) else None,
+                   None if s.kv.is_float else kv_sel) for s in settings]
     if sweep:
         if layer_count is None:
             raise ValueError("--lvlm-layer-sweep needs the model's number of decoder layers")
         for setting in list(out):
             for block in ([] if setting.is_baseline else blocks(layer_count, sweep)):
-                out.append(Setting(setting.weights, setting.kv, None if setting.weights.is_float else block,
-                                   None if setting.kv.is_float else block))
+                if _layered_weights(setting.weights) or not setting.kv.is_float:
+                    out.append(Setting(setting.weights, setting.kv, block if _layered_weights(setting.weights) else None,
+                                       None if setting.kv.is_float else block))
     return list(dict.fromkeys(out))
+
+
+def _layered_weights(spec: WeightQuantSpec) -> bool:
+    """Whether a layer selection applies to the spec: it quantizes the language model's decoder layers."""
+    return not spec.is_float and "language" in spec.targets
 
 
 def with_weight_targets(settings: list[Setting], targets: str | None) -> list[Setting]:

@@ -41,7 +41,8 @@ def without_padding(inputs, rows: list[int]):
     """The processor's batch restricted to ``rows`` of one real length, its left padding cut off
     every per-token tensor (integer tensors shaped like ``input_ids``: the attention mask, the token-type
     ids some families' processors return, e.g. Qwen2-VL's ``mm_token_type_ids``, Gemma 3's
-    ``token_type_ids``, which must stay aligned with the ids)."""
+    ``token_type_ids``, which must stay aligned with the ids). Pixel tensors are selected by row;
+    Qwen2-VL's flat patches ``[patches, ...]`` (rows counted by ``image_grid_thw``) are not split yet."""
     batch, length = inputs["input_ids"].shape
     index = torch.tensor(rows, device=inputs["input_ids"].device)
     part = {key: value.index_select(0, index.to(value.device))
