@@ -63,22 +63,23 @@ def timed_generate(model, prompt, make_cache, new_tokens: int) -> tuple[float, i
 
 
 def candidates(model, packed_model, specs: list[str]) -> dict[str, tuple]:
-    """name -> (model, cache factory, bits of the QuantizedCache row to compare with)."""
+    """name -> (model, cache factory, name of the QuantizedCache row at the same bits, or None)."""
     config = model.config
     rows = {"DynamicCache (fp32)": (model, lambda: DynamicCache(config=config), None)}
+    quanto = {bits: f"transformers QuantizedCache quanto {bits}-bit (g64, r128)" for bits in (4, 2)}
     try:
         import optimum.quanto  # noqa: F401
 
-        for bits in (4, 2):
-            rows[f"transformers QuantizedCache quanto {bits}-bit (g64, r128)"] = (
-                model, lambda b=bits: QuantizedCache("quanto", config, nbits=b), None)
+        for bits, name in quanto.items():
+            rows[name] = (model, lambda b=bits: QuantizedCache("quanto", config, nbits=b), None)
     except ImportError:
         print("optimum-quanto is not installed: transformers' QuantizedCache rows skipped (pip install -e '.[perf]')")
     for spec_id in specs:
         spec = KVQuantSpec.from_id(spec_id)
-        rows[f"ours {spec_id}"] = (model, lambda s=spec: QuantizedKVCache(s, config), spec.bits)
+        reference = quanto.get(spec.bits)
+        rows[f"ours {spec_id}"] = (model, lambda s=spec: QuantizedKVCache(s, config), reference)
         rows[f"ours {spec_id}, packed attention"] = (
-            packed_model, lambda s=spec: QuantizedKVCache(s, packed_model.config), spec.bits)
+            packed_model, lambda s=spec: QuantizedKVCache(s, packed_model.config), reference)
     return rows
 
 
@@ -98,8 +99,7 @@ def table(rows: dict[str, tuple], results: dict[str, tuple[float, int]]) -> str:
     base_step, base_size = results["DynamicCache (fp32)"]
     lines = []
     for name, (step, size) in results.items():
-        bits = rows[name][2]
-        reference = results.get(f"transformers QuantizedCache quanto {bits}-bit (g64, r128)")
+        reference = results.get(rows[name][2])
         lines.append([name, f"{step * 1e3:.2f}", f"{step / base_step:.2f}",
                       "" if reference is None else f"{step / reference[0]:.2f}",
                       f"{size / 2**20:.2f}", f"{size / base_size:.3f}"])
