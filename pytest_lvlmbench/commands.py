@@ -51,10 +51,10 @@ JUDGE_PRESENT = _AnyJudge()
 
 
 def model_table() -> str:
-    """One row per model alias: where it comes from, its architecture, whether it is here."""
+    """One row per model alias: where it comes from, its architecture, what to download, whether it is here."""
     rows = [[alias, *describe_model(alias)] for alias in ALIASES]
     return ("lvlmbench models (--model takes an alias, a local directory or a hub id)\n"
-            + tabulate(rows, headers=["alias", "source", "architecture", "available here"]))
+            + tabulate(rows, headers=["alias", "source", "architecture", "download", "available here"]))
 
 
 def run_command(options, verbose: bool = False) -> int:

@@ -12,7 +12,8 @@ from pytest_lvlmbench.core.options import Options
 from pytest_lvlmbench.analysis.published import PUBLISHED, check_published
 from pytest_lvlmbench.core.records import Record
 from pytest_lvlmbench.engine.reruns import attach_published
-from pytest_lvlmbench.engine.session import Session, batches, complete_processor
+from pytest_lvlmbench.engine.families import complete_processor
+from pytest_lvlmbench.engine.session import Session, batches
 from pytest_lvlmbench.core.settings import BASELINE, settings_from_options
 from random_llava import build_random_llava
 

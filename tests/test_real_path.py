@@ -14,7 +14,7 @@ import pytest
 
 from dataset_fixtures import write_all, write_dataset
 from pytest_lvlmbench.tasks import TASKS
-from random_llava import build_random_llavas
+from random_llava import build_random_llavas, stop_early
 
 REAL_TASKS = sorted(name for name, task in TASKS.items() if task.dataset != "shapes world (generated)")
 JUDGED = {"mmvet", "mmvet_knowledge", "mmvet_generation", "mmvet_spatial"}
@@ -51,16 +51,6 @@ def judge_url():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
-
-
-def stop_early(model_dir) -> None:
-    """Make every 16th token an end of sequence: random weights never choose EOS, so without this each
-    answer runs to its task's max_new_tokens (1,024 for MM-Vet) and the test to many minutes."""
-    path = model_dir / "generation_config.json"
-    config = json.loads(path.read_text())
-    config["eos_token_id"] = list(range(2, json.loads((model_dir / "config.json").read_text())["text_config"]
-                                        ["vocab_size"], 16))
-    path.write_text(json.dumps(config))
 
 
 @pytest.fixture(scope="module")

@@ -37,21 +37,50 @@ def equal_length_rows(attention_mask: torch.Tensor) -> list[list[int]]:
     return list(groups.values())
 
 
-def without_padding(inputs, rows: list[int]):
+def image_token_id(config) -> int | None:
+    """The id of the token each image's embeddings replace (its name differs between families)."""
+    for name in ("image_token_id", "image_token_index"):
+        value = getattr(config, name, None)
+        if value is not None:
+            return int(value)
+    return None
+
+
+def without_padding(inputs, rows: list[int], image_token: int | None = None):
     """The processor's batch restricted to ``rows`` of one real length, its left padding cut off
     every per-token tensor (integer tensors shaped like ``input_ids``: the attention mask, the token-type
     ids some families' processors return, e.g. Qwen2-VL's ``mm_token_type_ids``, Gemma 3's
-    ``token_type_ids``, which must stay aligned with the ids). Pixel tensors are selected by row;
-    Qwen2-VL's flat patches ``[patches, ...]`` (rows counted by ``image_grid_thw``) are not split yet."""
+    ``token_type_ids``, which must stay aligned with the ids). Tensors with a row per sequence are
+    selected by row; flat image tensors (Qwen2-VL's patches ``[patches, ...]``, InternVL's tiles
+    ``[tiles, 3, H, W]``) are split in proportion to each row's count of ``image_token``, since a row's
+    patches or tiles each give it the same number of image tokens."""
     batch, length = inputs["input_ids"].shape
     index = torch.tensor(rows, device=inputs["input_ids"].device)
-    part = {key: value.index_select(0, index.to(value.device))
-            if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == batch else value
-            for key, value in inputs.items()}
+    tokens = (inputs["input_ids"] == image_token).sum(dim=1).tolist() if image_token is not None else None
+    part = {}
+    for key, value in inputs.items():
+        if not isinstance(value, torch.Tensor) or not value.dim():
+            part[key] = value
+        elif value.shape[0] == batch:
+            part[key] = value.index_select(0, index.to(value.device))
+        else:
+            part[key] = _flat_rows(key, value, tokens, rows)
     pad = length - int(part["attention_mask"][0].sum())
     per_token = [key for key, value in inputs.items() if isinstance(value, torch.Tensor)
                  and not value.is_floating_point() and tuple(value.shape) == (batch, length)]
     return {**part, **{key: part[key][:, pad:] for key in per_token}}
+
+
+def _flat_rows(key: str, value: torch.Tensor, tokens: list[int] | None, rows: list[int]) -> torch.Tensor:
+    """The slices of a flat image tensor that belong to ``rows`` (see :func:`without_padding`)."""
+    total = sum(tokens or ())
+    if not total or any((value.shape[0] * count) % total for count in tokens):
+        raise ValueError(f"without_padding: cannot split {key} {list(value.shape)} over a batch whose rows hold "
+                         f"{tokens} image tokens")
+    starts = [0]
+    for count in tokens:
+        starts.append(starts[-1] + value.shape[0] * count // total)
+    return torch.cat([value[starts[row]:starts[row + 1]] for row in rows])
 
 
 def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuantSpec, max_new_tokens: int,
@@ -65,7 +94,7 @@ def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuan
     ``clock`` (the report's roofline) times the decode steps and the KV bytes they read."""
     if any(image is None for image in images) and not all(image is None for image in images):
         raise ValueError("generate_batch: a batch mixes questions with and without an image; group them")
-    pictures = None if images and images[0] is None else images
+    pictures = None if images and images[0] is None else [[image] for image in images]   # one per prompt
     inputs = processor(images=pictures, text=prompts, return_tensors="pt", padding=True).to(device)
     if dtype is not None and "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
@@ -73,7 +102,7 @@ def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuan
     if mask is not None and token_anchored(kv_spec, kv_rest) and not bool(mask.all()):
         answers: list[Generated | None] = [None] * mask.shape[0]
         for rows in equal_length_rows(mask):
-            part = without_padding(inputs, rows)
+            part = without_padding(inputs, rows, image_token_id(model.config))
             for row, generated in zip(rows, _generate(model, processor, part, kv_spec, max_new_tokens,
                                                       kv_layers, kv_rest, clock)):
                 answers[row] = generated

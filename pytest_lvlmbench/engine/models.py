@@ -1,8 +1,7 @@
 """Model registry: aliases, local directories and the embedded zoo, resolved before any weight loads.
 
-Only LLaVA-family architectures are accepted (LlavaForConditionalGeneration and
-LlavaNextForConditionalGeneration), safetensors only, and never remote code unless the user
-passes ``trust_remote_code`` explicitly.
+The architectures of :mod:`.families` are accepted (LLaVA, LLaVA-NeXT, LLaVA-OneVision, Qwen2-VL,
+Qwen2.5-VL, InternVL, Idefics3, SmolVLM, Gemma 3), safetensors only, and never remote code.
 """
 
 from __future__ import annotations
@@ -13,26 +12,54 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .families import Family, family_of
+
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
 MODELS_DIR = Path(__file__).parents[1] / "zoo" / "models"   # the embedded checkpoints
-ALIASES = {
-    "tiny": str(MODELS_DIR / "tiny"),
-    "tiny-next": str(MODELS_DIR / "tiny-next"),
-    "llava7b": "llava-hf/llava-1.5-7b-hf",
-    "llava13b": "llava-hf/llava-1.5-13b-hf",
-    "llava-next-7b": "llava-hf/llava-v1.6-vicuna-7b-hf",
-    "llava-next-mistral-7b": "llava-hf/llava-v1.6-mistral-7b-hf",
+EMBEDDED = ("tiny", "tiny-next")
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """A hub checkpoint with an alias: what it is and what a user downloads to run it."""
+
+    hub_id: str
+    architecture: str
+    params_billion: float   # the model card's size; the bf16 safetensors are about 2 bytes per parameter
+    note: str = ""
+
+    @property
+    def download(self) -> str:
+        return f"~{2 * self.params_billion:.0f} GB" + (f"; {self.note}" if self.note else "")
+
+
+HUB_MODELS = {
+    "llava7b": HubModel("llava-hf/llava-1.5-7b-hf", "LlavaForConditionalGeneration", 7.06),
+    "llava13b": HubModel("llava-hf/llava-1.5-13b-hf", "LlavaForConditionalGeneration", 13.35),
+    "llava-next-7b": HubModel("llava-hf/llava-v1.6-vicuna-7b-hf", "LlavaNextForConditionalGeneration", 7.06),
+    "llava-next-mistral-7b": HubModel("llava-hf/llava-v1.6-mistral-7b-hf", "LlavaNextForConditionalGeneration", 7.57),
+    "llava-ov-0.5b": HubModel("llava-hf/llava-onevision-qwen2-0.5b-ov-hf", "LlavaOnevisionForConditionalGeneration",
+                              0.89),
+    "llava-ov-7b": HubModel("llava-hf/llava-onevision-qwen2-7b-ov-hf", "LlavaOnevisionForConditionalGeneration", 8.03),
+    "qwen2-vl-2b": HubModel("Qwen/Qwen2-VL-2B-Instruct", "Qwen2VLForConditionalGeneration", 2.21),
+    "qwen2-vl-7b": HubModel("Qwen/Qwen2-VL-7B-Instruct", "Qwen2VLForConditionalGeneration", 8.29),
+    "qwen2.5-vl-3b": HubModel("Qwen/Qwen2.5-VL-3B-Instruct", "Qwen2_5_VLForConditionalGeneration", 3.75),
+    "qwen2.5-vl-7b": HubModel("Qwen/Qwen2.5-VL-7B-Instruct", "Qwen2_5_VLForConditionalGeneration", 8.29),
+    "internvl3-1b": HubModel("OpenGVLab/InternVL3-1B-hf", "InternVLForConditionalGeneration", 0.94),
+    "internvl3-2b": HubModel("OpenGVLab/InternVL3-2B-hf", "InternVLForConditionalGeneration", 2.09),
+    "internvl3-8b": HubModel("OpenGVLab/InternVL3-8B-hf", "InternVLForConditionalGeneration", 7.94),
+    "idefics3-8b": HubModel("HuggingFaceM4/Idefics3-8B-Llama3", "Idefics3ForConditionalGeneration", 8.46),
+    "smolvlm-2b": HubModel("HuggingFaceTB/SmolVLM-Instruct", "SmolVLMForConditionalGeneration", 2.25),
+    "smolvlm2-2b": HubModel("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "SmolVLMForConditionalGeneration", 2.25),
+    "gemma3-4b": HubModel("google/gemma-3-4b-it", "Gemma3ForConditionalGeneration", 4.3,
+                          "gated: accept Google's license on the hub first, then log in (huggingface-cli login)"),
 }
-LLAVA_ARCHITECTURES = ("LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration")
-HUB_ARCHITECTURES = {  # what the hub aliases are, without reaching the hub
-    "llava-hf/llava-1.5-7b-hf": "LlavaForConditionalGeneration",
-    "llava-hf/llava-1.5-13b-hf": "LlavaForConditionalGeneration",
-    "llava-hf/llava-v1.6-vicuna-7b-hf": "LlavaNextForConditionalGeneration",
-    "llava-hf/llava-v1.6-mistral-7b-hf": "LlavaNextForConditionalGeneration",
-}
+ALIASES = {**{name: str(MODELS_DIR / name) for name in EMBEDDED},
+           **{alias: model.hub_id for alias, model in HUB_MODELS.items()}}
+HUB_ARCHITECTURES = {model.hub_id: model.architecture for model in HUB_MODELS.values()}
 
 
 @dataclass(frozen=True)
@@ -80,7 +107,7 @@ def read_config(name: str, path: Path) -> dict:
 
 
 def check_local_model(name: str, path: Path) -> None:
-    """A local checkpoint we are willing to load: a LLaVA-family config that asks for no remote code,
+    """A local checkpoint we are willing to load: a supported family's config that asks for no remote code,
     and complete safetensors weights (pickle weights are never loaded: unpickling runs code)."""
     config = read_config(name, path)
     check_architecture(name, config)
@@ -158,6 +185,15 @@ def check_hub_model(ref: ModelRef) -> None:
     check_architecture(ref.name, config)
 
 
+def model_family(ref: ModelRef) -> Family:
+    """The family of a resolved model, from its config.json (a hub id's is cached: checked at configure)."""
+    if ref.is_local:
+        return family_of(ref.name, read_config(ref.name, Path(ref.source)))
+    from huggingface_hub import hf_hub_download
+
+    return family_of(ref.name, read_config(ref.name, Path(hf_hub_download(ref.source, "config.json")).parent))
+
+
 MISMATCHES_SHOWN = 3   # tensors named in a config/weights mismatch error; the rest are counted
 
 
@@ -185,23 +221,21 @@ def load_pretrained(ref: ModelRef, dtype: torch.dtype) -> PreTrainedModel:
     return model
 
 
-def check_architecture(name: str, config: dict) -> None:
-    architectures = config.get("architectures") or []
-    if not any(a in LLAVA_ARCHITECTURES for a in architectures):
-        raise ValueError(f"model {name!r} is {architectures or 'of unknown architecture'}, not LLaVA-family: "
-                         f"supported are {LLAVA_ARCHITECTURES}")
+def check_architecture(name: str, config: dict) -> Family:
+    """The checkpoint's family (:mod:`.families`); an architecture the suite does not run is a ValueError."""
+    return family_of(name, config)
 
 
-def describe_model(name: str) -> tuple[str, str, str]:
-    """(source, architecture, whether it is available here) of an alias, local directory or hub id."""
+def describe_model(name: str) -> tuple[str, str, str, str]:
+    """(source, architecture, download, whether it is available here) of an alias, local directory or hub id."""
     ref = resolve_model(name)
     if ref.is_local:
         architectures = json.loads((Path(ref.source) / "config.json").read_text()).get("architectures") or ["?"]
-        return ref.source, ", ".join(architectures), "yes (local)"
+        return ref.source, ", ".join(architectures), "embedded" if name in EMBEDDED else "local", "yes (local)"
     from huggingface_hub import try_to_load_from_cache
 
+    hub = next((model for model in HUB_MODELS.values() if model.hub_id == ref.source), None)
     cached = isinstance(try_to_load_from_cache(ref.source, "config.json"), str)
-    return (ref.source, HUB_ARCHITECTURES.get(ref.source, "? (read from the hub at load time)"),
-            "yes (in the Hugging Face cache)" if cached else "no: not in the Hugging Face cache; "
-            f"huggingface-cli download {ref.source}")
-
+    return (ref.source, hub.architecture if hub else "? (read from the hub at load time)",
+            hub.download if hub else "?",
+            "yes (in the Hugging Face cache)" if cached else f"no: huggingface-cli download {ref.source}")

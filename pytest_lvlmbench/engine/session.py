@@ -28,7 +28,8 @@ from ..tasks.data import DatasetUnavailable
 from .generation import generate_batch
 from .roofline import DecodeClock, copy_bandwidth, decode_weight_bytes, roofline
 from .judges import scorers_from_options
-from .models import ModelRef, load_pretrained, resolve_model
+from .families import Family, load_processor, render_prompt
+from .models import ModelRef, load_pretrained, model_family, resolve_model
 from ..analysis.subgroups import subgroup_flips
 from ..core.options import Options, dtype_name
 from ..core.records import Record, Results
@@ -59,20 +60,6 @@ def batches(todo: Sequence[int], with_image: Sequence[bool], size: int) -> Itera
             done += len(group[begin:begin + size])
 
 
-def complete_processor(processor, source: str):
-    """Fill what an older llava-hf snapshot's processor lacks from the model config: without
-    ``processor_config.json`` its ``patch_size`` is None and it fails on the first image."""
-    if getattr(processor, "patch_size", 0) is None:
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(source)
-        processor.patch_size = config.vision_config.patch_size
-        processor.vision_feature_select_strategy = config.vision_feature_select_strategy
-        if getattr(processor, "num_additional_image_tokens", None) in (None, 0):
-            processor.num_additional_image_tokens = 1   # CLIP's class token, dropped by the "default" strategy
-    return processor
-
-
 class Session:
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -87,6 +74,7 @@ class Session:
         self._load_errors: dict[tuple[str, str], Exception] = {}
         self._weight_summaries: dict[tuple[str, str], QuantizationSummary] = {}   # measured when a model is built
         self._processors: dict[str, object] = {}
+        self._families: dict[str, Family] = {}
         self._fingerprints: dict[str, str] = {}
         self.cache = GenerationCache(options.generations_path)
         self.scorers = scorers_from_options(options.judge_url, options.judge_model, options.toxicity_model,
@@ -95,11 +83,14 @@ class Session:
     # ------------------------------------------------------------ models
     def processor(self, name: str):
         if name not in self._processors:
-            from transformers import AutoProcessor
-
-            self._processors[name] = complete_processor(AutoProcessor.from_pretrained(self.refs[name].source),
-                                                        self.refs[name].source)
+            self._processors[name] = load_processor(self.refs[name].source, self.family(name))
         return self._processors[name]
+
+    def family(self, name: str) -> Family:
+        """The model's family (:mod:`.families`): which processor it needs and whose task prompts apply."""
+        if name not in self._families:
+            self._families[name] = model_family(self.refs[name])
+        return self._families[name]
 
     def model(self, name: str, setting: Setting):
         """The float model once per name; a weight-quantized model once per (name, weight spec)."""
@@ -188,9 +179,7 @@ class Session:
 
     def prompt(self, name: str, question: str, with_image: bool = True) -> str:
         """The question in the checkpoint's own chat template (an image part first, as LLaVA's evals)."""
-        parts = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": question}]
-        return self.processor(name).apply_chat_template([{"role": "user", "content": parts}],
-                                                        add_generation_prompt=True)
+        return render_prompt(self.processor(name), question, with_image)
 
     def prompts(self, name: str, task: Task, items) -> list[str]:
         """The chat-template prompt of each item: the task's question text in the model's template."""
