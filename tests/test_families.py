@@ -72,7 +72,7 @@ def test_an_unsupported_architecture_is_refused_naming_every_supported_family(tm
     with pytest.raises(ValueError, match=r"\['GPT2LMHeadModel'\].*does not run.*Qwen2VLForConditionalGeneration "
                                          r"\(qwen2-vl\).*Gemma3ForConditionalGeneration \(gemma3\)"):
         family_of("gpt", {"architectures": ["GPT2LMHeadModel"]})
-    assert family_of("x", {"architectures": ["SmolVLMForConditionalGeneration"]}).prompts == "idefics3"
+    assert family_of("x", {"architectures": ["SmolVLMForConditionalGeneration"]}).prompts == "vlmevalkit-idefics"
     assert set(RECIPES[f].architecture for f in FAMILIES) <= set(ARCHITECTURES)
 
 

@@ -43,6 +43,20 @@ def test_mmvet_is_compared_only_when_judged_by_the_published_judge_and_next_text
     assert all(s.tasks != ("vizwiz_vqa",) for s in PUBLISHED)   # test-dev numbers: not comparable with val
 
 
+def test_other_families_mme_is_the_published_sum_and_their_mmvet_needs_their_judge():
+    qwen = "Qwen/Qwen2-VL-7B-Instruct"
+    perception = {"mme_perception": {"perception_score": 1700.0}}
+    assert check_published(qwen, "mme_perception", perception, 0.03) == []   # waits for cognition
+    (mme,) = check_published(qwen, "mme_cognition", {**perception, "mme_cognition": {"cognition_score": 600.0}}, 0.03)
+    assert mme.measured == 2300.0 and mme.published == 2326.8 and not mme.drifted and mme.metric == "mme_sum"
+    scores = {"mmvet": {"mmvet_total": 60.0}}
+    assert check_published(qwen, "mmvet", scores, 0.03, judge="gpt-4-0613 at https://api.openai.com/v1") == []
+    (mmvet,) = check_published(qwen, "mmvet", scores, 0.03, judge="gpt-4-turbo at https://api.openai.com/v1")
+    assert mmvet.published == 62.0 and "2409.12191" in mmvet.source
+    (textvqa,) = check_published(qwen, "textvqa_ocr_free", {"textvqa_ocr_free": {"vqa_accuracy": 0.84}}, 0.03)
+    assert textvqa.published == pytest.approx(0.843)
+
+
 def record(task: str, **metrics) -> Record:
     return Record("llava7b", BASELINE.id, task, "visual_reasoning", "accuracy", metrics, [])
 

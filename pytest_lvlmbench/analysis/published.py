@@ -12,6 +12,14 @@ have none, see /docs of this repo) — llava-hf conversions may differ slightly,
 Not listed, on purpose: VizWiz (published on test-dev; the suite scores val), HallusionBench (the
 published "LLaVA-1.5" row does not say which size), MME cognition and COCO captions of LLaVA-1.5
 (never published), and MM-Vet whenever the judge is not gpt-4-0613 (the table's judge).
+
+Other families (:data:`FAMILY_SCORES`; research notes in docs/dev/family-prompts-baselines.md): Qwen2-VL
+from its technical report (arXiv 2409.12191, image-benchmark table; the QwenLM/Qwen2-VL README gives the
+same values), Qwen2.5-VL and SmolVLM from their model cards (read in copies of the cards; the hub is
+unreachable here). Their TextVQA is val without OCR tokens (``textvqa_ocr_free``), their MME one sum of
+perception and cognition, their MM-Vet judged by GPT-4-Turbo. Not listed: HallusionBench "avg" (the
+cards do not define it), Gemma 3's TextVQA (split not stated), and the families whose tables could not be
+read (LLaVA-OneVision, InternVL3, Idefics3, SmolVLM2).
 """
 
 from __future__ import annotations
@@ -28,15 +36,23 @@ class PublishedScore:
     """A published FP16 score: ``metric`` averaged over ``tasks`` (POPE's number is the mean F1 of its
     three splits), in the suite's units (shares in [0, 1], MME and MM-Vet in their own points)."""
 
-    model: str            # hub id of the llava-hf checkpoint
+    model: str            # hub id of the checkpoint
     tasks: tuple[str, ...]
     metric: str
     value: float
     source: str = MODEL_ZOO
+    judge: str = PUBLISHED_JUDGE   # MM-Vet: the judge the number was graded by
+    total: bool = False            # the sum over the tasks (MME's perception + cognition), not the mean
+    task_metrics: tuple[str, ...] = ()   # a metric per task where they differ (the sum's parts)
 
     @property
     def judged(self) -> bool:
         return self.metric.startswith("mmvet_")
+
+    def measured(self, baselines: Mapping[str, Mapping[str, float]]) -> float:
+        """The number the publication reports, from the full FP16 baselines of its tasks."""
+        values = [baselines[t][m] for t, m in zip(self.tasks, self.task_metrics or (self.metric,) * len(self.tasks))]
+        return sum(values) if self.total else sum(values) / len(values)
 
 
 POPE_TASKS = ("pope_adversarial", "pope_popular", "pope_random")
@@ -58,9 +74,30 @@ def _tasks(model: str, tasks: tuple[str, ...]) -> tuple[str, ...]:
     return ("textvqa_ocr_free",) if tasks == ("textvqa",) and model in _OCR_FREE_TEXTVQA else tasks
 
 
+QWEN2_VL_REPORT = "Qwen2-VL technical report (arXiv 2409.12191), image benchmarks table"
+QWEN25_VL_CARD = "Qwen/Qwen2.5-VL-7B-Instruct model card, image benchmark table"
+MME_SUM = dict(tasks=("mme_perception", "mme_cognition"), metric="mme_sum", total=True,
+               task_metrics=("perception_score", "cognition_score"))
+TURBO = "gpt-4-turbo"
+FAMILY_SCORES = (
+    PublishedScore("Qwen/Qwen2-VL-2B-Instruct", ("textvqa_ocr_free",), "vqa_accuracy", 0.797, QWEN2_VL_REPORT),
+    PublishedScore("Qwen/Qwen2-VL-7B-Instruct", ("textvqa_ocr_free",), "vqa_accuracy", 0.843, QWEN2_VL_REPORT),
+    PublishedScore(value=1872.0, model="Qwen/Qwen2-VL-2B-Instruct", source=QWEN2_VL_REPORT, **MME_SUM),
+    PublishedScore(value=2326.8, model="Qwen/Qwen2-VL-7B-Instruct", source=QWEN2_VL_REPORT, **MME_SUM),
+    PublishedScore("Qwen/Qwen2-VL-2B-Instruct", ("mmvet",), "mmvet_total", 49.5, QWEN2_VL_REPORT, TURBO),
+    PublishedScore("Qwen/Qwen2-VL-7B-Instruct", ("mmvet",), "mmvet_total", 62.0, QWEN2_VL_REPORT, TURBO),
+    PublishedScore("Qwen/Qwen2.5-VL-7B-Instruct", ("textvqa_ocr_free",), "vqa_accuracy", 0.849, QWEN25_VL_CARD),
+    PublishedScore("Qwen/Qwen2.5-VL-7B-Instruct", ("mmvet",), "mmvet_total", 67.1, QWEN25_VL_CARD, TURBO),
+    PublishedScore(value=2347.0, model="Qwen/Qwen2.5-VL-7B-Instruct", **MME_SUM,
+                   source="Qwen/Qwen2.5-Omni-7B model card, image-to-text table, column Qwen2.5-VL-7B"),
+    PublishedScore("Qwen/Qwen2.5-VL-3B-Instruct", ("textvqa_ocr_free",), "vqa_accuracy", 0.793,
+                   "Qwen/Qwen2.5-VL-3B-Instruct model card, image benchmark table"),
+    PublishedScore("HuggingFaceTB/SmolVLM-Instruct", ("textvqa_ocr_free",), "vqa_accuracy", 0.727,
+                   "HuggingFaceTB/SmolVLM-Instruct model card, benchmarks table"),
+)
 PUBLISHED = tuple(PublishedScore(model, _tasks(model, tasks), metric, value * unit)
                   for model, row in _ROWS.items()
-                  for (tasks, metric, unit), value in zip(_COLUMNS, row) if value is not None)
+                  for (tasks, metric, unit), value in zip(_COLUMNS, row) if value is not None) + FAMILY_SCORES
 
 
 @dataclass(frozen=True)
@@ -106,13 +143,14 @@ def check_published(model_source: str, task: str, baselines: Mapping[str, Mappin
     for score in published_scores(model_source):
         if task not in score.tasks or not all(t in baselines for t in score.tasks):
             continue
-        if score.judged and not judge.startswith(PUBLISHED_JUDGE):
+        if score.judged and not judge.startswith(score.judge):
             continue
-        measured = sum(baselines[t][score.metric] for t in score.tasks) / len(score.tasks)
-        checks.append(PublishedCheck(score.tasks, score.metric, measured, score.value, tolerance, score.source))
+        checks.append(PublishedCheck(score.tasks, score.metric, score.measured(baselines), score.value, tolerance,
+                                     score.source))
     return checks
 
 
 def published_table() -> list[list[str]]:
     """Rows (model, GQA, SQA-IMG, TextVQA, POPE F1, MME P, MME C, MM-Vet) for the README and listings."""
     return [[model, *("–" if v is None else f"{v:g}" for v in row)] for model, row in _ROWS.items()]
+

@@ -26,6 +26,7 @@ class Record:
     predictions: list[str] = field(repr=False)
     items: list[str] = field(default_factory=list, repr=False)     # each prediction's item id
     prompts: list[str] = field(default_factory=list, repr=False)   # ... and the prompt the model was given
+    prompt_style: str = ""   # whose task prompts the model was asked with (tasks.prompts), as the report names it
     intervals: dict[str, list[float]] = field(default_factory=dict)   # 95% bootstrap CI per metric
     p_values: dict[str, float] = field(default_factory=dict)          # paired test vs the baseline
     samples: int = 0

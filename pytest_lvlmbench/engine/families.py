@@ -28,19 +28,19 @@ class Family:
     name: str
     architecture: str   # config.json's ``architectures`` entry
     processor: str      # transformers processor class, for building it from parts
-    prompts: str        # whose published task prompts apply (a key of tasks.prompts.PROMPT_STYLES)
+    prompts: str        # whose published task prompts apply (a key of tasks.prompts.STYLES)
 
 
 FAMILIES = (
     Family("llava", "LlavaForConditionalGeneration", "LlavaProcessor", "llava"),
     Family("llava-next", "LlavaNextForConditionalGeneration", "LlavaNextProcessor", "llava"),
-    Family("llava-onevision", "LlavaOnevisionForConditionalGeneration", "LlavaOnevisionProcessor", "llava-onevision"),
-    Family("qwen2-vl", "Qwen2VLForConditionalGeneration", "Qwen2VLProcessor", "qwen2-vl"),
-    Family("qwen2.5-vl", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor", "qwen2-vl"),
-    Family("internvl", "InternVLForConditionalGeneration", "InternVLProcessor", "internvl"),
-    Family("idefics3", "Idefics3ForConditionalGeneration", "Idefics3Processor", "idefics3"),
-    Family("smolvlm", "SmolVLMForConditionalGeneration", "SmolVLMProcessor", "idefics3"),
-    Family("gemma3", "Gemma3ForConditionalGeneration", "Gemma3Processor", "gemma3"),
+    Family("llava-onevision", "LlavaOnevisionForConditionalGeneration", "LlavaOnevisionProcessor", "lmms-eval"),
+    Family("qwen2-vl", "Qwen2VLForConditionalGeneration", "Qwen2VLProcessor", "vlmevalkit-qwen2-vl"),
+    Family("qwen2.5-vl", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor", "vlmevalkit"),
+    Family("internvl", "InternVLForConditionalGeneration", "InternVLProcessor", "vlmevalkit-internvl"),
+    Family("idefics3", "Idefics3ForConditionalGeneration", "Idefics3Processor", "vlmevalkit-idefics"),
+    Family("smolvlm", "SmolVLMForConditionalGeneration", "SmolVLMProcessor", "vlmevalkit-idefics"),
+    Family("gemma3", "Gemma3ForConditionalGeneration", "Gemma3Processor", "vlmevalkit"),
 )
 ARCHITECTURES = {family.architecture: family for family in FAMILIES}
 
@@ -91,7 +91,7 @@ def complete_processor(processor, source: str):
     return processor
 
 
-def _without_video(cls):
+def accepting_no_video(cls):
     """``cls`` accepting ``video_processor=None``: ProcessorMixin checks every attribute's class, and
     without torchvision the video processor base class is not importable to check against."""
     return type(cls.__name__, (cls,), {
@@ -117,7 +117,7 @@ def processor_from_parts(source: str, family: Family, error: Exception | None):
         kwargs = {key: value for key, value in settings.items() if key in accepted}
         if "video_processor" in inspect.signature(cls.__init__).parameters:
             kwargs["video_processor"] = None
-            cls = _without_video(cls)
+            cls = accepting_no_video(cls)
         return cls(image_processor=AutoImageProcessor.from_pretrained(source),
                    tokenizer=AutoTokenizer.from_pretrained(source), chat_template=template, **kwargs)
     except Exception as failure:

@@ -35,6 +35,7 @@ from ..core.options import Options, dtype_name
 from ..core.records import Record, Results
 from ..core.settings import BASELINE, Setting
 from ..tasks import Task, has_image
+from ..tasks.prompts import style_prompt
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
@@ -182,8 +183,10 @@ class Session:
         return render_prompt(self.processor(name), question, with_image)
 
     def prompts(self, name: str, task: Task, items) -> list[str]:
-        """The chat-template prompt of each item: the task's question text in the model's template."""
-        return [self.prompt(name, task.prompt(item), has_image(item)) for item in items]
+        """The chat-template prompt of each item: the task's question text, as the model family's published
+        evaluation words it (:mod:`..tasks.prompts`), in the model's template."""
+        style = self.family(name).prompts
+        return [self.prompt(name, style_prompt(task, item, style), has_image(item)) for item in items]
 
     # ------------------------------------------------------------ generation
     def evaluate(self, name: str, setting: Setting, task: Task, progress=None) -> Record:
@@ -246,7 +249,7 @@ class Session:
         return self.results.add(Record(
             name, setting.id, task.name, task.capability, task.primary,
             metrics={m: stat.value() for m, stat in statistics.items()}, predictions=predictions,
-            items=[str(item.id) for item in items], prompts=prompts,
+            items=[str(item.id) for item in items], prompts=prompts, prompt_style=self.family(name).prompts,
             intervals={m: list(self.interval(task.name, stat)) for m, stat in statistics.items()},
             p_values={m: c.p_change for m, c in comparisons.items()},
             paired={m: c.as_dict() for m, c in comparisons.items() if higher_is_better(m) is not None},

@@ -21,6 +21,7 @@ from ..analysis.subgroups import describe
 from ..analysis.published import PublishedCheck
 from ..core.records import Record, Results, flips
 from ..core.settings import BASELINE
+from ..tasks.prompts import describe_style
 
 SIGNIFICANCE = 0.05
 FEW_CLUSTERS = 30   # below this many independent units a task's cells carry † (intervals and tests rest on few)
@@ -272,6 +273,7 @@ def _footer(records: list[Record], verdict: dict) -> str:
     notes = [f"  {r.setting} {r.task} {metric}: {why}" for r in records for metric, why in r.notes.items()]
     judges = {r.task: r.judge for r in records if r.judge}
     calibrated = {r.setting: r.calibration for r in records if r.calibration}
+    styles = {r.model: r.prompt_style for r in records if r.prompt_style}
     published = [PublishedCheck(**{k: v for k, v in check.items() if k not in ("gap", "drifted")}).message()
                  for r in records for check in r.published]
     proofs = compression_notes(records)
@@ -283,7 +285,8 @@ def _footer(records: list[Record], verdict: dict) -> str:
                     f"weights {i['weights']:+.3f} + KV {i['kv']:+.3f}; interaction {i['value']:+.3f} "
                     f"[{i['low']:+.3f}, {i['high']:+.3f}]"
                     for r in records if (i := r.interaction.get(r.primary))]
-    return ("".join(f"\n{task} judged by: {judge}" for task, judge in judges.items())
+    return ("".join(f"\n{model} prompted with: {describe_style(style)}" for model, style in styles.items())
+            + "".join(f"\n{task} judged by: {judge}" for task, judge in judges.items())
             + "".join(f"\n{setting} calibrated on: {source}" for setting, source in calibrated.items())
             + ("\nFP16 baseline vs published (full datasets):\n" + "\n".join(f"  {m}" for m in published)
                if published else "")

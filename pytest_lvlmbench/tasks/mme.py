@@ -81,7 +81,8 @@ def mme_sample(row: dict) -> HubSample:
     if row["image"] is None:
         raise DatasetSchemaError(f"{MME}: question of {image!r} has no image in column 'image': re-download {REPO}")
     return HubSample(id=image, question=mme_question(row["question"]), references=(label,),
-                     meta={"category": row["category"], "image_id": image, "cluster": image},
+                     meta={"category": row["category"], "image_id": image, "cluster": image,
+                           "raw_question": str(row["question"]).strip()},
                      image_value=row["image"], source=REPO)
 
 

@@ -36,7 +36,7 @@ from typing import Iterator
 
 import torch
 
-from .build import VARIANTS, build_model, build_processor, prompt
+from .build import VARIANTS, build_model, build_processor, prompt, save_processor
 from ..tasks.shapes.world import training_conversation
 
 
@@ -45,30 +45,41 @@ from ..tasks.shapes.world import training_conversation
 # which length-bucketed batches and bfloat16 autocast win back: forward+backward on the same batches
 # 0.456 -> 0.311 s/step side by side; whole steps in the shipped runs 0.479 (3,600 steps) -> 0.365.
 SHIPPED_RECIPES = {"tiny": {"steps": 4600, "bucket": 1, "bf16": False, "ema_decay": 0.999},
-                   "tiny-next": {"steps": 4600, "bucket": 4, "bf16": True, "ema_decay": 0.0}}
+                   "tiny-next": {"steps": 4600, "bucket": 4, "bf16": True, "ema_decay": 0.0},
+                   "tiny-qwen": {"steps": 3000, "bucket": 4, "bf16": True, "ema_decay": 0.0}}
+# Words that open a user turn and an answer, per chat format; an answer runs to (and includes) its
+# end-of-turn token. Qwen2-VL's turns open with <|im_start|>, which belongs to no answer.
+TURN_WORDS = {"tiny": ("USER:", "ASSISTANT:"), "tiny-next": ("USER:", "ASSISTANT:"),
+              "tiny-qwen": ("user", "assistant")}
 
 
-def conversation_text(conversation: list[tuple[str, str]]) -> str:
-    """The LLaVA-1.5 multi-turn format: the image once, then USER/ASSISTANT turns."""
+def conversation_text(conversation: list[tuple[str, str]], variant: str = "tiny") -> str:
+    """The multi-turn format of the variant's chat template: the image once, then user/assistant turns."""
     (question, answer), *rest = conversation
+    if variant == "tiny-qwen":
+        return "".join([f"{prompt(question, variant)}{answer}<|im_end|>\n",
+                        *(f"<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>\n" for q, a in rest)])
     return " ".join([f"{prompt(question)} {answer} </s>", *(f"USER: {q} ASSISTANT: {a} </s>" for q, a in rest)])
 
 
-def training_batch(processor, conversations: list) -> dict[str, torch.Tensor]:
-    """Inputs with labels on the answer tokens only (each answer and its closing </s>)."""
-    batch = processor(images=[scene.image() for scene, _ in conversations],
-                      text=[conversation_text(turns) for _, turns in conversations], return_tensors="pt",
+def training_batch(processor, conversations: list, variant: str = "tiny") -> dict[str, torch.Tensor]:
+    """Inputs with labels on the answer tokens only (each answer and its end-of-turn token)."""
+    batch = processor(images=[[scene.image()] for scene, _ in conversations],
+                      text=[conversation_text(turns, variant) for _, turns in conversations], return_tensors="pt",
                       padding=True)
     ids, tokenizer = batch["input_ids"], processor.tokenizer
-    answer_open = ids == tokenizer.convert_tokens_to_ids("ASSISTANT:")
-    opened, asked = answer_open.cumsum(-1), (ids == tokenizer.convert_tokens_to_ids("USER:")).cumsum(-1)
+    user, assistant = (tokenizer.convert_tokens_to_ids(word) for word in TURN_WORDS[variant])
+    answer_open = ids == assistant
+    opened, asked = answer_open.cumsum(-1), (ids == user).cumsum(-1)
     in_answer = (opened == asked) & (opened > 0) & ~answer_open & (batch["attention_mask"] == 1)
+    if "<|im_start|>" in tokenizer.get_vocab():
+        in_answer &= ids != tokenizer.convert_tokens_to_ids("<|im_start|>")
     batch["labels"] = ids.masked_fill(~in_answer, -100)
     return dict(batch)
 
 
 def training_batches(processor, rng: random.Random, size: int, turns: int = 1,
-                     bucket: int = 1) -> Iterator[dict[str, torch.Tensor]]:
+                     bucket: int = 1, variant: str = "tiny") -> Iterator[dict[str, torch.Tensor]]:
     """Endless batches of fresh conversations. With ``bucket`` > 1, draws that many batches'
     conversations at once and batches them by length, shortest first: every sequence is padded to
     its batch's longest, and without grouping a quarter of the tokens computed are padding (about a
@@ -78,9 +89,9 @@ def training_batches(processor, rng: random.Random, size: int, turns: int = 1,
     while True:
         conversations = [training_conversation(rng, turns) for _ in range(size * bucket)]
         if bucket > 1:
-            conversations.sort(key=lambda c: len(conversation_text(c[1]).split()))
+            conversations.sort(key=lambda c: len(conversation_text(c[1], variant).split()))
         for start in range(0, size * bucket, size):
-            yield training_batch(processor, conversations[start:start + size])
+            yield training_batch(processor, conversations[start:start + size], variant)
 
 
 def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -106,7 +117,7 @@ def train(variant: str, steps: int, out: Path | None, *, batch_size: int = 64, p
                                    {"params": no_decay, "weight_decay": 0.0}], lr=peak_lr)
     params = dict(model.named_parameters())
     ema = {name: p.detach().clone() for name, p in params.items()} if ema_decay else {}
-    batches = training_batches(processor, random.Random(f"train-{seed}"), batch_size, turns, bucket)
+    batches = training_batches(processor, random.Random(f"train-{seed}"), batch_size, turns, bucket, variant)
     torch.manual_seed(seed)
     log: list[dict] = []
     start = time.perf_counter()
@@ -137,7 +148,7 @@ def train(variant: str, steps: int, out: Path | None, *, batch_size: int = 64, p
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out, safe_serialization=True)
-        processor.save_pretrained(out)
+        save_processor(processor, out)
         (out / "training.json").write_text(json.dumps(summary, indent=1))
     return summary
 
