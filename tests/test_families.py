@@ -68,6 +68,18 @@ def test_the_processors_that_want_a_video_processor_are_built_from_their_parts(c
         assert type(processor).__name__ == RECIPES[family].processor
 
 
+def test_a_processor_that_cannot_be_built_names_the_checkpoint_and_both_failures(checkpoints, tmp_path):
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed: AutoProcessor builds the processor")
+    broken = shutil.copytree(checkpoints["qwen2-vl"], tmp_path / "qwen")
+    (broken / "preprocessor_config.json").unlink()
+    with pytest.raises(ValueError, match=r"cannot build the Qwen2VLProcessor of .*qwen.*AutoProcessor failed first"):
+        load_processor(str(broken), ARCHITECTURES["Qwen2VLForConditionalGeneration"])
+
+
 def test_an_unsupported_architecture_is_refused_naming_every_supported_family(tmp_path):
     with pytest.raises(ValueError, match=r"\['GPT2LMHeadModel'\].*does not run.*Qwen2VLForConditionalGeneration "
                                          r"\(qwen2-vl\).*Gemma3ForConditionalGeneration \(gemma3\)"):

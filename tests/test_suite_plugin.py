@@ -242,9 +242,15 @@ def test_list_tasks_prints_the_registry_and_exits(pytester):
 def test_list_models_names_aliases_sources_and_architectures(pytester):
     result = pytester.runpytest_subprocess("--lvlm-list-models")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*tiny *zoo/models/tiny*LlavaForConditionalGeneration*yes (local)*",
+    result.stdout.fnmatch_lines(["*alias*source*architecture*download*available here*",
+                                 "*tiny *zoo/models/tiny*LlavaForConditionalGeneration*embedded*yes (local)*",
                                  "*tiny-next*LlavaNextForConditionalGeneration*",
-                                 "*llava7b*llava-hf/llava-1.5-7b-hf*LlavaForConditionalGeneration*"])
+                                 "*tiny-qwen*Qwen2VLForConditionalGeneration*embedded*",
+                                 "*llava7b*llava-hf/llava-1.5-7b-hf*LlavaForConditionalGeneration*~14 GB*"
+                                 "huggingface-cli download llava-hf/llava-1.5-7b-hf*",
+                                 "*qwen2.5-vl-7b*Qwen/Qwen2.5-VL-7B-Instruct*Qwen2_5_VLForConditionalGeneration*~17 GB*",
+                                 "*internvl3-8b*OpenGVLab/InternVL3-8B-hf*InternVLForConditionalGeneration*",
+                                 "*gemma3-4b*google/gemma-3-4b-it*Gemma3ForConditionalGeneration*gated*"])
 
 
 def test_a_task_from_an_included_module_registers_and_runs(pytester):

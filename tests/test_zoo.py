@@ -8,14 +8,15 @@ import sys
 import pytest
 import torch
 
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 
 from pytest_lvlmbench.core.records import worsening
 from pytest_lvlmbench.tasks import TASKS
 from pytest_lvlmbench.tasks.shapes import world
 from pytest_lvlmbench.tasks.shapes.tasks import SHAPES_TASKS
 from pytest_lvlmbench.tasks.shapes.world import evaluation_split
-from pytest_lvlmbench.engine.models import MODELS_DIR
+from pytest_lvlmbench.engine.families import load_processor
+from pytest_lvlmbench.engine.models import MODELS_DIR, model_family, resolve_model
 from pytest_lvlmbench.zoo import card as card_module
 from pytest_lvlmbench.zoo import train as train_module
 from pytest_lvlmbench.zoo.build import VARIANTS, build_model, build_processor, prompt
@@ -23,7 +24,9 @@ from pytest_lvlmbench.zoo.train import train, training_batches
 
 
 def load(path):
-    return AutoModelForImageTextToText.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
+    """As the suite loads it (tiny-qwen's processor is built from its parts where torchvision is missing)."""
+    ref = resolve_model(str(path))
+    return AutoModelForImageTextToText.from_pretrained(path).eval(), load_processor(ref.source, model_family(ref))
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
@@ -93,21 +96,22 @@ def test_shipped_files_are_small_safetensors_with_a_processor(shipped):
 
 
 def test_processor_and_config_agree_on_image_tokens(shipped):
-    _, model, processor, _ = shipped
+    variant, model, processor, _ = shipped
     item = evaluation_split("recognition", 2)[0]
-    inputs = processor(images=[item.image()], text=[prompt(item.question)], return_tensors="pt")
+    inputs = processor(images=[item.image()], text=[prompt(item.question, variant)], return_tensors="pt")
     with torch.no_grad():
         logits = model(**inputs).logits
     assert torch.isfinite(logits).all()
 
 
-def test_ten_training_steps_run_and_the_result_reloads(tmp_path):
-    summary = train("tiny-next", 10, tmp_path, batch_size=8, threads=1, log_every=5, bucket=2, bf16=True,
+@pytest.mark.parametrize("variant", ["tiny-next", "tiny-qwen"])
+def test_ten_training_steps_run_and_the_result_reloads(tmp_path, variant):
+    summary = train(variant, 10, tmp_path, batch_size=8, threads=1, log_every=5, bucket=2, bf16=True,
                     text_hidden=64, text_layers=1)
     assert summary["steps"] == 10 and len(summary["log"]) >= 2
     model, processor = load(tmp_path)
     item = evaluation_split("spatial", 1)[0]
-    inputs = processor(images=[item.image()], text=[prompt(item.question)], return_tensors="pt")
+    inputs = processor(images=[item.image()], text=[prompt(item.question, variant)], return_tensors="pt")
     out = model.generate(**inputs, max_new_tokens=3, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id)
     assert out.shape[1] == inputs["input_ids"].shape[1] + 3
 
@@ -158,13 +162,27 @@ def test_length_buckets_regroup_the_same_conversations_with_less_padding():
     assert lengths == sorted(lengths)
 
 
-def test_training_labels_cover_every_answer_and_nothing_else():
-    processor = build_processor("tiny")
-    batch = next(training_batches(processor, random.Random(0), 6, turns=3))
+@pytest.mark.parametrize("variant, end", [("tiny", "</s>"), ("tiny-qwen", "<|im_end|>")])
+def test_training_labels_cover_every_answer_and_nothing_else(variant, end):
+    processor = build_processor(variant)
+    batch = next(training_batches(processor, random.Random(0), 6, turns=3, variant=variant))
     conversations = [world.training_conversation(rng, 3)[1] for rng in [random.Random(0)] for _ in range(6)]
     for labels, conversation in zip(batch["labels"], conversations):
         supervised = processor.tokenizer.convert_ids_to_tokens(labels[labels >= 0].tolist())
-        assert supervised == " ".join(f"{a} </s>" for _, a in conversation).split()
+        assert supervised == " ".join(f"{a} {end}" for _, a in conversation).split()
+
+
+def test_tiny_qwens_training_text_is_what_its_chat_template_renders():
+    """The conversations it learns from are the ones Qwen2-VL's template writes, turn for turn."""
+    from pytest_lvlmbench.zoo.train import conversation_text
+
+    processor = build_processor("tiny-qwen")
+    turns = [("what color is the circle ?", "red"), ("where is the circle ?", "top left")]
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": turns[0][0]}]},
+                {"role": "assistant", "content": turns[0][1]}, {"role": "user", "content": turns[1][0]},
+                {"role": "assistant", "content": turns[1][1]}]
+    rendered = processor.tokenizer.apply_chat_template(messages, tokenize=False, chat_template=processor.chat_template)
+    assert conversation_text(turns, "tiny-qwen") == rendered
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

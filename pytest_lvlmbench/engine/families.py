@@ -68,7 +68,7 @@ def load_processor(source: str, family: Family):
 
     try:
         processor = AutoProcessor.from_pretrained(source)
-    except (ImportError, AttributeError, TypeError, ValueError) as error:
+    except (ImportError, AttributeError, TypeError, ValueError, OSError) as error:
         processor = processor_from_parts(source, family, error)
     else:
         if not isinstance(processor, ProcessorMixin):   # no processor config: AutoProcessor gave the tokenizer

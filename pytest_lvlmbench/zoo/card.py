@@ -36,6 +36,15 @@ SETTINGS = ["fp16", "kv8-uniform", "kv4-uniform", "kv2-uniform", "kv2-uniform-to
             "w4-group-g128", "w4-awq-g128", "w4-gptq-g128", "w3-outlier-s1-g128", "w2-group-g128", "w2-gptq-g128"]
 
 Results = dict[str, dict[str, dict[str, float]]]   # setting id -> task -> metric -> value
+ARCHITECTURES = {   # what the card says the model is made of
+    "LlavaForConditionalGeneration": "CLIP vision tower (48 px, 16 px patches, hidden 128, 3 layers), MLP projector, "
+                                     "Llama language model",
+    "LlavaNextForConditionalGeneration": "CLIP vision tower (48 px base image plus anyres tiles, 16 px patches, "
+                                         "hidden 128, 3 layers), MLP projector, image newlines, Llama language model",
+    "Qwen2VLForConditionalGeneration": "Qwen2-VL vision transformer (48 px, 8 px patches with 2-D rotary positions, "
+                                       "hidden 128, 3 layers), patch merger (2x2) as projector, Qwen2 language "
+                                       "model with multimodal RoPE",
+}
 
 
 def evaluate(model: str, settings: Sequence[str], limit: int, cache_dir: Path,
@@ -84,9 +93,9 @@ def write_card(variant: str, cache_dir: Path) -> dict:
         "(`pytest_lvlmbench/tasks/shapes/world.py`), for the lvlm-compress-bench test suite. Not a general model: "
         "it answers questions about 48x48 scenes of coloured shapes and simple person figures.", "",
         "## Model",
-        f"- {training['parameters']:,} parameters; CLIP vision tower (48 px, 16 px patches, hidden 128, 3 layers), "
-        f"MLP projector, Llama language model (hidden {text['hidden_size']}, {text['num_hidden_layers']} "
-        f"layers, {text['num_attention_heads']} heads of {text['hidden_size'] // text['num_attention_heads']}, "
+        f"- {training['parameters']:,} parameters; {ARCHITECTURES[card['architecture']]} (hidden "
+        f"{text['hidden_size']}, {text['num_hidden_layers']} layers, {text['num_attention_heads']} heads of "
+        f"{text['hidden_size'] // text['num_attention_heads']}, {text['num_key_value_heads']} KV heads, "
         f"word-level vocabulary of {text['vocab_size']}).",
         f"- Training: {training['steps']} steps of {training['batch_size']} fresh scenes "
         f"({training['turns']}-turn conversations"
@@ -109,9 +118,10 @@ def write_card(variant: str, cache_dir: Path) -> dict:
         "Metrics are those of the suite (`pytest --lvlm-list-tasks` lists them with their directions); the "
         "primary one is defined on each task.", "",
         "## Degradation (primary metric, delta vs fp16)",
-        "These prompts are short (about 25 tokens for tiny, 37 for tiny-next): KV specs with r128 keep "
-        "every token in full precision, and KIVI groups of 32 tokens quantize a prompt only once it holds a "
-        "whole group (tiny: never; tiny-next: the first 32 tokens).", "",
+        "These prompts are short (about 25 tokens for tiny, 37 for tiny-next, 32 for tiny-qwen): KV specs with "
+        "r128 keep every token in full precision, and KIVI groups of 32 tokens quantize a prompt only once it "
+        "holds a whole group (tiny: never; tiny-next: the first 32 tokens; tiny-qwen: those of its longer "
+        "prompts).", "",
         *degradation_table(results), "",
     ]
     (path / "README.md").write_text("\n".join(lines))
