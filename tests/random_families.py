@@ -103,6 +103,8 @@ QWEN_PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im
                "<|vision_start|><|image_pad|><|vision_end|>{text}<|im_end|>\n<|im_start|>assistant\n")
 QWEN_TEXT_ONLY = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{text}<|im_end|>\n"
                   "<|im_start|>assistant\n")
+# Idefics3 / SmolVLM: one 64 px image (real: 364 / 384 px tiles of a split image), 4 tokens after the 2x shuffle
+IDEFICS_IMAGES = {"size": {"longest_edge": 64}, "max_image_size": {"longest_edge": 64}, "do_image_splitting": False}
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 RECIPES = {
     "qwen2-vl": FamilyRecipe(
@@ -143,18 +145,14 @@ RECIPES = {
         "Idefics3ForConditionalGeneration", "Idefics3Processor", "Idefics3ImageProcessorPil", IDEFICS3_CHAT_TEMPLATE,
         ("<|begin_of_text|>", "<|end_of_text|>", "<fake_token_around_image>", "<image>", "<end_of_utterance>",
          "<global-img>"), "<|begin_of_text|>", "<end_of_utterance>", "<|end_of_text|>",
-        image_processor_kwargs={"size": {"longest_edge": 64}, "max_image_size": {"longest_edge": 64},
-                                "do_image_splitting": False},
-        processor_kwargs={"image_seq_len": 4},
+        image_processor_kwargs=IDEFICS_IMAGES, processor_kwargs={"image_seq_len": 4},
         prompt_format="<|begin_of_text|>User:<image>{text}<end_of_utterance>\nAssistant:",
         text_only_format="<|begin_of_text|>User: {text}<end_of_utterance>\nAssistant:"),
     "smolvlm": FamilyRecipe(
         "SmolVLMForConditionalGeneration", "SmolVLMProcessor", "SmolVLMImageProcessorPil", "",  # shipped default
         ("<|im_start|>", "<|endoftext|>", "<fake_token_around_image>", "<image>", "<end_of_utterance>",
          "<global-img>", "<video>"), "<|im_start|>", "<end_of_utterance>", "<|endoftext|>",
-        image_processor_kwargs={"size": {"longest_edge": 64}, "max_image_size": {"longest_edge": 64},
-                                "do_image_splitting": False},
-        processor_kwargs={"image_seq_len": 4},
+        image_processor_kwargs=IDEFICS_IMAGES, processor_kwargs={"image_seq_len": 4},
         prompt_format="<|im_start|>User:<image>{text}<end_of_utterance>\nAssistant:",
         text_only_format="<|im_start|>User: {text}<end_of_utterance>\nAssistant:"),
     "gemma3": FamilyRecipe(
