@@ -120,6 +120,21 @@ def test_weight_quantization_reaches_every_part_each_family_has(checkpoints, fam
     assert summary.bytes_after < 0.35 * summary.bytes_before
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_awq_calibrates_every_family_through_the_session(checkpoints, family, tmp_path):
+    """AWQ's calibration batch goes through the family's processor (images nested per prompt, as Gemma 3
+    and SmolVLM need) and its activations reach every linear of the parts it quantizes."""
+    from pytest_lvlmbench.core.options import Options
+    from pytest_lvlmbench.core.settings import Setting
+    from pytest_lvlmbench.engine.session import Session
+
+    setting = Setting.from_id("w4-awq-g16")
+    session = Session(Options(models=[str(checkpoints[family])], settings=[setting], cache_dir=tmp_path,
+                              calibration="shapes"))
+    summary = session.weight_summary(str(checkpoints[family]), setting)
+    assert summary.bytes_after < 0.4 * summary.bytes_before and set(summary.bytes_by_part) == {"language"}
+
+
 def test_gemma3_windowed_layers_are_compressed_and_the_model_still_applies_its_window(checkpoints):
     model, processor = loaded(checkpoints, "gemma3")
     prompt = render_prompt(processor, "Is the small red square above or below the large blue circle here?", True)

@@ -165,8 +165,9 @@ class Session:
         from .calibration import calibration_examples
 
         images, questions = calibration_examples(self.calibration_source(name))
-        batch = self.processor(name)(images=images, text=[self.prompt(name, q) for q in questions],
-                                     return_tensors="pt", padding=True).to(self.options.device)
+        batch = self.processor(name)(images=[[image] for image in images],   # one per prompt, as generate_batch
+                                     text=[self.prompt(name, q) for q in questions], return_tensors="pt",
+                                     padding=True).to(self.options.device)
         if "pixel_values" in batch:
             batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
         return [dict(batch)]
