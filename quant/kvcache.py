@@ -716,7 +716,7 @@ class QuantizedKVCache(Cache):
             if not isinstance(given, KVQuantSpec):
                 raise TypeError(f"invalid spec={given!r}: expected a KVQuantSpec (e.g. KVQuantSpec.from_id('kv4-uniform'))")
         text_config = config.get_text_config(decoder=True)
-        layer_types, layer_kwargs = get_layer_types_and_kwargs(text_config)
+        layer_types, _ = get_layer_types_and_kwargs(text_config)
         unsupported = set(layer_types) - {"full_attention", "sliding_attention"}
         if unsupported:
             raise ValueError(f"QuantizedKVCache supports full-attention and sliding-window layers; this model has "
@@ -724,8 +724,6 @@ class QuantizedKVCache(Cache):
         # windowed layers (Gemma 3's local layers) get their spec like any other and keep every token:
         # the model's sliding-window mask hides what falls outside the window, so answers are those of a
         # model whose windowed layers read compressed keys/values; bytes count every token kept
-        self.windowed = {i: kwargs["sliding_window"] for i, (kind, kwargs) in enumerate(zip(layer_types, layer_kwargs))
-                         if kind == "sliding_attention"}
         head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
         for given in (spec, rest):
             if given.method == "group" and head_dim % given.group_size:

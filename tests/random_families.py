@@ -95,6 +95,7 @@ class FamilyRecipe:
     tokenizer_extras: dict = field(default_factory=dict)   # extra_special_tokens the processor reads
     prompt_format: str = ""              # one user turn with an image, as the template renders it
     text_only_format: str = ""
+    adds_bos: bool = False               # the tokenizer puts BOS first, as Gemma's and Llama 3's do
 
 
 QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -147,7 +148,7 @@ RECIPES = {
          "<global-img>"), "<|begin_of_text|>", "<end_of_utterance>", "<|end_of_text|>",
         image_processor_kwargs=IDEFICS_IMAGES, processor_kwargs={"image_seq_len": 4},
         prompt_format="<|begin_of_text|>User:<image>{text}<end_of_utterance>\nAssistant:",
-        text_only_format="<|begin_of_text|>User: {text}<end_of_utterance>\nAssistant:"),
+        text_only_format="<|begin_of_text|>User: {text}<end_of_utterance>\nAssistant:", adds_bos=True),
     "smolvlm": FamilyRecipe(
         "SmolVLMForConditionalGeneration", "SmolVLMProcessor", "SmolVLMImageProcessorPil", "",  # shipped default
         ("<|im_start|>", "<|endoftext|>", "<fake_token_around_image>", "<image>", "<end_of_utterance>",
@@ -164,7 +165,7 @@ RECIPES = {
         tokenizer_extras={"image_token": "<image_soft_token>", "boi_token": "<start_of_image>",
                           "eoi_token": "<end_of_image>"},
         prompt_format="<bos><start_of_turn>user\n<start_of_image>{text}<end_of_turn>\n<start_of_turn>model\n",
-        text_only_format="<bos><start_of_turn>user\n{text}<end_of_turn>\n<start_of_turn>model\n"),
+        text_only_format="<bos><start_of_turn>user\n{text}<end_of_turn>\n<start_of_turn>model\n", adds_bos=True),
 }
 FAMILIES = tuple(RECIPES)
 
@@ -178,7 +179,7 @@ def template_of(family: str) -> str:
 
 def build_tokenizer(family: str):
     """A byte-level BPE trained now, the family's special tokens first (atomic, never split)."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     recipe = RECIPES[family]
@@ -189,6 +190,10 @@ def build_tokenizer(family: str):
         vocab_size=600, special_tokens=list(recipe.specials), show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in recipe.specials])
+    if recipe.adds_bos:
+        bos = (recipe.bos, core.token_to_id(recipe.bos))
+        core.post_processor = processors.TemplateProcessing(single=f"{recipe.bos} $A", special_tokens=[bos],
+                                                            pair=f"{recipe.bos} $A {recipe.bos} $B")
     return PreTrainedTokenizerFast(tokenizer_object=core, bos_token=recipe.bos, eos_token=recipe.eos,
                                    pad_token=recipe.pad, padding_side="left", chat_template=template_of(family),
                                    extra_special_tokens=recipe.tokenizer_extras or None)

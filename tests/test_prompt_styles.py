@@ -46,6 +46,30 @@ def test_each_style_writes_its_harness_prompt(style, task, item, expected):
     assert style_prompt(TASKS[task], item, style) == expected
 
 
+def test_vlmevalkit_styles_send_the_datasets_own_question_and_caption_prompt():
+    """Built from dataset rows as the tasks read them: LLaVA's capitalised TextVQA question with its OCR
+    line becomes the dataset's question; COCO gets VLMEvalKit's caption prompt."""
+    from pytest_lvlmbench.tasks.coco_caption import CAPTION_PROMPT
+    from pytest_lvlmbench.tasks.textvqa import textvqa_sample
+    from pytest_lvlmbench.tasks.vizwiz import vizwiz_sample
+
+    row = {"question_id": 7, "image_id": "a", "question": "what brand is this?", "image": b"x", "answers": ["nike"],
+           "ocr_tokens": ["NIKE", "JUST"]}
+    textvqa = textvqa_sample(row)
+    assert TASKS["textvqa"].prompt(textvqa) == ("What brand is this?\nReference OCR token: NIKE, JUST\nAnswer the "
+                                                "question using a single word or phrase.")
+    assert style_prompt(TASKS["textvqa"], textvqa, "vlmevalkit") == ("what brand is this?\nAnswer the question "
+                                                                     "using a single word or phrase.")
+    assert style_prompt(TASKS["textvqa"], textvqa, "vlmevalkit-qwen2-vl") == (
+        "what brand is this?\nPlease try to answer the question with short words or phrases if possible.")
+    vizwiz = vizwiz_sample({"question_id": "v1", "image": b"x", "question": "what is this?", "answers": ["tea"]})
+    assert style_prompt(TASKS["vizwiz_vqa"], vizwiz, "vlmevalkit") == "what is this?"
+    caption = sample(CAPTION_PROMPT)
+    assert style_prompt(TASKS["coco_caption"], caption, "llava") == CAPTION_PROMPT
+    assert style_prompt(TASKS["coco_caption"], caption, "vlmevalkit-internvl").startswith(
+        "Please describe this image in general. Directly provide the description")
+
+
 def test_the_embedded_tasks_keep_their_prompts_under_every_style():
     task = TASKS["shapes_pope_random"]
     item = sample("is there a red circle in the image ?")

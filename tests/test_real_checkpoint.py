@@ -51,7 +51,8 @@ def test_other_families_mme_is_the_published_sum_and_their_mmvet_needs_their_jud
     assert mme.measured == 2300.0 and mme.published == 2326.8 and not mme.drifted and mme.metric == "mme_sum"
     scores = {"mmvet": {"mmvet_total": 60.0}}
     assert check_published(qwen, "mmvet", scores, 0.03, judge="gpt-4-0613 at https://api.openai.com/v1") == []
-    (mmvet,) = check_published(qwen, "mmvet", scores, 0.03, judge="gpt-4-turbo at https://api.openai.com/v1")
+    assert check_published(qwen, "mmvet", scores, 0.03, judge="gpt-4-turbo at https://api.openai.com/v1") == []
+    (mmvet,) = check_published(qwen, "mmvet", scores, 0.03, judge="gpt-4-1106-preview at https://api.openai.com/v1")
     assert mmvet.published == 62.0 and "2409.12191" in mmvet.source
     (textvqa,) = check_published(qwen, "textvqa_ocr_free", {"textvqa_ocr_free": {"vqa_accuracy": 0.84}}, 0.03)
     assert textvqa.published == pytest.approx(0.843)

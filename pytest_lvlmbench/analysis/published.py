@@ -17,9 +17,10 @@ Other families (:data:`FAMILY_SCORES`; research notes in docs/dev/family-prompts
 from its technical report (arXiv 2409.12191, image-benchmark table; the QwenLM/Qwen2-VL README gives the
 same values), Qwen2.5-VL and SmolVLM from their model cards (read in copies of the cards; the hub is
 unreachable here). Their TextVQA is val without OCR tokens (``textvqa_ocr_free``), their MME one sum of
-perception and cognition, their MM-Vet judged by GPT-4-Turbo. Not listed: HallusionBench "avg" (the
-cards do not define it), Gemma 3's TextVQA (split not stated), and the families whose tables could not be
-read (LLaVA-OneVision, InternVL3, Idefics3, SmolVLM2).
+perception and cognition, their MM-Vet judged by GPT-4-Turbo (VLMEvalKit's name for gpt-4-1106-preview,
+the only judge accepted for them). Not listed: HallusionBench "avg" (the cards do not define it), Gemma
+3's TextVQA (split not stated), and the families whose tables could not be read (LLaVA-OneVision,
+InternVL3, Idefics3, SmolVLM2).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class PublishedScore:
     metric: str
     value: float
     source: str = MODEL_ZOO
-    judge: str = PUBLISHED_JUDGE   # MM-Vet: the judge the number was graded by
+    judges: tuple[str, ...] = (PUBLISHED_JUDGE,)   # MM-Vet: the judge(s) the number was graded by (prefixes)
     total: bool = False            # the sum over the tasks (MME's perception + cognition), not the mean
     task_metrics: tuple[str, ...] = ()   # a metric per task where they differ (the sum's parts)
 
@@ -78,7 +79,9 @@ QWEN2_VL_REPORT = "Qwen2-VL technical report (arXiv 2409.12191), image benchmark
 QWEN25_VL_CARD = "Qwen/Qwen2.5-VL-7B-Instruct model card, image benchmark table"
 MME_SUM = dict(tasks=("mme_perception", "mme_cognition"), metric="mme_sum", total=True,
                task_metrics=("perception_score", "cognition_score"))
-TURBO = "gpt-4-turbo"
+# VLMEvalKit's "GPT-4-Turbo" judge is gpt-4-1106-preview (its judge model_map); the later gpt-4-turbo
+# (2024-04-09) is another model, so it is not accepted
+TURBO = ("gpt-4-1106-preview",)
 FAMILY_SCORES = (
     PublishedScore("Qwen/Qwen2-VL-2B-Instruct", ("textvqa_ocr_free",), "vqa_accuracy", 0.797, QWEN2_VL_REPORT),
     PublishedScore("Qwen/Qwen2-VL-7B-Instruct", ("textvqa_ocr_free",), "vqa_accuracy", 0.843, QWEN2_VL_REPORT),
@@ -143,7 +146,7 @@ def check_published(model_source: str, task: str, baselines: Mapping[str, Mappin
     for score in published_scores(model_source):
         if task not in score.tasks or not all(t in baselines for t in score.tasks):
             continue
-        if score.judged and not judge.startswith(score.judge):
+        if score.judged and not judge.startswith(score.judges):
             continue
         checks.append(PublishedCheck(score.tasks, score.metric, score.measured(baselines), score.value, tolerance,
                                      score.source))

@@ -128,15 +128,18 @@ def processor_from_parts(source: str, family: Family, error: Exception | None):
 
 
 def _hub_directory(source: str) -> Path:
-    """The local snapshot directory of a hub checkpoint (its config.json is cached: checked at configure)."""
-    from huggingface_hub import hf_hub_download
+    """The local snapshot directory of a hub checkpoint, its processor files fetched where not cached
+    (AutoProcessor, which just ran, has fetched what the checkpoint has)."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
     for name in ("processor_config.json", "chat_template.jinja", "chat_template.json"):
-        try:
-            hf_hub_download(source, name)
-        except Exception:   # optional files: a checkpoint has some of them
-            pass
-    return Path(hf_hub_download(source, "preprocessor_config.json")).parent
+        if try_to_load_from_cache(source, name) is None:   # None: not known locally (a known absence is not None)
+            try:
+                hf_hub_download(source, name)
+            except Exception:   # optional files: a checkpoint has some of them
+                pass
+    cached = try_to_load_from_cache(source, "preprocessor_config.json")
+    return Path(cached if isinstance(cached, str) else hf_hub_download(source, "preprocessor_config.json")).parent
 
 
 def render_prompt(processor, question: str, with_image: bool) -> str:

@@ -61,7 +61,7 @@ def without_padding(inputs, rows: list[int], image_token: int | None = None):
     for key, value in inputs.items():
         if not isinstance(value, torch.Tensor) or not value.dim():
             part[key] = value
-        elif value.shape[0] == batch:
+        elif value.shape[0] == batch:   # a flat tensor this long has one patch/tile per row: the same split
             part[key] = value.index_select(0, index.to(value.device))
         else:
             part[key] = _flat_rows(key, value, tokens, rows)
@@ -75,12 +75,27 @@ def _flat_rows(key: str, value: torch.Tensor, tokens: list[int] | None, rows: li
     """The slices of a flat image tensor that belong to ``rows`` (see :func:`without_padding`)."""
     total = sum(tokens or ())
     if not total or any((value.shape[0] * count) % total for count in tokens):
-        raise ValueError(f"without_padding: cannot split {key} {list(value.shape)} over a batch whose rows hold "
-                         f"{tokens} image tokens")
+        held = "no image token id in the model config (image_token_id / image_token_index)" if tokens is None \
+            else f"rows holding {tokens} image tokens"
+        raise ValueError(f"without_padding: cannot split {key} {list(value.shape)} by row: {held}")
     starts = [0]
     for count in tokens:
         starts.append(starts[-1] + value.shape[0] * count // total)
     return torch.cat([value[starts[row]:starts[row + 1]] for row in rows])
+
+
+def model_inputs(processor, images, prompts: list[str], device: str, dtype: torch.dtype | None):
+    """The processor's batch for ``prompts``: each picture nested under its prompt (SmolVLM and Gemma 3
+    refuse a flat list), no second BOS where the chat template already wrote one (Gemma 3's and
+    Idefics3's templates start with it; the tokenizer would add another, as transformers' own
+    ``apply_chat_template`` avoids), pixels in the model's dtype."""
+    bos = processor.tokenizer.bos_token
+    written = bool(bos) and all(prompt.startswith(bos) for prompt in prompts)
+    inputs = processor(images=None if images is None else [[image] for image in images], text=prompts,
+                       return_tensors="pt", padding=True, add_special_tokens=not written).to(device)
+    if dtype is not None and "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+    return inputs
 
 
 def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuantSpec, max_new_tokens: int,
@@ -94,10 +109,7 @@ def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuan
     ``clock`` (the report's roofline) times the decode steps and the KV bytes they read."""
     if any(image is None for image in images) and not all(image is None for image in images):
         raise ValueError("generate_batch: a batch mixes questions with and without an image; group them")
-    pictures = None if images and images[0] is None else [[image] for image in images]   # one per prompt
-    inputs = processor(images=pictures, text=prompts, return_tensors="pt", padding=True).to(device)
-    if dtype is not None and "pixel_values" in inputs:
-        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+    inputs = model_inputs(processor, None if images and images[0] is None else images, prompts, device, dtype)
     mask = inputs.get("attention_mask")
     if mask is not None and token_anchored(kv_spec, kv_rest) and not bool(mask.all()):
         answers: list[Generated | None] = [None] * mask.shape[0]

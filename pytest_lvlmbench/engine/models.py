@@ -52,14 +52,13 @@ HUB_MODELS = {
     "internvl3-2b": HubModel("OpenGVLab/InternVL3-2B-hf", "InternVLForConditionalGeneration", 2.09),
     "internvl3-8b": HubModel("OpenGVLab/InternVL3-8B-hf", "InternVLForConditionalGeneration", 7.94),
     "idefics3-8b": HubModel("HuggingFaceM4/Idefics3-8B-Llama3", "Idefics3ForConditionalGeneration", 8.46),
-    "smolvlm-2b": HubModel("HuggingFaceTB/SmolVLM-Instruct", "SmolVLMForConditionalGeneration", 2.25),
+    "smolvlm-2b": HubModel("HuggingFaceTB/SmolVLM-Instruct", "Idefics3ForConditionalGeneration", 2.25),  # SmolVLM 1
     "smolvlm2-2b": HubModel("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "SmolVLMForConditionalGeneration", 2.25),
     "gemma3-4b": HubModel("google/gemma-3-4b-it", "Gemma3ForConditionalGeneration", 4.3,
                           "gated: accept Google's license on the hub first, then log in (huggingface-cli login)"),
 }
 ALIASES = {**{name: str(MODELS_DIR / name) for name in EMBEDDED},
            **{alias: model.hub_id for alias, model in HUB_MODELS.items()}}
-HUB_ARCHITECTURES = {model.hub_id: model.architecture for model in HUB_MODELS.values()}
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ def check_local_model(name: str, path: Path) -> None:
     """A local checkpoint we are willing to load: a supported family's config that asks for no remote code,
     and complete safetensors weights (pickle weights are never loaded: unpickling runs code)."""
     config = read_config(name, path)
-    check_architecture(name, config)
+    family_of(name, config)
     if config.get("auto_map"):
         raise ValueError(f"model {name!r}: {path / 'config.json'} asks for remote code (auto_map); "
                          "lvlmbench never runs a checkpoint's own code")
@@ -181,17 +180,19 @@ def check_hub_model(ref: ModelRef) -> None:
                              f"cannot be fetched ({type(error).__name__}: {reason}); download it where the hub "
                              f"is reachable (huggingface-cli download {ref.source}) or pass a local directory") \
                 from None
-    config = read_config(ref.name, Path(config_path).parent)
-    check_architecture(ref.name, config)
+    family_of(ref.name, read_config(ref.name, Path(config_path).parent))
 
 
 def model_family(ref: ModelRef) -> Family:
-    """The family of a resolved model, from its config.json (a hub id's is cached: checked at configure)."""
+    """The family of a resolved model, from its config.json (a hub id's is in the local cache: checked at
+    configure; read from there, without asking the hub again)."""
     if ref.is_local:
         return family_of(ref.name, read_config(ref.name, Path(ref.source)))
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    return family_of(ref.name, read_config(ref.name, Path(hf_hub_download(ref.source, "config.json")).parent))
+    cached = try_to_load_from_cache(ref.source, "config.json")
+    config_path = cached if isinstance(cached, str) else hf_hub_download(ref.source, "config.json")
+    return family_of(ref.name, read_config(ref.name, Path(config_path).parent))
 
 
 MISMATCHES_SHOWN = 3   # tensors named in a config/weights mismatch error; the rest are counted
@@ -219,11 +220,6 @@ def load_pretrained(ref: ModelRef, dtype: torch.dtype) -> PreTrainedModel:
                          "checkpoint or was edited: restore the one that came with these weights (re-download the "
                          "model)")
     return model
-
-
-def check_architecture(name: str, config: dict) -> Family:
-    """The checkpoint's family (:mod:`.families`); an architecture the suite does not run is a ValueError."""
-    return family_of(name, config)
 
 
 def describe_model(name: str) -> tuple[str, str, str, str]:

@@ -25,7 +25,7 @@ from .gencache import (Generated, GenerationCache, device_kind, generation_key, 
                        model_fingerprint)
 from .calibration import calibration_source
 from ..tasks.data import DatasetUnavailable
-from .generation import generate_batch
+from .generation import generate_batch, model_inputs
 from .roofline import DecodeClock, copy_bandwidth, decode_weight_bytes, roofline
 from .judges import scorers_from_options
 from .families import Family, load_processor, render_prompt
@@ -165,12 +165,8 @@ class Session:
         from .calibration import calibration_examples
 
         images, questions = calibration_examples(self.calibration_source(name))
-        batch = self.processor(name)(images=[[image] for image in images],   # one per prompt, as generate_batch
-                                     text=[self.prompt(name, q) for q in questions], return_tensors="pt",
-                                     padding=True).to(self.options.device)
-        if "pixel_values" in batch:
-            batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
-        return [dict(batch)]
+        return [dict(model_inputs(self.processor(name), images, [self.prompt(name, q) for q in questions],
+                                  self.options.device, self.dtype))]
 
     def fingerprint(self, name: str) -> str:
         if name not in self._fingerprints:

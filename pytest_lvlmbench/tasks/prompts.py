@@ -23,11 +23,13 @@ Sources (developer notes with every string and file: docs/dev/family-prompts-bas
   ``vlmeval/vlm/smolvlm.py``): the dataset default plus ``\\nGive a very brief answer.`` for MME, MM-Vet and
   TextVQA, ``\\nAnswer yes or no.`` for HallusionBench.
 
-Not reproduced, each named in :data:`NOT_REPRODUCED` and the report: VLMEvalKit's multiple-choice
-layouts for ScienceQA (Hint/Question/Options), SmolVLM's TextVQA instruction block, system messages
-the harnesses pass instead of the template's (Gemma 3's ``You are a helpful assistant. ``). TextVQA's
-OCR line is the task's (``textvqa``); ``textvqa_ocr_free`` is the question alone, as every harness
-but LLaVA-1.5's sends it. The embedded shapes tasks keep their prompts under every style.
+The VLMEvalKit styles send TextVQA's and VizWiz's questions as the datasets hold them (not capitalised;
+TextVQA without LLaVA-1.5's OCR line) and ask COCO for VLMEvalKit's caption prompt
+(``vlmeval/dataset/image_caption.py``). Not reproduced, each named in :data:`NOT_REPRODUCED` and the
+report: VLMEvalKit's multiple-choice layouts for ScienceQA (Hint/Question/Options), SmolVLM's TextVQA
+instruction block, system messages the harnesses pass instead of the template's (Gemma 3's
+``You are a helpful assistant. ``), VLMEvalKit's image-size settings. The embedded shapes tasks keep
+their prompts under every style.
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ YES_NO = " Please answer yes or no."
 @dataclass(frozen=True)
 class PromptRule:
     """How a style writes one dataset's user turn. ``raw``: the dataset's question as published (MME's
-    keeps its "Please answer yes or no."), else the task's question; ``post``: replaces the task's
-    post-prompt (None keeps it); ``pre``: put before the question."""
+    keeps its "Please answer yes or no.", TextVQA's and VizWiz's are not capitalised and TextVQA's has no
+    OCR line), else the task's question; ``post``: replaces the task's post-prompt (None keeps it);
+    ``pre``: put before the question."""
 
     post: str | None = None
     raw: bool = False
     pre: str = ""
+    text: str | None = None   # the whole question, where the harness asks its own (VLMEvalKit's caption prompt)
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,13 @@ def dataset_kind(task: Task) -> str:
     return task.name
 
 
+VLMEVALKIT_CAPTION = ("Please describe this image in general. Directly provide the description, do not include "
+                      "prefix like \"This image depicts\". ")   # vlmeval/dataset/image_caption.py
+SHORT_RAW = PromptRule(post=SHORT_ANSWER, raw=True)
 VLMEVALKIT_DEFAULTS = {"pope": PromptRule(post="", raw=True), "mme": PromptRule(post="", raw=True),
                        "hallusionbench": PromptRule(post="", raw=True), "vizwiz": PromptRule(post="", raw=True),
-                       "mmvet": PromptRule(post="", raw=True)}
+                       "mmvet": PromptRule(post="", raw=True), "textvqa": SHORT_RAW,
+                       "coco_caption": PromptRule(post="", text=VLMEVALKIT_CAPTION)}
 QWEN2_VL_SHORT = "\nPlease try to answer the question with short words or phrases if possible."
 BRIEF = "\nGive a very brief answer."
 STYLES = {style.name: style for style in (
@@ -78,27 +86,31 @@ STYLES = {style.name: style for style in (
                 {"mmvet": PromptRule(pre="First please perform reasoning, and think step by step to provide best "
                                          "answer to the following question: \n\n")}),
     PromptStyle("vlmevalkit-qwen2-vl", "VLMEvalKit Qwen2VLPromptMixin (Qwen2-VL's published setup)",
-                {"pope": PromptRule(post=YES_NO), "hallusionbench": PromptRule(post=YES_NO),
-                 "textvqa": PromptRule(post=QWEN2_VL_SHORT), "gqa": PromptRule(post=QWEN2_VL_SHORT),
-                 "vizwiz": PromptRule(post=QWEN2_VL_SHORT), "mme": PromptRule(post="", raw=True),
-                 "mmvet": PromptRule(post="", raw=True)}),
+                {**VLMEVALKIT_DEFAULTS, "pope": PromptRule(post=YES_NO), "hallusionbench": PromptRule(post=YES_NO),
+                 "textvqa": PromptRule(post=QWEN2_VL_SHORT, raw=True), "gqa": PromptRule(post=QWEN2_VL_SHORT),
+                 "vizwiz": PromptRule(post=QWEN2_VL_SHORT, raw=True)}),
     PromptStyle("vlmevalkit", "VLMEvalKit dataset defaults (Qwen2.5-VL's and Gemma 3's published setup)",
                 VLMEVALKIT_DEFAULTS),
     PromptStyle("vlmevalkit-internvl", "VLMEvalKit InternVLChat.build_prompt (InternVL's published setup)",
-                {"mme": PromptRule(post=" Answer the question using a single word or phrase.", raw=True),
-                 "hallusionbench": PromptRule(post=YES_NO + " Answer the question using a single word or phrase."),
-                 "pope": PromptRule(post=""), "vizwiz": PromptRule(post=SHORT_ANSWER),
-                 "mmvet": PromptRule(post="", raw=True)}),
+                {**VLMEVALKIT_DEFAULTS,
+                 "mme": PromptRule(post=" Answer the question using a single word or phrase.", raw=True),
+                 "hallusionbench": PromptRule(post=YES_NO + " Answer the question using a single word or phrase.",
+                                              raw=True),
+                 "vizwiz": SHORT_RAW}),
     PromptStyle("vlmevalkit-idefics", "VLMEvalKit IDEFICS2 / SmolVLM build_prompt_default (Idefics3's and "
                                       "SmolVLM's published setup)",
                 {**VLMEVALKIT_DEFAULTS, "mme": PromptRule(post=BRIEF, raw=True),
-                 "mmvet": PromptRule(post=BRIEF, raw=True), "textvqa": PromptRule(post=SHORT_ANSWER + BRIEF),
+                 "mmvet": PromptRule(post=BRIEF, raw=True), "textvqa": PromptRule(post=SHORT_ANSWER + BRIEF, raw=True),
                  "hallusionbench": PromptRule(post="\nAnswer yes or no.", raw=True)}),
 )}
+QWEN_PIXELS = "VLMEvalKit's min_pixels 1280*28*28 (the checkpoint's processor setting is used)"
 NOT_REPRODUCED = {
-    "vlmevalkit-qwen2-vl": "ScienceQA's Hint/Question/Options layout (the task's LLaVA layout is used)",
-    "vlmevalkit": "ScienceQA's Hint/Question/Options layout; Gemma 3's system message 'You are a helpful assistant. '",
-    "vlmevalkit-internvl": "ScienceQA's bare hint (no 'Context:'); the remote-code checkpoints' system message",
+    "lmms-eval": "textvqa keeps LLaVA-1.5's OCR line (lmms-eval sends none: compare textvqa_ocr_free)",
+    "vlmevalkit-qwen2-vl": "ScienceQA's Hint/Question/Options layout (the task's LLaVA layout is used); " + QWEN_PIXELS,
+    "vlmevalkit": "ScienceQA's Hint/Question/Options layout; Gemma 3's system message 'You are a helpful "
+                  "assistant. '; for Qwen2.5-VL " + QWEN_PIXELS,
+    "vlmevalkit-internvl": "ScienceQA's bare hint (no 'Context:'); the remote-code checkpoints' system message; "
+                           "at most 6 tiles",
     "vlmevalkit-idefics": "ScienceQA's Choices / 'Answer with the letter.' layout; SmolVLM's TextVQA instructions",
 }
 
@@ -111,7 +123,8 @@ def style_prompt(task: Task, sample: Sample, style: str) -> str:
     if rule is None or task.dataset == "shapes world (generated)":
         return task.prompt(sample)
     question = sample.meta.get("raw_question", sample.question) if rule.raw else sample.question
-    return rule.pre + question + (task.post_prompt if rule.post is None else rule.post)
+    return rule.pre + (question if rule.text is None else rule.text) + (task.post_prompt if rule.post is None
+                                                                        else rule.post)
 
 
 def describe_style(style: str) -> str:

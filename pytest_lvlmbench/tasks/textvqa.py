@@ -73,7 +73,8 @@ def _sample(row: dict, ocr: bool) -> HubSample:
         raise DatasetSchemaError(f"{TEXTVQA}: question {row['question_id']!r} has no image in column 'image': "
                                  f"re-download {REPO}")
     return HubSample(id=str(row["question_id"]), question=textvqa_question(row, ocr),
-                     references=tuple(row["answers"] or ()), meta={"image_id": image_id, "cluster": image_id},
+                     references=tuple(row["answers"] or ()),
+                     meta={"image_id": image_id, "cluster": image_id, "raw_question": row["question"]},
                      image_value=row["image"], source=REPO)
 
 

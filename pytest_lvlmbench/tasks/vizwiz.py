@@ -47,7 +47,7 @@ def vizwiz_sample(row: dict) -> HubSample:
         raise DatasetSchemaError(f"{VIZWIZ}: question {question_id!r} has no image in column 'image': "
                                  f"re-download {REPO}")
     return HubSample(id=question_id, question=row["question"].capitalize(), references=tuple(row["answers"] or ()),
-                     meta={"cluster": question_id}, image_value=row["image"], source=REPO)
+                     meta={"cluster": question_id, "raw_question": row["question"]}, image_value=row["image"], source=REPO)
 
 
 def vizwiz_scores(samples: Sequence[HubSample], answers: Sequence[str]) -> dict[str, metrics.SampleStats]:
