@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 MODELS_DIR = Path(__file__).parents[1] / "zoo" / "models"   # the embedded checkpoints
-EMBEDDED = ("tiny", "tiny-next")
+EMBEDDED = ("tiny", "tiny-next", "tiny-qwen")
 
 
 @dataclass(frozen=True)

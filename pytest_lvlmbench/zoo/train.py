@@ -46,7 +46,7 @@ from ..tasks.shapes.world import training_conversation
 # 0.456 -> 0.311 s/step side by side; whole steps in the shipped runs 0.479 (3,600 steps) -> 0.365.
 SHIPPED_RECIPES = {"tiny": {"steps": 4600, "bucket": 1, "bf16": False, "ema_decay": 0.999},
                    "tiny-next": {"steps": 4600, "bucket": 4, "bf16": True, "ema_decay": 0.0},
-                   "tiny-qwen": {"steps": 3000, "bucket": 4, "bf16": True, "ema_decay": 0.0}}
+                   "tiny-qwen": {"steps": 4600, "bucket": 4, "bf16": True, "ema_decay": 0.0}}
 # Words that open a user turn and an answer, per chat format; an answer runs to (and includes) its
 # end-of-turn token. Qwen2-VL's turns open with <|im_start|>, which belongs to no answer.
 TURN_WORDS = {"tiny": ("USER:", "ASSISTANT:"), "tiny-next": ("USER:", "ASSISTANT:"),
