@@ -361,12 +361,19 @@ def test_residual_length_must_be_a_multiple_of_group_size():
         KVQuantSpec("group", 2, residual_length=100)
 
 
-def test_sliding_window_models_are_rejected_up_front():
+def test_sliding_window_layers_are_quantized_and_other_layer_kinds_rejected_up_front():
+    """Windowed layers keep every token, compressed (the model's mask applies the window; see
+    tests/test_families.py for Gemma 3); a kind the cache does not know is refused by name."""
     from transformers import MistralConfig
 
     config = MistralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                            num_key_value_heads=2, sliding_window=16, vocab_size=64)
-    with pytest.raises(ValueError, match="full-attention"):
+    cache = QuantizedKVCache(KVQuantSpec("uniform", 4), config)
+    assert all(isinstance(layer, QuantizedKVLayer) and layer.key_stream is not None for layer in cache.layers)
+    config.layer_types = ["chunked_attention", "full_attention"]
+    config.attention_chunk_size = 8
+    with pytest.raises(ValueError, match=r"full-attention and sliding-window layers; this model has "
+                                         r"\['chunked_attention'\]"):
         QuantizedKVCache(KVQuantSpec("uniform", 4), config)
 
 
