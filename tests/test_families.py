@@ -212,11 +212,15 @@ def test_every_family_runs_every_compression_method_through_the_plugin(pytester,
         assert result.ret == 0, result.stdout.str()[-3000:]
         assert "skipped" not in result.stdout.lines[-1]
         records += json.loads(report.read_text())["records"]
+        result.stdout.fnmatch_lines([f"*{checkpoints['qwen2-vl']} prompted with: vlmevalkit-qwen2-vl (VLMEvalKit*",
+                                     f"*{checkpoints['gemma3']} prompted with: vlmevalkit (*not reproduced*"])
     settings = {"fp16", "kv4-uniform", "kv4-group-g16-r16", "kv4-outlier-s2", "w4-rtn-language-vision"}
     for family in FAMILIES:
         ran = {(r["setting"], r["task"]): r for r in records if r["model"] == str(checkpoints[family])}
         assert {s for s, _ in ran} == settings and {t for _, t in ran} == TASKS, family
         for (setting, task), record in ran.items():
+            assert record["prompt_style"] == family_of(family, json.loads(
+                (checkpoints[family] / "config.json").read_text())).prompts
             assert record["samples"] > 0 and all(math.isfinite(v) for v in record["metrics"].values()), (family, task)
             if setting.startswith("kv4"):
                 assert record["kv_ratio"] < 0.5, (family, setting, task)

@@ -6,7 +6,7 @@ import pytest
 from pytest_lvlmbench.engine.families import FAMILIES
 from pytest_lvlmbench.tasks import TASKS
 from pytest_lvlmbench.tasks.data import HubSample
-from pytest_lvlmbench.tasks.prompts import STYLES, describe_style, style_prompt
+from pytest_lvlmbench.tasks.prompts import STYLES, describe_style, style_prompt, task_style
 
 
 def sample(question, **meta):
@@ -70,10 +70,12 @@ def test_vlmevalkit_styles_send_the_datasets_own_question_and_caption_prompt():
         "Please describe this image in general. Directly provide the description")
 
 
-def test_the_embedded_tasks_keep_their_prompts_under_every_style():
+def test_the_embedded_tasks_keep_their_prompts_under_every_style_and_name_none():
     task = TASKS["shapes_pope_random"]
     item = sample("is there a red circle in the image ?")
     assert {style_prompt(task, item, style) for style in STYLES} == {task.prompt(item)}
+    assert {task_style(task, style) for style in STYLES} == {""}
+    assert task_style(TASKS["pope_random"], "vlmevalkit") == "vlmevalkit"
 
 
 def test_every_family_names_a_known_style_and_the_report_says_what_is_not_reproduced():

@@ -35,7 +35,7 @@ from ..core.options import Options, dtype_name
 from ..core.records import Record, Results
 from ..core.settings import BASELINE, Setting
 from ..tasks import Task, has_image
-from ..tasks.prompts import style_prompt
+from ..tasks.prompts import style_prompt, task_style
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
@@ -246,7 +246,7 @@ class Session:
         return self.results.add(Record(
             name, setting.id, task.name, task.capability, task.primary,
             metrics={m: stat.value() for m, stat in statistics.items()}, predictions=predictions,
-            items=[str(item.id) for item in items], prompts=prompts, prompt_style=self.family(name).prompts,
+            items=[str(item.id) for item in items], prompts=prompts, prompt_style=task_style(task, self.family(name).prompts),
             intervals={m: list(self.interval(task.name, stat)) for m, stat in statistics.items()},
             p_values={m: c.p_change for m, c in comparisons.items()},
             paired={m: c.as_dict() for m, c in comparisons.items() if higher_is_better(m) is not None},

@@ -115,12 +115,18 @@ NOT_REPRODUCED = {
 }
 
 
-def style_prompt(task: Task, sample: Sample, style: str) -> str:
-    """The user turn's text for ``sample`` under ``style`` (the task's own prompt where it has no rule)."""
+def task_style(task: Task, style: str) -> str:
+    """The style ``task``'s prompts are written in: the family's for a published dataset, none ("") for
+    the embedded shapes tasks, which keep their own prompts under every style."""
     if style not in STYLES:
         raise ValueError(f"unknown prompt style {style!r}: known are {sorted(STYLES)}")
-    rule = STYLES[style].rules.get(dataset_kind(task))
-    if rule is None or task.dataset == "shapes world (generated)":
+    return "" if task.dataset == "shapes world (generated)" else style
+
+
+def style_prompt(task: Task, sample: Sample, style: str) -> str:
+    """The user turn's text for ``sample`` under ``style`` (the task's own prompt where it has no rule)."""
+    rule = STYLES[style].rules.get(dataset_kind(task)) if task_style(task, style) else None
+    if rule is None:
         return task.prompt(sample)
     question = sample.meta.get("raw_question", sample.question) if rule.raw else sample.question
     return rule.pre + (question if rule.text is None else rule.text) + (task.post_prompt if rule.post is None
