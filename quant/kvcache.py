@@ -109,6 +109,8 @@ from .layers import LayerSelection
 from .packed_attention import PACKED_ATTENTION, PackedKV, hand_off
 from .packing import PackedCodes, pack, unpack, unpack_into
 from .spec import KVQuantSpec
+from .token_spec import EvictSpec
+from .eviction import select_kept
 
 POWER_ITERATIONS = 3  # GEAR's default `loop`
 LOW_RANK_SEED = 0
@@ -511,6 +513,16 @@ class QuantizedKVLayer(DynamicLayer):
         # and raised by QuantizedKVCache.check_finite once the generate call is done
         self.defer_checks: bool | None = None   # None: defer on CUDA only, decided at the first update
         self._deferred: list[tuple[torch.Tensor, tuple]] = []
+        # KV eviction (quant.eviction): the float prompt waits in the window until select_kept's
+        # positions arrive from the prefill's attention (quant.scored_attention), then what is kept
+        # is stored as this layer's prompt, compressed by its spec
+        self.eviction: EvictSpec | None = None
+        self.layer_count = 1
+        self.awaiting_selection = False
+        self.key_valid: torch.Tensor | None = None   # AdaKV: [b, Hkv, slots] real prompt entries
+        self.seen = 0            # tokens this layer was given (a float cache would hold them all)
+        self.prompt_tokens = 0   # prompt entries before eviction, and kept (mean over sequences and heads)
+        self.kept_tokens = 0.0
         if not spec.is_float:
             key_codec, value_codec = codecs_for(spec)
             self.key_stream, self.value_stream = QuantizedStream(key_codec), QuantizedStream(value_codec)
@@ -604,6 +616,41 @@ class QuantizedKVLayer(DynamicLayer):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
                ) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_states(key_states, value_states)
+        if self.awaiting_selection:
+            raise RuntimeError(f"{self._name}: KV eviction {self.eviction.id} never received the prefill's attention; "
+                               "generate inside quant.scored_attention.observing_attention (the model's attention "
+                               "must go through transformers' AttentionInterface)")
+        self.seen += key_states.shape[-2]
+        if not self.is_initialized:
+            self.prompt_tokens = self.kept_tokens = key_states.shape[-2]
+        if self.eviction is not None and not self.is_initialized and key_states.shape[-2] > 1:
+            self.lazy_initialization(key_states, value_states)
+            self.keys, self.values = key_states.clone(), value_states.clone()
+            self.cumulative_length = key_states.shape[-2]
+            self.awaiting_selection = True
+            return self.keys, self.values
+        return self._store(key_states, value_states)
+
+    def keep(self, positions: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """Keep the held prompt's entries at ``positions`` ``[b, Hkv, n]`` (``valid``: which of them are
+        real, AdaKV's padding aside) and store them as the prompt, compressed by the layer's spec."""
+        index = positions[..., None].expand(-1, -1, -1, self.keys.shape[-1])
+        keys, values = self.keys.gather(2, index), self.values.gather(2, index)
+        self.awaiting_selection, self.key_valid = False, valid
+        self.kept_tokens = positions.shape[-1] if valid is None else valid.sum().item() / valid[..., 0].numel()
+        self.keys = self.values = None
+        self.is_initialized, self.cumulative_length, self.update_calls = False, 0, 0
+        self._store(keys, values)
+
+    def key_bias(self, keys: torch.Tensor) -> torch.Tensor | None:
+        """AdaKV's pad slots masked: ``[b, Hkv, keys]`` additive bias (0 / -inf), None without padding."""
+        if self.key_valid is None:
+            return None
+        bias = torch.zeros(keys.shape[:3], dtype=torch.float32, device=keys.device)
+        bias[..., :self.key_valid.shape[-1]].masked_fill_(~self.key_valid, float("-inf"))
+        return bias
+
+    def _store(self, key_states: torch.Tensor, value_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         first_call = not self.is_initialized
         if first_call:
             keys, values = key_states.clone(), value_states.clone()  # as DynamicLayer, never alias the input
@@ -660,6 +707,7 @@ class QuantizedKVLayer(DynamicLayer):
         self.cumulative_length = 0
         self.update_calls = 0
         self._deferred = []
+        self.seen, self.awaiting_selection, self.key_valid = 0, False, None
         for stream in (self.key_stream, self.value_stream):
             if stream is not None:
                 stream.segments = []
@@ -669,6 +717,8 @@ class QuantizedKVLayer(DynamicLayer):
             return
         if self.padding is not None:
             self.padding = [self.padding[i] for i in index.tolist()]
+        if self.key_valid is not None:
+            self.key_valid = self.key_valid.index_select(0, index.to(self.key_valid.device))
         self.keys = self.keys.index_select(0, index.to(self.keys.device))
         self.values = self.values.index_select(0, index.to(self.values.device))
         for stream in (self.key_stream, self.value_stream):
@@ -705,12 +755,15 @@ class QuantizedKVCache(Cache):
     """
 
     def __init__(self, spec: KVQuantSpec, config, layers: LayerSelection | None = None,
-                 rest: KVQuantSpec | None = None, *, defer_checks: bool | None = None) -> None:
+                 rest: KVQuantSpec | None = None, *, defer_checks: bool | None = None,
+                 eviction: EvictSpec | None = None) -> None:
         """``layers``: use ``spec`` on these decoder layers only (quant.layers); the others use
         ``rest`` (default: full precision, as DynamicCache keeps them) — mixed precision such as
         kv2 on layers 0-3 and kv4 elsewhere. ``defer_checks``: record the finite checks on the
         device and raise them at :meth:`check_finite` (default: on CUDA, where a check at every
         compression would sync the device at every decode step)."""
+        # eviction (quant.eviction): every layer keeps part of its prompt, chosen from the prefill's
+        # attention; generate inside observing_attention(model, [cache.select], [cache.key_bias])
         rest = KVQuantSpec() if rest is None else rest
         for given in (spec, rest):
             if not isinstance(given, KVQuantSpec):
@@ -733,9 +786,15 @@ class QuantizedKVCache(Cache):
         count = text_config.num_hidden_layers
         chosen = range(count) if layers is None else layers.layers(count)
         super().__init__(layers=[QuantizedKVLayer(spec if i in chosen else rest, i) for i in range(count)])
+        if eviction is not None and not isinstance(eviction, EvictSpec):
+            raise TypeError(f"invalid eviction={eviction!r}: expected an EvictSpec (e.g. EvictSpec.from_id('evict-snapkv-b40'))")
+        self.eviction = eviction
         for layer in self.layers:
-            layer.packed_attention = getattr(text_config, "_attn_implementation", None) == PACKED_ATTENTION
+            # an evicting layer decodes through the dequantized read (its AdaKV padding needs a key bias)
+            layer.packed_attention = (eviction is None
+                                      and getattr(text_config, "_attn_implementation", None) == PACKED_ATTENTION)
             layer.defer_checks = defer_checks
+            layer.eviction, layer.layer_count = eviction, count
 
     def set_padding(self, attention_mask: torch.Tensor | None) -> None:
         """The batch's left padding, from the generate call's ``attention_mask`` ``[batch, tokens]``
@@ -752,6 +811,26 @@ class QuantizedKVCache(Cache):
                                  "is padding); the quantized cache needs left padding (padding_side='left')")
         for layer in self.layers:
             layer.padding = padding
+
+    def select(self, layer_idx: int, query: torch.Tensor, key: torch.Tensor, scaling: float) -> None:
+        """The prefill observer (quant.scored_attention): evict from layer ``layer_idx`` by its rule."""
+        layer = self.layers[layer_idx]
+        if layer.awaiting_selection and key.shape[2] == layer.prompt_tokens:
+            layer.keep(*select_kept(self.eviction, query, key, scaling, layer_idx, len(self.layers)))
+
+    def key_bias(self, layer_idx: int, keys: torch.Tensor) -> torch.Tensor | None:
+        """The decode key bias (quant.scored_attention): AdaKV's pad slots masked."""
+        layer = self.layers[layer_idx]
+        return layer.key_bias(keys) if keys.shape[2] == layer.get_seq_length() else None
+
+    def seen_length(self) -> int:
+        """Tokens the cache was given per sequence: what a float cache without eviction would hold."""
+        return max(layer.seen for layer in self.layers)
+
+    def kept_by_layer(self) -> list[float]:
+        """Per layer, the prompt entries it stores (mean over sequences and KV heads): all it was given
+        (fewer than the prompt where visual tokens were pruned before it), less what eviction dropped."""
+        return [float(layer.kept_tokens) for layer in self.layers]
 
     def check_finite(self) -> None:
         """Raise the first NaN/inf found in tokens compressed during deferred checks (on CUDA: every
