@@ -73,7 +73,7 @@ def run_command(options, verbose: bool = False) -> int:
 def frontier(options) -> int:
     """``--lvlm-frontier CAPS``: the fixed-sequence safe-setting search (:mod:`.analysis.frontier`) on each
     model, printed (and plotted with --lvlm-plot)."""
-    from .analysis.frontier import BITS, pareto, point, search
+    from .analysis.frontier import families, pareto, point, search
     from .analysis.noninferiority import ALPHA
     from .analysis.proof import KV_UNCOMPRESSED
     from .core.settings import BASELINE
@@ -105,11 +105,13 @@ def frontier(options) -> int:
         print("cheapest non-inferior setting per family:")
         for family, best in cheapest.items():
             idle = best is not None and best.cost >= KV_UNCOMPRESSED
-            print(f"  {family}: {best.setting if best else 'none (not even 8 bits)'}"
+            print(f"  {family}: {best.setting if best else 'none (not even its first rung)'}"
                   + (" (compresses nothing here: every token stayed in full precision)" if idle else ""))
         print("Pareto front (cost vs mean drop): " + ", ".join(p.setting for p in pareto(points)))
-        print(f"evaluated {len(points)} of the {len(cheapest) * len(BITS)} settings of {len(cheapest)} families "
-              f"x bits {'/'.join(map(str, BITS))} (fixed sequence, stopping at the first unsafe)")
+        ladders = families(options.settings)
+        print(f"evaluated {len(points)} of the {sum(len(l.rungs) for l in ladders.values())} settings of "
+              f"{len(ladders)} families (" + "; ".join(sorted({'/'.join(map(str, l.rungs)) for l in ladders.values()}))
+              + ", each a fixed sequence stopping at the first unsafe)")
         if options.plot:
             write_frontier_plot(points, options.plot)
             print(f"lvlmbench: frontier plot written to {options.plot}")

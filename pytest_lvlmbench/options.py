@@ -37,6 +37,10 @@ LIST_OPTIONS = [  # (flag, ini name, type, help): repeatable or comma lists
     ("--kv-method", "lvlm_kv_method", str, "KV method: uniform, group, outlier"),
     ("--weight-bits", "lvlm_weight_bits", int, "weight bits (2,3,4,8,16)"),
     ("--weight-method", "lvlm_weight_method", str, "weight method: rtn, group, awq, outlier, gptq"),
+    ("--kv-evict", "lvlm_kv_evict", str, "KV eviction, alone and on each KV setting asked: <method>-b<percent kept>"
+     "[-w<window>-k<kernel>...], methods streaming, h2o, snapkv, pyramidkv, adakv (e.g. snapkv-b40)"),
+    ("--vtok", "lvlm_vtok", str, "visual-token pruning: fastv-k<layer>-r<percent removed>, random-r<percent "
+     "removed>, pool<factor> (e.g. fastv-k2-r50)"),
     ("--lvlm-include", "lvlm_include", str, "module name or .py file that registers extra tasks (repeatable)"),
     ("--lvlm-data-dir", "lvlm_data_dir", str, "directory with local copies of hub datasets as DIR/<org>/<name> "
      "(repeatable; searched before the Hugging Face cache)"),
@@ -173,7 +177,8 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
     ``root``: the rootdir, where the cache lives unless ``--lvlm-cache`` says otherwise."""
     settings = settings_from_options(values["lvlm_kv_bits"], values["lvlm_kv_method"], values["lvlm_weight_bits"],
                                      values["lvlm_weight_method"], values["lvlm_group_size"],
-                                     values["lvlm_residual_length"], values["lvlm_outlier_ratio"])
+                                     values["lvlm_residual_length"], values["lvlm_outlier_ratio"],
+                                     values["lvlm_kv_evict"], values["lvlm_vtok"])
     for flag, key in (("--kv-layers", "lvlm_kv_layers"), ("--weight-layers", "lvlm_weight_layers")):
         if values[key]:
             try:
@@ -259,7 +264,8 @@ def options_from(values: Mapping[str, Any], worker: str | None = None, gpus: int
                    merge=[Path(p).expanduser() for p in values["lvlm_merge"]],
                    list_tasks=values.get("lvlm_list_tasks", False), list_models=values.get("lvlm_list_models", False),
                    settings_asked=any(values[key] for key in ("lvlm_kv_bits", "lvlm_kv_method", "lvlm_weight_bits",
-                                                              "lvlm_weight_method", "lvlm_kv_layers",
+                                                              "lvlm_weight_method", "lvlm_kv_layers", "lvlm_kv_evict",
+                                                              "lvlm_vtok",
                                                               "lvlm_weight_layers", "lvlm_weight_targets")))
 
 

@@ -11,13 +11,17 @@ largest drop each bit budget may cost::
     "*" = 0.02                # the primary metric of every task
     [max_drop.4]
     "shapes_pope_random.accuracy" = 0.05
+    [max_drop.evict]          # settings that evict KV entries (with or without quantization)
+    "*" = 0.10
+    [max_drop.vtok]           # settings that prune visual tokens (and evict none)
     [margin]                  # non-inferiority margin δ (default: --lvlm-margin, 0.02)
     "shapes_captions.cider_d" = 0.1
 
 Keys are ``task.metric``, ``metric`` or ``"*"`` (the primary metric), most specific first. A key
 must be able to fire: its task registered (``pytest_lvlmbench.tasks.TASKS``, so --lvlm-include and
 entry-point tasks count), its metric one of that task's (a bare metric: one of some task's) with a
-direction, and a ``[max_drop.B]`` budget one of 2, 3, 4, 8; anything else is a ValueError naming
+direction, and a ``[max_drop.B]`` budget one of 2, 3, 4, 8, ``evict`` or ``vtok`` (a setting that drops
+tokens is gated by its kind's section, not by its bits: its drop is mostly the dropping's); anything else is a ValueError naming
 the file, the key and what is allowed, which the plugin turns into a usage error at collection.
 Drops are direction-aware: for a lower-is-better metric (toxicity, MaxSkew) a rise is the drop.
 A drop breaches only when it is also significant (its paired test against the baseline has
@@ -38,6 +42,12 @@ from .core.records import worsening
 from .tasks import TASKS
 
 BIT_BUDGETS = (2, 3, 4, 8)   # a setting's budget is its fewest bits; 16 is the baseline, gated by [floor]
+DROP_BUDGETS = ("evict", "vtok")   # ... or, where it drops tokens, the kind of dropping
+
+
+def budget_of(setting) -> int | str:
+    """The [max_drop.*] section that gates a setting: ``evict`` / ``vtok`` where it drops tokens, else its bits."""
+    return "evict" if setting.evict is not None else "vtok" if setting.vtok is not None else setting.bits
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,7 +92,7 @@ def _rule(rules: dict[str, float], record: Record, metric: str) -> tuple[str, fl
 class Thresholds:
     floor: dict[str, float] = field(default_factory=dict)
     model_floor: dict[str, dict[str, float]] = field(default_factory=dict)
-    max_drop: dict[int, dict[str, float]] = field(default_factory=dict)
+    max_drop: dict[int | str, dict[str, float]] = field(default_factory=dict)
     margin: dict[str, float] = field(default_factory=dict)
     significance: float = 0.05
     source: str = "thresholds"
@@ -112,11 +122,13 @@ class Thresholds:
         model_floor = {str(m): numbers(f"floor.{m}", rules) for m, rules in floors.items() if isinstance(rules, dict)}
         max_drop = {}
         for bits, rules in data.get("max_drop", {}).items():
-            if not isinstance(rules, dict) or not str(bits).isdigit() or int(bits) not in BIT_BUDGETS:
+            budget = int(bits) if str(bits).isdigit() else str(bits)
+            if not isinstance(rules, dict) or budget not in BIT_BUDGETS + DROP_BUDGETS:
                 raise ValueError(f"{path}: [max_drop.{bits}] is not a bit budget; allowed are "
-                                 + ", ".join(f"[max_drop.{b}]" for b in BIT_BUDGETS)
-                                 + " (the fewest bits a setting stores weights or KV in)")
-            max_drop[int(bits)] = numbers(f"max_drop.{bits}", rules)
+                                 + ", ".join(f"[max_drop.{b}]" for b in BIT_BUDGETS + DROP_BUDGETS)
+                                 + " (the fewest bits a setting stores weights or KV in, or the kind of token "
+                                   "dropping: KV eviction, visual-token pruning)")
+            max_drop[budget] = numbers(f"max_drop.{bits}", rules)
         for model in model_floor:
             if model in TASKS:
                 raise ValueError(f"{path}: [floor.{model}] names a task, but [floor.NAME] sections are per model; "
@@ -152,13 +164,15 @@ class Thresholds:
                         out.append(f"{record.task} {metric} = {value:.4f} is {side} {rule[1]:.4f} "
                                    f"({self.source} [{section}] {rule[0]!r})")
             elif baseline is not None:
-                rule = _rule(self.max_drop.get(setting.bits, {}), record, metric)
+                budget = budget_of(setting)
+                rule = _rule(self.max_drop.get(budget, {}), record, metric)
                 drop = worsening(metric, baseline.metrics[metric], value)
                 p = record.p_values.get(metric, 0.0)
                 if rule and drop > rule[1] + 1e-12 and (p < self.significance or self.significance >= 1):
+                    where = f"at {budget} bits" if isinstance(budget, int) else f"with {budget}"
                     out.append(f"{record.task} {metric} = {value:.4f} dropped {drop:.4f} from fp16 "
-                               f"{baseline.metrics[metric]:.4f} at {setting.bits} bits (p = {p:.3g}); allowed "
-                               f"{rule[1]:.4f} ({self.source} [max_drop.{setting.bits}] {rule[0]!r})")
+                               f"{baseline.metrics[metric]:.4f} {where} (p = {p:.3g}); allowed "
+                               f"{rule[1]:.4f} ({self.source} [max_drop.{budget}] {rule[0]!r})")
         return out
 
 

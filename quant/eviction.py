@@ -36,7 +36,9 @@ Deliberate differences, all documented here:
 - A window longer than the budget is cut to the budget (the most recent ``n`` entries).
 - AdaKV's heads keep different numbers of entries; this cache stores each head padded to the
   layer's largest budget (the pad slots repeat the newest prompt entry and are masked out of
-  attention), and its bytes count that padding. The reference's flattened varlen layout stores none.
+  attention by a key bias). Its bytes leave the pad slots out, as the reference's flattened varlen
+  layout (``flash_attn_varlen``) stores none; that count is exact for a float cache only, so AdaKV
+  does not compose with KV quantization here (the other four methods do).
 
 Composition with quantization: evict, then quantize what stays. The prefill attention of an
 evicting layer reads the float prompt (that is what its scores see); the kept entries are then

@@ -744,6 +744,9 @@ class QuantizedKVLayer(DynamicLayer):
         parts = _sum_parts(stream.nbytes_by_part() for stream in (self.key_stream, self.value_stream)
                            if stream is not None)
         window = 0 if not self.is_initialized else _tensor_bytes(self.keys) + _tensor_bytes(self.values)
+        if self.key_valid is not None and window:   # AdaKV (float only): the real entries, not the pad slots
+            pad = int((~self.key_valid).sum())
+            window -= pad * (self.keys.shape[-1] * self.keys.element_size() + self.values.shape[-1] * self.values.element_size())
         return {**parts, "residual": window}
 
 
@@ -788,6 +791,11 @@ class QuantizedKVCache(Cache):
         super().__init__(layers=[QuantizedKVLayer(spec if i in chosen else rest, i) for i in range(count)])
         if eviction is not None and not isinstance(eviction, EvictSpec):
             raise TypeError(f"invalid eviction={eviction!r}: expected an EvictSpec (e.g. EvictSpec.from_id('evict-snapkv-b40'))")
+        if eviction is not None and eviction.method == "adakv" and not (spec.is_float and rest.is_float):
+            raise ValueError(f"{eviction.id} with {spec.id}: AdaKV's heads keep different numbers of entries, which "
+                             "this cache holds padded to the widest head; its bytes are exact only for a float cache "
+                             "(the pad slots are left out), so AdaKV does not compose with KV quantization here "
+                             "(snapkv, pyramidkv, h2o and streaming do)")
         self.eviction = eviction
         for layer in self.layers:
             # an evicting layer decodes through the dequantized read (its AdaKV padding needs a key bias)
@@ -823,9 +831,10 @@ class QuantizedKVCache(Cache):
         layer = self.layers[layer_idx]
         return layer.key_bias(keys) if keys.shape[2] == layer.get_seq_length() else None
 
-    def seen_length(self) -> int:
-        """Tokens the cache was given per sequence: what a float cache without eviction would hold."""
-        return max(layer.seen for layer in self.layers)
+    def decoded_tokens(self) -> int:
+        """Tokens cached after the prompt (one per decode step but the last)."""
+        layer = self.layers[0]
+        return layer.seen - layer.prompt_tokens
 
     def kept_by_layer(self) -> list[float]:
         """Per layer, the prompt entries it stores (mean over sequences and KV heads): all it was given

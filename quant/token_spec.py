@@ -172,6 +172,8 @@ class VTokSpec:
             raise _bad("id", text, f"expected {forms}")
         allowed = {"k": "layer", "r": "ratio"} if match.group(1) == "fastv" else {"r": "ratio"}
         values = _options(text, match.group(2), allowed)
+        if match.group(1) == "fastv" and "layer" not in values:
+            raise _bad("id", text, f"FastV's layer K is missing (k<layer>, e.g. vtok-fastv-k2-r50); expected {forms}")
         if "ratio" not in values:
             raise _bad("id", text, f"the percent of image tokens removed is missing (r<percent>); expected {forms}")
         return cls(match.group(1), **values)

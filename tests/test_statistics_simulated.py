@@ -131,7 +131,7 @@ def test_frontier_reports_a_truly_unsafe_setting_at_most_alpha_of_the_time():
             _, cheapest = frontier.search(grid, lambda s: frontier.Point(
                 s.id, "kv", "kv{b}-uniform", s.kv.bits, s.kv.bits / 16, 0.0, 0.0, 0.0, p[s.kv.bits] < ALPHA, {}))
             point = cheapest["kv{b}-uniform"]
-            reported.append(None if point is None else point.bits)
+            reported.append(None if point is None else point.level)
             old_reported.append(adaptive_search(lambda bits: p[bits] < ALPHA))
         error[truth] = np.mean([bits is not None and not truly_safe[bits] for bits in reported])
         old_error[truth] = np.mean([bits is not None and not truly_safe[bits] for bits in old_reported])

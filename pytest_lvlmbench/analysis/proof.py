@@ -52,8 +52,10 @@ def compression_notes(records: list[Record]) -> list[str]:
         if base is not None and record.samples and record.predictions == base.predictions:
             unchanged.setdefault(record.setting, []).append(record.task)
             shown = []
-            if not setting.kv.is_float and not kv_idle and record.kv_ratio is not None:
+            if (not setting.kv.is_float or setting.drops_tokens) and not kv_idle and record.kv_ratio is not None:
                 shown.append(f"KV bytes / float {record.kv_ratio:.3f}")
+            if setting.drops_tokens and record.kv_kept is not None:
+                shown.append(f"prompt KV kept {record.kv_kept:.3f}")
             if record.weight_ratio is not None:
                 shown.append(f"weight bytes / float {record.weight_ratio:.3f}")
             if shown:

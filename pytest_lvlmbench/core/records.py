@@ -55,6 +55,16 @@ class Record:
     # --weight-targets: language / vision / projector -> [float bytes, stored bytes]
     weight_bytes_by_part: dict[str, list[int]] = field(default_factory=dict)
     roofline: dict | None = None   # decode steps timed now: bytes per step, GB/s, share of copy (engine.roofline)
+    # the prefill, as measured when the answers were generated (engine.roofline.DecodeClock.prefill):
+    # {"ttft_seconds": mean time to first token per prompt, "prompts": prompts timed,
+    #  "kept_by_layer": per decoder layer, the mean share of the prompt's KV entries it kept}
+    prefill: dict | None = None
+
+    @property
+    def kv_kept(self) -> float | None:
+        """The share of the prompt's KV entries kept, mean over layers (1.0 unless tokens were dropped)."""
+        kept = (self.prefill or {}).get("kept_by_layer")
+        return sum(kept) / len(kept) if kept else None
 
     @property
     def key(self) -> tuple[str, str, str]:

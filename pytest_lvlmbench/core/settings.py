@@ -8,12 +8,14 @@ from dataclasses import dataclass, replace
 
 from quant.spec import KVQuantSpec, WeightQuantSpec
 from quant.layers import LayerSelection, blocks
+from quant.token_spec import EvictSpec, VTokSpec
 from quant.spec import ALLOWED_BITS, KV_METHODS, WEIGHT_METHODS, WEIGHT_TARGETS
 
 
 @dataclass(frozen=True)
 class Setting:
-    """A weight spec and a KV spec, each optionally on a subset of decoder layers (``@0-7``)."""
+    """A weight spec and a KV spec, each optionally on a subset of decoder layers (``@0-7``), and
+    optionally KV eviction (``evict-...``) and visual-token pruning (``vtok-...``), which drop tokens."""
 
     weights: WeightQuantSpec = WeightQuantSpec()
     kv: KVQuantSpec = KVQuantSpec()
@@ -21,8 +23,14 @@ class Setting:
     kv_layers: LayerSelection | None = None
     weights_rest: WeightQuantSpec = WeightQuantSpec()   # mixed precision: the layers weight_layers leaves out
     kv_rest: KVQuantSpec = KVQuantSpec()
+    evict: EvictSpec | None = None
+    vtok: VTokSpec | None = None
 
     def __post_init__(self) -> None:
+        for value, kind, example in ((self.evict, EvictSpec, "evict-snapkv-b40"), (self.vtok, VTokSpec, "vtok-pool2")):
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"invalid {kind.__name__}={value!r}: expected a {kind.__name__} ({kind.__name__}"
+                                f".from_id({example!r}))")
         for spec, layers, rest, name in ((self.weights, self.weight_layers, self.weights_rest, "weight"),
                                          (self.kv, self.kv_layers, self.kv_rest, "KV")):
             if layers is not None and spec.is_float:
@@ -55,7 +63,13 @@ class Setting:
     @property
     def id(self) -> str:
         parts = [part for part, spec in ((self.weights_id, self.weights), (self.kv_id, self.kv)) if not spec.is_float]
+        parts += [spec.id for spec in (self.evict, self.vtok) if spec is not None]
         return "+".join(parts) or "fp16"
+
+    @property
+    def drops_tokens(self) -> bool:
+        """KV eviction or visual-token pruning: fewer tokens are cached (or seen) than the prompt holds."""
+        return self.evict is not None or self.vtok is not None
 
     @property
     def layered(self) -> bool:
@@ -68,13 +82,14 @@ class Setting:
 
     @property
     def kv_part(self) -> Setting:
-        """The KV compression alone (its layers and mixed-precision rest kept), float weights."""
-        return Setting(kv=self.kv, kv_layers=self.kv_layers, kv_rest=self.kv_rest)
+        """The KV compression alone (its layers and mixed-precision rest kept, eviction and pruning
+        too), float weights."""
+        return Setting(kv=self.kv, kv_layers=self.kv_layers, kv_rest=self.kv_rest, evict=self.evict, vtok=self.vtok)
 
     @property
     def whole(self) -> Setting:
         """The same specs on every layer."""
-        return Setting(self.weights, self.kv)
+        return Setting(self.weights, self.kv, evict=self.evict, vtok=self.vtok)
 
     @property
     def bits(self) -> int:
@@ -88,18 +103,28 @@ class Setting:
 
     @property
     def is_baseline(self) -> bool:
-        return self.weights.is_float and self.kv.is_float
+        return self.weights.is_float and self.kv.is_float and not self.drops_tokens
 
     @classmethod
     @functools.lru_cache(maxsize=None)
     def from_id(cls, text: str) -> Setting:
         """``fp16``, ``w4-rtn``, ``kv2-uniform@0-3`` (those layers only), ``kv2-uniform@0-3+kv4-uniform``
-        (mixed: the other layers at kv4), joined by ``+`` across weights and KV."""
+        (mixed: the other layers at kv4), joined by ``+`` across weights and KV, then at most one
+        ``evict-...`` and one ``vtok-...`` (``kv4-group-g32-r128+evict-snapkv-b40``)."""
         found = {"w": [], "kv": []}
+        dropping: dict[str, list[str]] = {"evict": [], "vtok": []}
         for part in text.split("+"):
-            if part != "fp16":
+            kind = part.partition("-")[0]
+            if kind in dropping:
+                if "@" in part:
+                    raise ValueError(f"invalid id={text!r}: {part!r} applies to every layer; it takes no @layers")
+                dropping[kind].append(part)
+            elif part != "fp16":
                 spec_id, _, selection = part.partition("@")
                 found["w" if part.startswith("w") else "kv"].append((spec_id, selection))
+        for kind, parts in dropping.items():
+            if len(parts) > 1:
+                raise ValueError(f"invalid id={text!r}: at most one {kind}-... part, got {parts}")
         values = {}
         for kind, make in (("w", WeightQuantSpec.from_id), ("kv", KVQuantSpec.from_id)):
             parts = found[kind]
@@ -115,7 +140,9 @@ class Setting:
                 values[kind] = (make(plain[0][0]) if plain else None, None, None)
         (weights, weight_layers, weights_rest), (kv, kv_layers, kv_rest) = values["w"], values["kv"]
         return cls(weights or WeightQuantSpec(), kv or KVQuantSpec(), weight_layers, kv_layers,
-                   weights_rest or WeightQuantSpec(), kv_rest or KVQuantSpec())
+                   weights_rest or WeightQuantSpec(), kv_rest or KVQuantSpec(),
+                   EvictSpec.from_id(dropping["evict"][0]) if dropping["evict"] else None,
+                   VTokSpec.from_id(dropping["vtok"][0]) if dropping["vtok"] else None)
 
 
 BASELINE = Setting()
@@ -124,8 +151,17 @@ BASELINE = Setting()
 GRID_KV_GROUP = {"group_size": 8, "residual_length": 0}
 
 
+GRID_EVICT = "evict-snapkv-b40-w4"
+GRID_VTOK = "vtok-fastv-k2-r50"
+
+
 def default_grid() -> list[Setting]:
-    """FP16 plus KV {8,4,2} x {uniform, group, outlier} and weights {8,4} x every weight method.
+    """FP16 plus KV {8,4,2} x {uniform, group, outlier}, weights {8,4} x every weight method, one
+    KV eviction and one visual-token pruning setting.
+
+    The eviction setting keeps 40% of the prompt's KV with SnapKV's vote from a 4-token window
+    (SnapKV's 32-token default covers the embedded models' whole ~16-token prompts, so its vote would
+    never run); the pruning setting is FastV's paper setting (K=2, R=50%).
 
     The KV group settings use G=8, R=0 rather than KIVI's paper setting G=32, R=128 (what
     ``--kv-method group`` gives): on the embedded models' ~25-token prompts, G=32/R=128 keeps every
@@ -135,7 +171,7 @@ def default_grid() -> list[Setting]:
     grid += [Setting(kv=KVQuantSpec(method, bits, **(GRID_KV_GROUP if method == "group" else {})))
              for bits in (8, 4, 2) for method in KV_METHODS]
     grid += [Setting(weights=WeightQuantSpec(method, bits)) for bits in (8, 4) for method in WEIGHT_METHODS]
-    return grid
+    return grid + [Setting.from_id(GRID_EVICT), Setting.from_id(GRID_VTOK)]
 
 
 def with_layers(settings: list[Setting], kv_layers: str | None = None, weight_layers: str | None = None,
@@ -145,16 +181,16 @@ def with_layers(settings: list[Setting], kv_layers: str | None = None, weight_la
     (``layer_count`` decoder layers; the unrestricted setting stays, as the reference)."""
     kv_sel = LayerSelection(kv_layers) if kv_layers else None
     weight_sel = LayerSelection(weight_layers) if weight_layers else None
-    out = [Setting(s.weights, s.kv, weight_sel if _layered_weights(s.weights) else None,
-                   None if s.kv.is_float else kv_sel) for s in settings]
+    out = [replace(s, weight_layers=weight_sel if _layered_weights(s.weights) else None,
+                   kv_layers=None if s.kv.is_float else kv_sel) for s in settings]
     if sweep:
         if layer_count is None:
             raise ValueError("--lvlm-layer-sweep needs the model's number of decoder layers")
         for setting in list(out):
             for block in ([] if setting.is_baseline else blocks(layer_count, sweep)):
                 if _layered_weights(setting.weights) or not setting.kv.is_float:
-                    out.append(Setting(setting.weights, setting.kv, block if _layered_weights(setting.weights) else None,
-                                       None if setting.kv.is_float else block))
+                    out.append(replace(setting, weight_layers=block if _layered_weights(setting.weights) else None,
+                                       kv_layers=None if setting.kv.is_float else block))
     return list(dict.fromkeys(out))
 
 
@@ -184,10 +220,26 @@ def with_weight_targets(settings: list[Setting], targets: str | None) -> list[Se
                               for s in settings))
 
 
+def token_dropping(kv_evict: list[str], vtok: list[str]) -> tuple[list[EvictSpec], list[VTokSpec]]:
+    """``--kv-evict`` / ``--vtok`` values as specs; the ``evict-`` / ``vtok-`` prefix is optional."""
+    def spec(kind, prefix: str, text: str):
+        full = text if text.startswith(prefix) else prefix + text
+        try:
+            return kind.from_id(full)
+        except ValueError as error:
+            raise ValueError(f"--{'kv-evict' if prefix == 'evict-' else 'vtok'} {text!r}: {error}") from None
+
+    return [spec(EvictSpec, "evict-", t) for t in kv_evict], [spec(VTokSpec, "vtok-", t) for t in vtok]
+
+
 def settings_from_options(kv_bits: list[int], kv_method: list[str], weight_bits: list[int],
                           weight_method: list[str], group_size: int | None = None,
-                          residual_length: int | None = None, outlier_ratio: float | None = None) -> list[Setting]:
-    """The grid the command line asks for (the baseline always first); ValueError on bad values."""
+                          residual_length: int | None = None, outlier_ratio: float | None = None,
+                          kv_evict: list[str] = (), vtok: list[str] = ()) -> list[Setting]:
+    """The grid the command line asks for (the baseline always first); ValueError on bad values.
+    Each ``--kv-evict`` method runs alone and on every KV setting asked (evict, then quantize what
+    stays; AdaKV alone: it does not compose); each ``--vtok`` method runs alone."""
+    evictions, prunings = token_dropping(list(kv_evict), list(vtok))
     for bits in kv_bits + weight_bits:
         if bits not in ALLOWED_BITS:
             raise ValueError(f"invalid bits={bits}: allowed bits are {ALLOWED_BITS}")
@@ -201,7 +253,7 @@ def settings_from_options(kv_bits: list[int], kv_method: list[str], weight_bits:
     for flag, (value, used, by) in users.items():
         if value is not None and not used:
             raise ValueError(f"{flag} {value} has no effect on the chosen settings: it is used by {by}")
-    if not (kv_bits or kv_method or weight_bits or weight_method):
+    if not (kv_bits or kv_method or weight_bits or weight_method or evictions or prunings):
         return default_grid()
     settings = [BASELINE]
     for method in kv_methods:
@@ -219,4 +271,9 @@ def settings_from_options(kv_bits: list[int], kv_method: list[str], weight_bits:
     if kv_methods and (weight_bits or weight_method):  # both asked: also their combination
         settings += [Setting(w.weights, k.kv) for w in settings if not w.weights.is_float
                      for k in settings if not k.kv.is_float]
+    kv_settings = [s.kv for s in settings if not s.kv.is_float and s.weights.is_float]
+    for evict in evictions:
+        settings.append(Setting(evict=evict))
+        settings += [Setting(kv=kv, evict=evict) for kv in kv_settings if evict.method != "adakv"]
+    settings += [Setting(vtok=spec) for spec in prunings]
     return list(dict.fromkeys(settings))

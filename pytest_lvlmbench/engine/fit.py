@@ -23,22 +23,30 @@ class TextShape:
     layers: int
     head_dim: int
     in_features: tuple[int, ...]   # input widths of the decoder's linears: q/k/v/gate/up, o_proj, down_proj
+    model_type: str = ""           # the checkpoint's top-level model_type (llava, llava_next, qwen2_vl, ...)
+
+
+# families whose image tokens are not one square grid per image (anyres tiles with newline tokens)
+UNPOOLED_TYPES = ("llava_next", "llava_onevision")
 
 
 def text_shape(source: str, is_local: bool) -> TextShape:
     """Read from config.json with the json module when it states every number (the embedded models,
     most local checkpoints: no torch import), else from transformers' AutoConfig with its defaults."""
-    text = _text_config_json(source, is_local)
+    config = _config_json(source, is_local)
+    text = None if config is None else config.get("text_config", config)
+    model_type = "" if config is None else config.get("model_type", "")
     if text is None or any(key not in text for key in NEEDED):
         from transformers import AutoConfig
 
-        text = AutoConfig.from_pretrained(source).get_text_config(decoder=True).to_dict()
+        loaded = AutoConfig.from_pretrained(source)
+        text, model_type = loaded.get_text_config(decoder=True).to_dict(), loaded.model_type
     head_dim = text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
     widths = (text["hidden_size"], text["num_attention_heads"] * head_dim, text["intermediate_size"])
-    return TextShape(text["num_hidden_layers"], head_dim, tuple(sorted(set(widths))))
+    return TextShape(text["num_hidden_layers"], head_dim, tuple(sorted(set(widths))), model_type)
 
 
-def _text_config_json(source: str, is_local: bool) -> dict | None:
+def _config_json(source: str, is_local: bool) -> dict | None:
     if is_local:
         path = Path(source) / "config.json"
     else:
@@ -48,8 +56,7 @@ def _text_config_json(source: str, is_local: bool) -> dict | None:
         if not isinstance(found, str):
             return None
         path = Path(found)
-    config = json.loads(path.read_text())
-    return config.get("text_config", config)
+    return json.loads(path.read_text())
 
 
 def _divisors(width: int, largest: int) -> str:
@@ -70,6 +77,13 @@ def unfit_reason(setting: Setting, shape: TextShape) -> str | None:
                 return (f"{spec.id}: group_size={spec.group_size} must divide every quantized linear's input "
                         f"width, and {bad[0]} (of {', '.join(map(str, shape.in_features))}) is not a multiple; "
                         f"use --group-size {_divisors(math.gcd(*shape.in_features), 128)}")
+    vtok = setting.vtok
+    if vtok is not None and vtok.method == "fastv" and vtok.layer >= shape.layers:
+        return (f"{vtok.id}: FastV prunes from layer K={vtok.layer} on, and the model has {shape.layers} decoder layers; "
+                f"use k1..k{shape.layers - 1}")
+    if vtok is not None and vtok.method == "pool" and shape.model_type in UNPOOLED_TYPES:
+        return (f"{vtok.id}: {shape.model_type}'s anyres layout (tiles with newline tokens) is not one square grid of "
+                "image tokens per image; pool needs one (use vtok-fastv-... or vtok-random-...)")
     for selection in (setting.kv_layers, setting.weight_layers):
         if selection is not None:
             try:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import torch
 from transformers import LogitsProcessorList
 
+from contextlib import nullcontext
+
 from quant import KVQuantSpec, QuantizedKVCache
 from quant.layers import LayerSelection
+from quant.scored_attention import observing_attention
+from quant.token_spec import EvictSpec, VTokSpec
 
 from .gencache import Generated
 from .roofline import DecodeClock
@@ -101,40 +105,59 @@ def model_inputs(processor, images, prompts: list[str], device: str, dtype: torc
 def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuantSpec, max_new_tokens: int,
                    device: str = "cpu", dtype: torch.dtype | None = None,
                    kv_layers: LayerSelection | None = None, kv_rest: KVQuantSpec | None = None,
-                   clock: DecodeClock | None = None) -> list[Generated]:
+                   clock: DecodeClock | None = None, evict: EvictSpec | None = None,
+                   vtok: VTokSpec | None = None) -> list[Generated]:
     """Greedy answers for one left-padded batch, the KV spec applied through the quantized cache (told
-    the padding, so no answer depends on its batch mates; a token-anchored spec runs per prompt length,
-    unpadded), each with the cache's stored and float-equivalent bytes. The images are all pictures or
-    all None (text-only questions, e.g. HallusionBench's non_image split): the caller groups them.
-    ``clock`` (the report's roofline) times the decode steps and the KV bytes they read."""
+    the padding, so no answer depends on its batch mates; a token-anchored spec, KV eviction and
+    visual-token pruning run per prompt length, unpadded), each with the cache's stored and
+    float-equivalent bytes. The images are all pictures or all None (text-only questions, e.g.
+    HallusionBench's non_image split): the caller groups them. ``clock`` (the report's roofline and
+    prefill cost) times the prefill and decode steps and records the prompt entries each layer kept."""
     if any(image is None for image in images) and not all(image is None for image in images):
         raise ValueError("generate_batch: a batch mixes questions with and without an image; group them")
     inputs = model_inputs(processor, None if images and images[0] is None else images, prompts, device, dtype)
     mask = inputs.get("attention_mask")
-    if mask is not None and token_anchored(kv_spec, kv_rest) and not bool(mask.all()):
+    unpadded = token_anchored(kv_spec, kv_rest) or evict is not None or vtok is not None
+    run = lambda part: _generate(model, processor, part, kv_spec, max_new_tokens, kv_layers, kv_rest, clock,  # noqa: E731
+                                 evict, vtok)
+    if mask is not None and unpadded and not bool(mask.all()):
         answers: list[Generated | None] = [None] * mask.shape[0]
         for rows in equal_length_rows(mask):
-            part = without_padding(inputs, rows, image_token_id(model.config))
-            for row, generated in zip(rows, _generate(model, processor, part, kv_spec, max_new_tokens,
-                                                      kv_layers, kv_rest, clock)):
+            for row, generated in zip(rows, run(without_padding(inputs, rows, image_token_id(model.config)))):
                 answers[row] = generated
         return answers
-    return _generate(model, processor, inputs, kv_spec, max_new_tokens, kv_layers, kv_rest, clock)
+    return run(inputs)
+
+
+def _dropping(model, inputs, cache: QuantizedKVCache, evict: EvictSpec | None, vtok: VTokSpec | None):
+    """The context a generate call with eviction and/or pruning runs in (prompts without an image
+    token are not pruned)."""
+    observers = ([cache.select], [cache.key_bias]) if evict is not None else ([], [])
+    image_token = image_token_id(model.config)
+    if vtok is not None and image_token is not None and bool((inputs["input_ids"] == image_token).any()):
+        from quant.vtokens import pruning_visual_tokens
+
+        return pruning_visual_tokens(model, vtok, inputs["input_ids"], image_token, *observers)
+    return observing_attention(model, *observers) if evict is not None else nullcontext()
 
 
 def _generate(model, processor, inputs, kv_spec: KVQuantSpec, max_new_tokens: int, kv_layers: LayerSelection | None,
-              kv_rest: KVQuantSpec | None, clock: DecodeClock | None) -> list[Generated]:
-    cache = QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest)
+              kv_rest: KVQuantSpec | None, clock: DecodeClock | None, evict: EvictSpec | None = None,
+              vtok: VTokSpec | None = None) -> list[Generated]:
+    cache = QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest, eviction=evict)
     cache.set_padding(inputs.get("attention_mask"))   # padded positions enter no compression statistic
     if clock is not None:
         clock.begin()
-    with torch.inference_mode():
+    with torch.inference_mode(), _dropping(model, inputs, cache, evict, vtok):
         output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, cache=cache,
                                 pad_token_id=processor.tokenizer.pad_token_id,
                                 logits_processor=None if clock is None else LogitsProcessorList([clock]))
+    prompt = inputs["input_ids"].shape[1]
     if clock is not None:
-        clock.end(cache.nbytes())
+        clock.end(cache.nbytes(), output.shape[0], [kept / prompt for kept in cache.kept_by_layer()])
     cache.check_finite()   # NaN/inf recorded on the device during generation (CUDA): raised here, named
-    texts = processor.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    float_bytes = float_cache_bytes(model.config, output.shape[0], cache.get_seq_length(), model.dtype)
+    texts = processor.batch_decode(output[:, prompt:], skip_special_tokens=True)
+    # what a float cache holds for the same tokens: the whole prompt (before any eviction or pruning)
+    # and every token decoded
+    float_bytes = float_cache_bytes(model.config, output.shape[0], prompt + cache.decoded_tokens(), model.dtype)
     return [Generated(text.strip(), cache.nbytes(), float_bytes) for text in texts]

@@ -71,24 +71,31 @@ def decode_weight_bytes(model: nn.Module) -> int:
 
 
 class DecodeClock(LogitsProcessor):
-    """Times the decode steps of ``generate`` calls, and sums the KV bytes each step read.
+    """Times the prefill and decode steps of ``generate`` calls, sums the KV bytes each step read,
+    and averages the prompt entries each layer kept.
 
     ``generate`` calls a logits processor once per new token: the first call of a generation ends the
-    prefill, and each later call ends one decode step, so the time between consecutive calls is a
-    decode step's (its forward pass, argmax and stopping checks). :meth:`begin` before a generation,
-    :meth:`end` after it with the batch's KV cache bytes at its end (an upper bound on what each of its
-    steps read: the cache grows by one token per step, and the prompt dominates). Scores pass
-    through unchanged."""
+    prefill (its time since :meth:`begin` is the batch's time to first token), and each later call ends
+    one decode step, so the time between consecutive calls is a decode step's (its forward pass, argmax
+    and stopping checks). :meth:`begin` before a generation, :meth:`end` after it with the batch's KV
+    cache bytes at its end (an upper bound on what each of its steps read: the cache grows by one token
+    per step, and the prompt dominates). Scores pass through unchanged."""
 
     def __init__(self) -> None:
         self.steps = 0
         self.seconds = 0.0
         self.kv_byte_steps = 0   # sum over steps of the KV bytes read
+        self.prompts = 0
+        self.prefill_seconds = 0.0          # sum over prompts of their batch's time to first token
+        self.kept_sums: list[float] = []    # per layer, sum over prompts of the share of prompt entries kept
         self._previous: float | None = None
+        self._start = 0.0
+        self._first = 0.0
         self._batch_steps = 0
 
     def begin(self) -> None:
         self._previous, self._batch_steps = None, 0
+        self._start = time.perf_counter()
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         _sync(scores.device)
@@ -96,13 +103,28 @@ class DecodeClock(LogitsProcessor):
         if self._previous is not None:
             self.seconds += now - self._previous
             self._batch_steps += 1
+        else:
+            self._first = now - self._start
         self._previous = now
         return scores
 
-    def end(self, kv_bytes: int) -> None:
+    def end(self, kv_bytes: int, prompts: int = 0, kept: list[float] | None = None) -> None:
+        """After a batch of ``prompts``; ``kept``: per layer, the share of the prompt's entries it stored."""
         self.steps += self._batch_steps
         self.kv_byte_steps += kv_bytes * self._batch_steps
+        self.prompts += prompts
+        self.prefill_seconds += self._first * prompts
+        if kept:
+            self.kept_sums = [a + b * prompts for a, b in zip(self.kept_sums or [0.0] * len(kept), kept)]
         self._previous, self._batch_steps = None, 0
+
+    def prefill(self) -> dict | None:
+        """The prefill summary of the batches timed: mean time to first token per prompt and, per layer,
+        the mean share of prompt entries kept; None before any batch."""
+        if not self.prompts:
+            return None
+        return {"ttft_seconds": self.prefill_seconds / self.prompts, "prompts": self.prompts,
+                "kept_by_layer": [round(k / self.prompts, 6) for k in self.kept_sums]}
 
 
 def roofline(weight_bytes: int, kv_byte_steps: int, steps: int, seconds: float, copy_gbps: float) -> dict | None:

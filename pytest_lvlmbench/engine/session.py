@@ -262,7 +262,8 @@ class Session:
             weight_bytes=summary.bytes_after if summary else 0,
             weight_bytes_expected=summary.bytes_expected if summary else 0,
             weight_ratio=summary.ratio if summary else None,
-            weight_bytes_by_part=dict(summary.bytes_by_part) if summary else {}, roofline=line))
+            weight_bytes_by_part=dict(summary.bytes_by_part) if summary else {}, roofline=line,
+            prefill=self.prefill_summary(name, setting, task, clock)))
 
     def interval(self, task: str, stats: SampleStats) -> tuple[float, float]:
         """95% interval of a metric: Wilson on the clusters' effective sample size for a share of 0/1
@@ -285,4 +286,16 @@ class Session:
         torch.manual_seed(self.options.seed)
         return generate_batch(self.model(name, setting), self.processor(name), [item.image() for item in items],
                               prompts, setting.kv, max_new_tokens, self.options.device, self.dtype,
-                              kv_layers=setting.kv_layers, kv_rest=setting.kv_rest, clock=clock)
+                              kv_layers=setting.kv_layers, kv_rest=setting.kv_rest, clock=clock,
+                              evict=setting.evict, vtok=setting.vtok)
+
+    def prefill_summary(self, name: str, setting: Setting, task: Task, clock: DecodeClock) -> dict | None:
+        """Time to first token and tokens kept, as measured when this record's answers were generated:
+        in this run (then stored beside the answers), else as stored by the run that generated them."""
+        key = "prefill:" + "\0".join([self.fingerprint(name), setting.id, task.name, str(self.dtype),
+                                       device_kind(self.options.device), str(self.options.batch_size)])
+        measured = clock.prefill()
+        if measured is None:
+            return self.cache.get_measurement(key)
+        self.cache.put_measurement(key, measured)
+        return measured

@@ -12,11 +12,12 @@ from ..analysis.frontier import Point, pareto
 
 def plot_series(results: Results) -> dict[tuple[str, str], dict[str, list[tuple[int, float]]]]:
     """{(model, task): {method: [(bits, primary value)]}}, the baseline at 16 bits on every line.
-    Settings that compress both weights and KV are left out (they have no single method)."""
+    Settings that compress both weights and KV are left out (they have no single method), and so are
+    eviction and pruning settings (they have no bit width)."""
     series: dict = {}
     for record in results:
         setting = record.parsed_setting
-        if not setting.weights.is_float and not setting.kv.is_float:
+        if (not setting.weights.is_float and not setting.kv.is_float) or setting.drops_tokens:
             continue
         lines = series.setdefault((record.model, record.task), {})
         value = record.metrics[record.primary]

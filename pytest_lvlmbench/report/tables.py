@@ -159,13 +159,15 @@ def _mark(record: Record, metric: str, base: Record, adjusted: dict, verdict: st
 
 def _compact_table(records: list[Record], width: int, adjusted: dict, verdict: dict) -> str:
     """Settings as rows, datasets as columns (primary metric), with the setting's KV and weight
-    bytes over float; dataset columns wrap into blocks that fit ``width``."""
+    bytes over float, its agreement with fp16 (the share of answers identical to fp16's, EffiVLM-Bench's
+    "loyalty"), the share of the prompt's KV entries kept and the time to first token, each the mean
+    over the datasets; dataset columns wrap into blocks that fit ``width``."""
     settings, tasks = _settings(records), list(dict.fromkeys(r.task for r in records))
     by_key = {(r.setting, r.task): r for r in records}
 
-    def mean(values):
+    def mean(values, digits: int = 3):
         values = [v for v in values if v is not None]
-        return f"{sum(values) / len(values):.3f}" if values else ""
+        return f"{sum(values) / len(values):.{digits}f}" if values else ""
 
     def cell(setting: str, task: str) -> str:
         record, base = by_key.get((setting, task)), by_key.get((BASELINE.id, task))
@@ -177,16 +179,27 @@ def _compact_table(records: list[Record], width: int, adjusted: dict, verdict: d
         return (f"{record.metrics[metric] - base.metrics[metric]:+.3f}"
                 + _mark(record, metric, base, adjusted, verdict.get((setting, task, metric))))
 
+    def agreement(setting: str, task: str) -> float | None:
+        record, base = by_key.get((setting, task)), by_key.get((BASELINE.id, task))
+        return None if record is None or base is None or record is base else 1 - flips(record, base)
+
+    def ttft(setting: str, task: str) -> float | None:
+        prefill = by_key[(setting, task)].prefill if (setting, task) in by_key else None
+        return prefill["ttft_seconds"] * 1000 if prefill else None
+
     sizes = {s: [mean(by_key[(s, t)].kv_ratio for t in tasks if (s, t) in by_key),
-                 mean(by_key[(s, t)].weight_ratio for t in tasks if (s, t) in by_key)] for s in settings}
+                 mean(by_key[(s, t)].weight_ratio for t in tasks if (s, t) in by_key),
+                 mean(agreement(s, t) for t in tasks),
+                 mean(by_key[(s, t)].kv_kept for t in tasks if (s, t) in by_key),
+                 mean((ttft(s, t) for t in tasks), 1)] for s in settings}
     primary = {r.task: r.primary for r in records}
     flagged = {r.task for r in records if few_clusters(r)}
     columns = [(f"{t}{'†' * (t in flagged)}\n{primary[t]}{direction_mark(primary[t])}", [cell(s, t) for s in settings])
                for t in tasks]
     def render(block: list[tuple[str, list[str]]]) -> str:
         rows = [[s, *sizes[s], *(cells[i] for _, cells in block)] for i, s in enumerate(settings)]
-        return tabulate(rows, headers=["setting", "KV/float", "W/float", *(h for h, _ in block)],
-                        disable_numparse=True)
+        return tabulate(rows, headers=["setting", "KV/float", "W/float", "agree", "kept", "TTFT ms",
+                                       *(h for h, _ in block)], disable_numparse=True)
 
     rendered, block = [], []
     for column in columns:   # greedy: a block takes dataset columns while it still fits
@@ -268,6 +281,27 @@ def power_lines(summary: list[dict]) -> list[str]:
     return out
 
 
+def token_drop_lines(records: list[Record]) -> list[str]:
+    """Per eviction/pruning setting: the share of the prompt's KV entries each decoder layer kept and the
+    time to first token, beside fp16's (means over the datasets, as measured when the answers were
+    generated)."""
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    baseline_ttft = mean([r.prefill["ttft_seconds"] for r in records if r.is_baseline and r.prefill])
+    lines = []
+    for setting in dict.fromkeys(r.setting for r in records):
+        mine = [r for r in records if r.setting == setting and r.prefill and r.prefill.get("kept_by_layer")]
+        if not mine or not mine[0].parsed_setting.drops_tokens:
+            continue
+        layers = [mean([r.prefill["kept_by_layer"][i] for r in mine]) for i in range(len(mine[0].prefill["kept_by_layer"]))]
+        ttft = mean([r.prefill["ttft_seconds"] for r in mine])
+        lines.append(f"  {setting}: kept per layer " + " ".join(f"{k:.2f}" for k in layers)
+                     + f" (mean {mean(layers):.3f}); TTFT {ttft * 1000:.1f} ms"
+                     + (f" (fp16 {baseline_ttft * 1000:.1f} ms)" if baseline_ttft else ""))
+    return lines
+
+
 def _footer(records: list[Record], verdict: dict) -> str:
     """Judges, calibration sources, published checks, interactions, power, conventions, compression checks."""
     notes = [f"  {r.setting} {r.task} {metric}: {why}" for r in records for metric, why in r.notes.items()]
@@ -281,6 +315,7 @@ def _footer(records: list[Record], verdict: dict) -> str:
     flips_by_group = [f"  {r.setting} {r.task}: {describe(r.subgroup_flips)}" for r in records
                       if any(e["changed"] for e in r.subgroup_flips)]
     power = power_lines(power_summary(records, verdict))
+    dropped = token_drop_lines(records)
     interactions = [f"  {r.setting} {r.task} {r.primary}: {i['verdict']}: combined drop {i['combined']:+.3f} vs "
                     f"weights {i['weights']:+.3f} + KV {i['kv']:+.3f}; interaction {i['value']:+.3f} "
                     f"[{i['low']:+.3f}, {i['high']:+.3f}]"
@@ -293,6 +328,8 @@ def _footer(records: list[Record], verdict: dict) -> str:
             + ("\nweights + KV: does the drop add up? (drops as worsening; 95% paired bootstrap interval of the "
                "interaction;\n  additive: inside ±margin, an equivalence test)\n" + "\n".join(interactions)
                if interactions else "")
+            + ("\ntokens dropped (share of the prompt's KV entries each decoder layer kept; time to first token, "
+               "mean over prompts of their batch's):\n" + "\n".join(dropped) if dropped else "")
             + ("\npower (primary metric; 80% power, two-sided 0.05, at each setting's churn; items: if the "
                "estimate held):\n" + "\n".join(power) if power else "")
             + ("\nlayer sensitivity (drop of the primary metric vs fp16 with one block of layers compressed, "

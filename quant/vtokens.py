@@ -1,0 +1,165 @@
+"""Visual-token pruning: fewer image tokens reach the language model's later layers.
+
+The image tokens of a prompt are those holding the model's image token id (each image's
+embeddings replace them). A pruning method picks, per prompt, which image tokens the decoder
+layers from ``VTokSpec.first_pruned_layer`` on still see; the others are removed from the hidden
+states before that layer (forward pre-hooks on the decoder layers, no model code patched), so those
+layers compute, attend and cache fewer tokens, and the prefill really gets cheaper. Kept tokens
+keep their original positions (rotary embeddings and position ids are gathered, not renumbered),
+as FastV does.
+
+- FastV (pkunlp-icler/FastV d165972 ``src/FastV/llava-hf/.../modeling_llama.py``
+  ``LlamaModel.fastv_forward``): at layer K-1, the last prompt token's attention averaged over all
+  heads ranks the image tokens; the top ``round(N·(1 - R))`` stay from layer K on (text tokens always
+  stay). FastV ranks batch element 0's row for the whole batch; ours ranks each prompt by its own row.
+  Ties: a stable sort (the earlier token wins); FastV's ``topk`` leaves them unspecified.
+- random: the same share of image tokens dropped before layer 0, chosen uniformly by a generator
+  seeded from the prompt's token ids (the baseline UniPruneBench finds strong).
+- pool: each ``f×f`` block of an image's square token grid (row-major, edge blocks partial) becomes
+  one token, the mean of the block's input embeddings, placed at the block's first position (the
+  spatial-pooling baseline VTC-Bench finds strong). It needs a square grid per image (LLaVA-1.5's
+  24×24, the embedded models' 3×3); LLaVA-NeXT's anyres layout, with its newline tokens, is refused.
+
+Prompts of one batch must share their length (no padding: the generation groups them); a pruned
+batch keeps the same number of tokens in every prompt.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import torch
+
+from .eviction import attention_probs, stable_top
+from .scored_attention import observing_attention
+from .token_spec import VTokSpec
+
+
+def image_positions(input_ids: torch.Tensor, image_token: int) -> torch.Tensor:
+    """``[b, N]`` positions of each prompt's image tokens; every prompt must hold the same number."""
+    counts = (input_ids == image_token).sum(dim=1).tolist()
+    if len(set(counts)) != 1 or not counts[0]:
+        raise ValueError(f"visual-token pruning: the prompts hold {counts} image tokens (id {image_token}); it needs "
+                         "at least one, and the same number in every prompt of a batch")
+    return (input_ids == image_token).nonzero()[:, 1].reshape(len(counts), counts[0])
+
+
+def pool_blocks(run: int, factor: int) -> list[list[int]]:
+    """The ``factor×factor`` blocks of a square grid of ``run`` tokens (row-major), each a list of
+    offsets in the run, the block's first (top-left) token first: a 3×3 grid pooled by 2 gives
+    [[0,1,3,4], [2,5], [6,7], [8]]."""
+    side = math.isqrt(run)
+    if side * side != run:
+        raise ValueError(f"vtok-pool{factor}: an image gives {run} tokens, not a square grid; pooling needs each "
+                         "image's tokens as a square grid (LLaVA-1.5: 24x24; LLaVA-NeXT's anyres tiles are not)")
+    return [[r * side + c for r in range(top, min(top + factor, side)) for c in range(left, min(left + factor, side))]
+            for top in range(0, side, factor) for left in range(0, side, factor)]
+
+
+def image_runs(positions: list[int]) -> list[list[int]]:
+    """Consecutive positions grouped: one run per image."""
+    runs: list[list[int]] = []
+    for p in positions:
+        if runs and p == runs[-1][-1] + 1:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return runs
+
+
+def random_keep(input_ids: torch.Tensor, images: torch.Tensor, spec: VTokSpec) -> torch.Tensor:
+    """``[b, k]`` image positions kept at random, seeded by each prompt's token ids (so a prompt's
+    choice never depends on its batch mates), in positional order."""
+    rows = []
+    for ids, row in zip(input_ids, images):
+        generator = torch.Generator().manual_seed(zlib.crc32(ids.cpu().numpy().tobytes()))
+        pick = torch.randperm(row.numel(), generator=generator)[:spec.keep_count(row.numel())]
+        rows.append(row[pick.to(row.device)].sort().values)
+    return torch.stack(rows)
+
+
+class VisualTokenPruner:
+    """For one generate call: which prompt positions the pruned layers see, and the hooks that apply it."""
+
+    def __init__(self, spec: VTokSpec, input_ids: torch.Tensor, image_token: int) -> None:
+        self.spec = spec
+        self.length = input_ids.shape[1]
+        self.images = image_positions(input_ids, image_token)
+        self.blocks: list[list[list[int]]] = []   # pool: per prompt, blocks of positions (first kept)
+        self.kept: torch.Tensor | None = None     # [b, L'] positions the pruned layers see
+        if spec.method == "random":
+            self._keep_images(random_keep(input_ids, self.images, spec))
+        elif spec.method == "pool":
+            self.blocks = [[[run[i] for i in block] for run in image_runs(row) for block in pool_blocks(len(run), spec.pool)]
+                           for row in self.images.tolist()]
+            self._keep_images(torch.tensor([[block[0] for block in row] for row in self.blocks],
+                                           device=input_ids.device))
+
+    def _keep_images(self, images: torch.Tensor) -> None:
+        text = torch.ones(self.images.shape[0], self.length, dtype=torch.bool, device=images.device)
+        text.scatter_(1, self.images, False)
+        text.scatter_(1, images, True)
+        self.kept = text.nonzero()[:, 1].reshape(text.shape[0], -1)
+
+    def observe(self, layer: int, query: torch.Tensor, key: torch.Tensor, scaling: float) -> None:
+        """FastV's ranking at layer K-1: the last query's attention, mean over heads, over the image tokens."""
+        if self.spec.method != "fastv" or layer != self.spec.layer - 1 or key.shape[2] != self.length:
+            return
+        attention = attention_probs(query, key, scaling, 1)[:, :, 0].mean(dim=1)   # [b, L]
+        scores = attention.gather(1, self.images)
+        top = stable_top(scores, self.spec.keep_count(self.images.shape[1]))
+        self._keep_images(self.images.gather(1, top))
+
+    def before_layer(self, layer: int, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        """Forward pre-hook of decoder layer ``layer``: at the prefill, from the first pruned layer on,
+        gather the kept tokens (pool: merge each block into its first token first)."""
+        hidden = args[0] if args else kwargs["hidden_states"]
+        if layer < self.spec.first_pruned_layer or hidden.shape[1] == 1 or self.kept is None:
+            return None
+        if hidden.shape[1] == self.length:   # the first pruned layer: the full prompt arrives
+            if self.blocks:
+                hidden = hidden.clone()
+                for b, row in enumerate(self.blocks):
+                    for block in row:
+                        hidden[b, block[0]] = hidden[b, block].mean(dim=0)
+            hidden = hidden.gather(1, self.kept[..., None].expand(-1, -1, hidden.shape[-1]))
+        kwargs = {**kwargs, **{name: _gather_positions(kwargs[name], self.kept, self.length)
+                               for name in ("position_embeddings", "position_ids", "attention_mask")
+                               if kwargs.get(name) is not None}}
+        return ((hidden, *args[1:]), kwargs) if args else ((), {**kwargs, "hidden_states": hidden})
+
+
+def _gather_positions(value, kept: torch.Tensor, length: int):
+    """The kept positions of a per-position input: rotary (cos, sin) ``[b, L, d]``, position ids
+    ``[..., b, L]``, or a 4-D mask ``[b, 1, L, L]`` (rows and columns)."""
+    if isinstance(value, tuple):
+        return tuple(_gather_positions(v, kept, length) for v in value)
+    if value.is_floating_point() and value.dim() == 3 and value.shape[1] == length:       # cos / sin
+        return value.expand(kept.shape[0], -1, -1).gather(1, kept[..., None].expand(-1, -1, value.shape[-1]))
+    if value.dim() == 4 and value.shape[-1] == length:                                      # attention mask
+        rows = value.expand(kept.shape[0], -1, -1, -1).gather(2, kept[:, None, :, None].expand(-1, value.shape[1], -1, length))
+        return rows.gather(3, kept[:, None, None, :].expand(-1, value.shape[1], kept.shape[1], -1))
+    if value.shape[-1] == length:                                                             # position ids
+        expanded = value.expand(*value.shape[:-2], kept.shape[0], length)
+        return expanded.gather(-1, kept.expand(*value.shape[:-2], -1, -1))
+    return value
+
+
+@contextmanager
+def pruning_visual_tokens(model, spec: VTokSpec, input_ids: torch.Tensor, image_token: int | None,
+                          prefill: list | None = None, key_bias: list | None = None) -> Iterator[VisualTokenPruner]:
+    """Prune the image tokens of this generate call's prompts by ``spec``; ``prefill``/``key_bias``:
+    other attention observers to run alongside (KV eviction)."""
+    if image_token is None:
+        raise ValueError(f"{spec.id}: the model config names no image token id (image_token_id / image_token_index)")
+    pruner = VisualTokenPruner(spec, input_ids, image_token)
+    with ExitStack() as stack:
+        stack.enter_context(observing_attention(model, [pruner.observe, *(prefill or [])], key_bias))
+        for index, layer in enumerate(model.get_decoder().layers):
+            handle = layer.register_forward_pre_hook(
+                lambda module, args, kwargs, index=index: pruner.before_layer(index, args, kwargs), with_kwargs=True)
+            stack.callback(handle.remove)
+        yield pruner
