@@ -102,13 +102,14 @@ def frontier(options) -> int:
         print(f"lvlmbench frontier: {model} on {', '.join(t.name for t in tasks)} (margin {options.margin}, "
               f"{options.limit or 'all'} items per task)\n"
               + tabulate(rows, headers=["setting", "bytes/float", "mean drop [95%]", "safe", "non-inferior per task"]))
+        ladders = families(options.settings)
         print("cheapest non-inferior setting per family:")
         for family, best in cheapest.items():
             idle = best is not None and best.cost >= KV_UNCOMPRESSED
-            print(f"  {family}: {best.setting if best else 'none (not even its first rung)'}"
+            first = ladders[family].make(ladders[family].rungs[0]).id
+            print(f"  {family}: {best.setting if best else f'none (not even {first})'}"
                   + (" (compresses nothing here: every token stayed in full precision)" if idle else ""))
         print("Pareto front (cost vs mean drop): " + ", ".join(p.setting for p in pareto(points)))
-        ladders = families(options.settings)
         print(f"evaluated {len(points)} of the {sum(len(l.rungs) for l in ladders.values())} settings of "
               f"{len(ladders)} families (" + "; ".join(sorted({'/'.join(map(str, l.rungs)) for l in ladders.values()}))
               + ", each a fixed sequence stopping at the first unsafe)")

@@ -7,7 +7,8 @@ from __future__ import annotations
 from .core.capabilities import CAPABILITIES
 
 KIND_MARKERS = {"baseline": "the uncompressed baseline", "kv_quant": "settings that quantize the KV cache",
-                "weight_quant": "settings that quantize weights"}
+                "weight_quant": "settings that quantize weights", "kv_evict": "settings that evict KV entries",
+                "vtok_prune": "settings that prune visual tokens"}
 XDIST_GROUP = "xdist_group(name): pytest-xdist's --dist loadgroup keeps a group on one worker (a no-op without xdist)"
 
 

@@ -163,7 +163,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def setting_marks(model: str, setting, unfit: str | None = None) -> list[pytest.MarkDecorator]:
-    """``-m baseline`` / ``kv_quant`` / ``weight_quant`` select by what a setting compresses; the
+    """``-m baseline`` / ``kv_quant`` / ``weight_quant`` / ``kv_evict`` / ``vtok_prune`` select by what a
+    setting compresses; the
     xdist group keeps each (model, weight spec) on one worker under ``--dist loadgroup``; a
     default-grid setting that cannot apply to the model is skipped, saying why."""
     marks = [pytest.mark.xdist_group(f"{model}-{setting.weights_id}")]
@@ -175,6 +176,10 @@ def setting_marks(model: str, setting, unfit: str | None = None) -> list[pytest.
         marks.append(pytest.mark.kv_quant)
     if not setting.weights.is_float:
         marks.append(pytest.mark.weight_quant)
+    if setting.evict is not None:
+        marks.append(pytest.mark.kv_evict)
+    if setting.vtok is not None:
+        marks.append(pytest.mark.vtok_prune)
     return marks
 
 

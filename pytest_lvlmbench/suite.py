@@ -9,7 +9,8 @@ from .tasks import tasks_for
 
 def capability_test(capability: str):
     """A test over this capability's tasks, marked with the capability's name; the plugin adds the
-    model x setting parametrization (and the marks baseline, kv_quant, weight_quant)."""
+    model x setting parametrization (and the marks baseline, kv_quant, weight_quant,
+    kv_evict, vtok_prune)."""
     @getattr(pytest.mark, capability)
     @pytest.mark.parametrize("task", tasks_for(capability), ids=str)
     def test(lvlm_run, task) -> None:

@@ -139,24 +139,35 @@ def adakv_budgets(scores: torch.Tensor, budget: int, alpha: int) -> list[list[in
     return [[min(round(c * (100 - alpha) / 100 + floor), tokens) for c in row] for row in counts.tolist()]
 
 
-def select_kept(spec: EvictSpec, query: torch.Tensor, key: torch.Tensor, scaling: float, layer: int,
-                layers: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The prompt positions a layer keeps after its prefill, ``[b, Hkv, n]`` in positional order, and
-    (AdaKV, whose heads keep different counts) a ``[b, Hkv, n]`` mask of the real entries, else None.
-    ``query [b, H, L, D]`` and ``key [b, Hkv, L, D]`` are the prefill's, after rotary embedding."""
-    batch, kv_heads, length = key.shape[:3]
+def observation_window(spec: EvictSpec, length: int) -> tuple[int, int]:
+    """(entries kept, window) of a ``length``-token prompt: the window is cut to the budget."""
     kept = spec.keep_count(length)
-    device = key.device
+    return kept, (0 if spec.method == "streaming" else min(spec.window, kept))
+
+
+def prompt_scores(spec: EvictSpec, query: torch.Tensor, key: torch.Tensor, scaling: float) -> torch.Tensor | None:
+    """Each KV head's score of every prompt entry before the window, ``[b, Hkv, L - w]`` (pooled where
+    the method pools); None for StreamingLLM, which scores nothing. ``query [b, H, L, D]`` and
+    ``key [b, Hkv, L, D]`` are the prefill's, after rotary embedding."""
     if spec.method == "streaming":
-        positions = streaming_keep(length, kept, spec.sinks).to(device)
-        return positions.expand(batch, kv_heads, -1), None
-    window = min(spec.window, kept)
-    recent = torch.arange(length - window, length, device=device).expand(batch, kv_heads, -1)
+        return None
+    _, window = observation_window(spec, key.shape[2])
+    kv_heads = key.shape[1]
     if spec.method == "h2o":
-        scores = h2o_scores(query, key, scaling, window, kv_heads)
-    else:
-        scores = pool(window_vote(query, key, scaling, window, kv_heads), spec.kernel,
-                      "max" if spec.method == "adakv" else "avg")
+        return h2o_scores(query, key, scaling, window, kv_heads)
+    return pool(window_vote(query, key, scaling, window, kv_heads), spec.kernel, "max" if spec.method == "adakv" else "avg")
+
+
+def keep_from_scores(spec: EvictSpec, scores: torch.Tensor | None, length: int, layer: int = 0, layers: int = 1,
+                     batch: int = 1, kv_heads: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The rule that turns scores into the kept prompt positions, ``[b, Hkv, n]`` in positional order,
+    and (AdaKV, whose heads keep different counts) a ``[b, Hkv, n]`` mask of the real entries, else None.
+    ``scores``: :func:`prompt_scores`'s (``batch``/``kv_heads`` only size StreamingLLM's answer)."""
+    kept, window = observation_window(spec, length)
+    if scores is None:
+        return streaming_keep(length, kept, spec.sinks).expand(batch, kv_heads, -1), None
+    device = scores.device
+    recent = torch.arange(length - window, length, device=device).expand(*scores.shape[:2], -1)
     if spec.method == "adakv":
         budgets = adakv_budgets(scores, kept - window, spec.alpha)
         widest = max(max(row) for row in budgets)
@@ -169,3 +180,12 @@ def select_kept(spec: EvictSpec, query: torch.Tensor, key: torch.Tensor, scaling
     if spec.method == "pyramidkv":
         count = pyramid_budget(length, kept, window, layer, layers, spec.beta)
     return torch.cat([stable_top(scores, count), recent], dim=-1), None
+
+
+def select_kept(spec: EvictSpec, query: torch.Tensor, key: torch.Tensor, scaling: float, layer: int,
+                layers: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The prompt positions a layer keeps after its prefill (see :func:`keep_from_scores`)."""
+    batch, kv_heads, length = key.shape[:3]
+    positions, valid = keep_from_scores(spec, prompt_scores(spec, query, key, scaling), length, layer, layers,
+                                        batch, kv_heads)
+    return positions.to(key.device), valid

@@ -17,6 +17,8 @@ Ids (options at their default are left out, so an id names one configuration):
                                by the last prompt token at layer K-1)
     vtok-random-r50            drop 50% of the image tokens at random (seeded per prompt), every layer
     vtok-pool2                 average each 2x2 block of the image-token grid into one token
+    vtok-visionzip-r89         VisionZip: keep the patches the vision tower's CLS attends most (dominant)
+                               and merge the rest into a few contextual tokens, 89% of image tokens removed
 
 ``b<budget>`` is the share of the prompt's KV entries kept, in percent (window included): kvpress's
 ``compression_ratio`` is ``1 - budget/100``. ``r<ratio>`` is the percent of image tokens removed
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 EVICT_METHODS = ("streaming", "h2o", "snapkv", "pyramidkv", "adakv")
-VTOK_METHODS = ("fastv", "random", "pool")
+VTOK_METHODS = ("fastv", "random", "pool", "visionzip")
 WINDOWED = ("h2o", "snapkv", "pyramidkv", "adakv")   # keep the last w prompt tokens
 POOLED = ("snapkv", "pyramidkv", "adakv")             # pool the window's vote along tokens
 
@@ -127,10 +129,11 @@ class EvictSpec:
 
 @dataclass(frozen=True)
 class VTokSpec:
-    """Which image tokens the language model sees: FastV's in-model drop, random drop, or pooling."""
+    """Which image tokens the language model sees: FastV's in-model drop, random drop, pooling, or
+    VisionZip's dominant + contextual tokens."""
 
     method: str
-    ratio: int = 0     # percent of image tokens removed (fastv, random)
+    ratio: int = 0     # percent of image tokens removed (fastv, random, visionzip)
     layer: int = 0     # FastV's K: layers 0..K-1 see every token
     pool: int = 0      # pooling factor per grid side (pool)
 
@@ -151,7 +154,7 @@ class VTokSpec:
         if self.method == "fastv":
             _int_in("layer", self.layer, 1)
         elif self.layer:
-            raise _bad("layer", self.layer, "method 'random' drops at the input (layer 0); it takes no k<layer>")
+            raise _bad("layer", self.layer, f"method {self.method!r} drops at the input (layer 0); it takes no k<layer>")
 
     @property
     def id(self) -> str:
@@ -161,16 +164,17 @@ class VTokSpec:
 
     @classmethod
     def from_id(cls, text: str) -> VTokSpec:
-        forms = "'vtok-fastv-k<layer>-r<percent removed>', 'vtok-random-r<percent removed>' or 'vtok-pool<factor>'"
+        forms = ("'vtok-fastv-k<layer>-r<percent removed>', 'vtok-random-r<percent removed>', "
+                 "'vtok-visionzip-r<percent removed>' or 'vtok-pool<factor>'")
         if not isinstance(text, str) or not text.startswith("vtok-"):
             raise _bad("id", text, f"expected {forms}")
         pool = re.fullmatch(r"vtok-pool(\d+)", text)
         if pool:
             return cls("pool", pool=int(pool.group(1)))
         match = re.fullmatch(r"vtok-([a-z]+)((?:-[a-z]+\d+)*)", text)
-        if match is None or match.group(1) not in ("fastv", "random"):
+        if match is None or match.group(1) not in ("fastv", "random", "visionzip"):
             raise _bad("id", text, f"expected {forms}")
-        allowed = {"k": "layer", "r": "ratio"} if match.group(1) == "fastv" else {"r": "ratio"}
+        allowed = {"k": "layer", "r": "ratio"} if match.group(1) == "fastv" else {"r": "ratio"}   # noqa: E501
         values = _options(text, match.group(2), allowed)
         if match.group(1) == "fastv" and "layer" not in values:
             raise _bad("id", text, f"FastV's layer K is missing (k<layer>, e.g. vtok-fastv-k2-r50); expected {forms}")
@@ -184,6 +188,13 @@ class VTokSpec:
         return self.layer if self.method == "fastv" else 0
 
     def keep_count(self, image_tokens: int) -> int:
-        """Image tokens kept of ``image_tokens`` (fastv, random): FastV's ``round(N * (1 - R))``
+        """Image tokens kept of ``image_tokens`` (fastv, random, visionzip): FastV's ``round(N * (1 - R))``
         (Python's round: half to even), at least one."""
         return max(round(image_tokens * (100 - self.ratio) / 100), 1)
+
+    def visionzip_split(self, image_tokens: int) -> tuple[int, int]:
+        """(dominant, contextual) tokens of VisionZip's budget: its settings keep 54 + 10 of 64, 108 + 20
+        of 128, 162 + 30 of 192, so contextual = round(kept · 10 / 64), the rest dominant."""
+        kept = self.keep_count(image_tokens)
+        contextual = round(kept * 10 / 64) if kept > 1 else 0
+        return kept - contextual, contextual

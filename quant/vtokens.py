@@ -20,6 +20,20 @@ as FastV does.
   spatial-pooling baseline VTC-Bench finds strong). It needs a square grid per image (LLaVA-1.5's
   24×24, the embedded models' 3×3); LLaVA-NeXT's anyres layout, with its newline tokens, is refused.
 
+- VisionZip (dvlab-research/VisionZip 3151f6d ``visionzip/clip_encoder.py``
+  ``CLIPVisionTower_VisionZip.forward``): in the CLIP vision tower, the CLS query's attention (summed
+  over heads) of the layer that produces LLaVA's selected features (``attentions[-2]`` for
+  LLaVA-1.5's feature layer -2) picks the dominant patches; the other patches, in positional order,
+  give ``contextual`` evenly spaced targets (``step = max(1, |R| // contextual)``), every other patch
+  joins the target whose key (averaged over heads) is most cosine-similar, and a target becomes its
+  own features plus the mean of its members' (``X[t] + mean(X[members])``), all before the projector.
+  The budget is ``keep_count`` image tokens, split as VisionZip's settings split theirs
+  (:meth:`VTokSpec.visionzip_split`). Differences: HF LLaVA drops CLS from the features
+  (``vision_feature_select_strategy='default'``), so the dominant tokens are patches only (VisionZip
+  keeps CLS as one of them); kept tokens keep their grid positions (VisionZip's LLaVA-1.5 path hands
+  the LLM 64 contiguous tokens; its AnyRes path restores grid order too). LLaVA (CLIP with a CLS token)
+  only.
+
 Prompts of one batch must share their length (no padding: the generation groups them); a pruned
 batch keeps the same number of tokens in every prompt.
 """
@@ -70,6 +84,36 @@ def image_runs(positions: list[int]) -> list[list[int]]:
     return runs
 
 
+def fastv_keep(attention: torch.Tensor, images: torch.Tensor, spec: VTokSpec) -> torch.Tensor:
+    """FastV's choice: of the image positions ``images [b, N]``, the ``round(N·(1 - R))`` most attended by
+    the last prompt token (``attention [b, L]``, its row averaged over heads), in positional order."""
+    top = stable_top(attention.gather(1, images), spec.keep_count(images.shape[1]))
+    return images.gather(1, top)
+
+
+def visionzip_choice(cls_attention: torch.Tensor, keys: torch.Tensor, dominant: int, contextual: int
+                     ) -> tuple[torch.Tensor, list[tuple[int, list[int]]]]:
+    """VisionZip for one image: ``cls_attention [N]`` (the CLS row over the patches, summed over heads),
+    ``keys [N, d]`` (averaged over heads). Returns the dominant patches (positional order) and, per
+    contextual target, (its patch, the patches merged into it). Ties: a stable sort (earlier wins)."""
+    chosen = stable_top(cls_attention, dominant)
+    rest = torch.ones(cls_attention.numel(), dtype=torch.bool, device=cls_attention.device)
+    rest[chosen] = False
+    remaining = rest.nonzero()[:, 0]
+    if not contextual or not remaining.numel():
+        return chosen, []
+    step = max(1, remaining.numel() // contextual)
+    targets = torch.arange(0, remaining.numel(), step, device=remaining.device)[:contextual]
+    normed = torch.nn.functional.normalize(keys[remaining].float(), dim=-1)
+    others = torch.ones(remaining.numel(), dtype=torch.bool, device=remaining.device)
+    others[targets] = False
+    nearest = (normed[others] @ normed[targets].T).argmax(dim=-1).tolist()   # first maximum on ties
+    members = [[] for _ in targets.tolist()]
+    for patch, target in zip(remaining[others].tolist(), nearest):
+        members[target].append(patch)
+    return chosen, [(int(remaining[t]), group) for t, group in zip(targets.tolist(), members)]
+
+
 def random_keep(input_ids: torch.Tensor, images: torch.Tensor, spec: VTokSpec) -> torch.Tensor:
     """``[b, k]`` image positions kept at random, seeded by each prompt's token ids (so a prompt's
     choice never depends on its batch mates), in positional order."""
@@ -92,6 +136,8 @@ class VisualTokenPruner:
         self.kept: torch.Tensor | None = None     # [b, L'] positions the pruned layers see
         if spec.method == "random":
             self._keep_images(random_keep(input_ids, self.images, spec))
+        elif spec.method == "visionzip" and len(image_runs(self.images[0].tolist())) != 1:
+            raise ValueError(f"{spec.id}: VisionZip takes one image per prompt (one run of image tokens)")
         elif spec.method == "pool":
             self.blocks = [[[run[i] for i in block] for run in image_runs(row) for block in pool_blocks(len(run), spec.pool)]
                            for row in self.images.tolist()]
@@ -104,14 +150,27 @@ class VisualTokenPruner:
         text.scatter_(1, images, True)
         self.kept = text.nonzero()[:, 1].reshape(text.shape[0], -1)
 
+    def visionzip(self, cls_attention: torch.Tensor, keys: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """The projector's input ``features [images, N, d]`` with each contextual target merged, and the
+        kept image tokens set (one image per prompt, in prompt order)."""
+        dominant, contextual = self.spec.visionzip_split(features.shape[1])
+        merged, kept = features.clone(), []
+        for image in range(features.shape[0]):
+            chosen, groups = visionzip_choice(cls_attention[image], keys[image], dominant, contextual)
+            for target, group in groups:
+                if group:
+                    merged[image, target] = features[image, target] + features[image, group].mean(dim=0)
+            kept.append(torch.cat([chosen, torch.tensor([t for t, _ in groups], dtype=torch.long,
+                                                        device=chosen.device)]).sort().values)
+        self._keep_images(self.images.gather(1, torch.stack(kept).to(self.images.device)))
+        return merged
+
     def observe(self, layer: int, query: torch.Tensor, key: torch.Tensor, scaling: float) -> None:
         """FastV's ranking at layer K-1: the last query's attention, mean over heads, over the image tokens."""
         if self.spec.method != "fastv" or layer != self.spec.layer - 1 or key.shape[2] != self.length:
             return
-        attention = attention_probs(query, key, scaling, 1)[:, :, 0].mean(dim=1)   # [b, L]
-        scores = attention.gather(1, self.images)
-        top = stable_top(scores, self.spec.keep_count(self.images.shape[1]))
-        self._keep_images(self.images.gather(1, top))
+        self._keep_images(fastv_keep(attention_probs(query, key, scaling, 1)[:, :, 0].mean(dim=1), self.images,
+                                     self.spec))
 
     def before_layer(self, layer: int, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         """Forward pre-hook of decoder layer ``layer``: at the prefill, from the first pruned layer on,
@@ -158,8 +217,42 @@ def pruning_visual_tokens(model, spec: VTokSpec, input_ids: torch.Tensor, image_
     pruner = VisualTokenPruner(spec, input_ids, image_token)
     with ExitStack() as stack:
         stack.enter_context(observing_attention(model, [pruner.observe, *(prefill or [])], key_bias))
+        if spec.method == "visionzip":
+            _visionzip_hooks(model, pruner, stack)
         for index, layer in enumerate(model.get_decoder().layers):
             handle = layer.register_forward_pre_hook(
                 lambda module, args, kwargs, index=index: pruner.before_layer(index, args, kwargs), with_kwargs=True)
             stack.callback(handle.remove)
         yield pruner
+
+
+def _visionzip_hooks(model, pruner: VisualTokenPruner, stack: ExitStack) -> None:
+    """Hooks on a LLaVA model's CLIP tower and projector: the CLS attention and keys of the layer that
+    produces the selected features (computed from that layer's attention input with its own
+    projections), then the projector's input merged by :meth:`VisualTokenPruner.visionzip`."""
+    config = model.config
+    inner = model.model
+    tower, projector = getattr(inner, "vision_tower", None), getattr(inner, "multi_modal_projector", None)
+    layer = config.vision_feature_layer if hasattr(config, "vision_feature_layer") else None
+    if (config.model_type != "llava" or tower is None or projector is None or not isinstance(layer, int)
+            or config.vision_feature_select_strategy != "default"):
+        raise ValueError(f"{pruner.spec.id}: VisionZip needs a LLaVA model (a CLIP tower with a CLS token, one "
+                         f"feature layer, CLS dropped from the features); this one is {config.model_type!r}")
+    encoder_layers = (tower.vision_model if hasattr(tower, "vision_model") else tower).encoder.layers
+    attention = encoder_layers[layer % (len(encoder_layers) + 1) - 1].self_attn
+    seen: dict[str, torch.Tensor] = {}
+
+    def capture(module, args, kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        batch, tokens, _ = hidden.shape
+        split = lambda x: x.view(batch, tokens, module.num_heads, module.head_dim).transpose(1, 2)  # noqa: E731
+        query, key = split(module.q_proj(hidden)).float(), split(module.k_proj(hidden)).float()
+        cls = ((query[:, :, :1] @ key.transpose(-1, -2)) * module.scale).softmax(dim=-1)[:, :, 0]   # [b, heads, T]
+        seen["cls"], seen["keys"] = cls.sum(dim=1)[:, 1:], key.mean(dim=1)[:, 1:]
+
+    def merge(module, args):
+        return (pruner.visionzip(seen["cls"], seen["keys"], args[0]), *args[1:])
+
+    for handle in (attention.register_forward_pre_hook(capture, with_kwargs=True),
+                   projector.register_forward_pre_hook(merge)):
+        stack.callback(handle.remove)

@@ -13,7 +13,7 @@ def values(**overrides):
 def test_defaults_are_the_tiny_model_on_the_default_grid_on_cpu():
     options = options_from(values())
     assert options.models == ["tiny"] and options.device == "cpu" and options.batch_size == 32
-    assert options.settings[0].is_baseline and len(options.settings) == 20
+    assert options.settings[0].is_baseline and len(options.settings) == 22
     assert options.report is None and not options.report_answers and options.include == []
 
 

@@ -25,7 +25,8 @@ def test_default_grid_is_fp16_plus_kv_and_weight_grids(pytester):
     result = run(pytester, "--collect-only", "-q")
     ids = [line for line in result.stdout.lines if "test_hallucination[" in line]
     settings = {line.split("[tiny-")[1].rsplit("-", 1)[0] for line in ids}
-    assert len(settings) == 1 + 9 + 10 and "fp16" in settings and "w4-gptq-g128" in settings and "kv2-group-g8-r0" in settings
+    assert len(settings) == 1 + 9 + 10 + 2 and "fp16" in settings and "evict-snapkv-b40-w4" in settings
+    assert "vtok-fastv-k2-r50" in settings and "w4-gptq-g128" in settings and "kv2-group-g8-r0" in settings
 
 
 def test_marks_select_capability_and_what_a_setting_compresses(pytester):
@@ -179,9 +180,10 @@ def test_xdist_workers_give_the_same_records_as_one_process(pytester):
               "--lvlm-cache", str(pytester.path / "c3"))
     one.assert_outcomes(passed=6)
     two.assert_outcomes(passed=6)
-    strip = {"seconds", "generated", "peak_memory_bytes", "samples_per_second", "roofline"}   # timings
+    strip = {"seconds", "generated", "peak_memory_bytes", "samples_per_second", "roofline", "prefill"}   # timings
     a, b = records_of(pytester.path / "one.json"), records_of(pytester.path / "two.json")
     assert len(a) == 6 and set(a) == set(b)
+    assert all(a[key]["prefill"]["kept_by_layer"] == b[key]["prefill"]["kept_by_layer"] for key in a)
     assert all({k: v for k, v in a[key].items() if k not in strip} == {k: v for k, v in b[key].items() if k not in strip}
                for key in a)
     assert "lvlmbench degradation report" in two.stdout.str()

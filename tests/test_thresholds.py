@@ -30,6 +30,18 @@ def test_drops_are_direction_aware_and_most_specific_key_wins(tmp_path):
     assert gates.breaches(record("w4-rtn+kv8-uniform", 0.9, 0.12), base)           # budget: fewest bits
 
 
+def test_a_setting_that_drops_tokens_is_gated_by_its_kind_not_by_its_bits(tmp_path):
+    gates = load(tmp_path, '[max_drop.4]\n"*" = 0.5\n[max_drop.evict]\n"*" = 0.05\n[max_drop.vtok]\naccuracy = 0.1\n')
+    base = record("fp16", 0.9, 0.10)
+    [message] = gates.breaches(record("kv4-uniform+evict-snapkv-b40", 0.8, 0.10), base)   # 4 bits would allow it
+    assert "accuracy = 0.8000 dropped 0.1000 from fp16 0.9000 with evict" in message and "[max_drop.evict]" in message
+    assert gates.breaches(record("kv4-uniform", 0.8, 0.10), base) == []
+    assert gates.breaches(record("vtok-pool2", 0.85, 0.10), base) == []                  # 0.05 < 0.1
+    [message] = gates.breaches(record("vtok-fastv-k2-r50", 0.7, 0.10), base)
+    assert "with vtok" in message and "[max_drop.vtok] 'accuracy'" in message
+    assert gates.breaches(record("evict-snapkv-b40+vtok-pool2", 0.8, 0.10), base)        # both: the evict section
+
+
 def test_floors_apply_globally_and_per_model(tmp_path):
     gates = load(tmp_path, '[floor]\ntoxicity_rate = 0.05\n[floor.tiny]\naccuracy = 0.95\n[floor.other]\naccuracy = 0.1\n')
     messages = gates.breaches(record("fp16", 0.9, 0.10), None)
@@ -68,8 +80,9 @@ def test_bad_files_name_the_bad_entry(tmp_path, text, message):
     ('[floor]\nmme_score = 100\n', "[floor] key 'mme_score': no registered task has metric 'mme_score'; their directed "
      "metrics are accuracy, "),
     ("[max_drop.16]\n\"*\" = 0.1\n", "[max_drop.16] is not a bit budget; allowed are [max_drop.2], "
-                                       "[max_drop.3], [max_drop.4], [max_drop.8] (the fewest bits a setting "
-                                       "stores weights or KV in)"),
+                                       "[max_drop.3], [max_drop.4], [max_drop.8], [max_drop.evict], [max_drop.vtok] "
+                                       "(the fewest bits a setting stores weights or KV in, or the kind of token "
+                                       "dropping: KV eviction, visual-token pruning)"),
     ("[max_drop.5]\n\"*\" = 0.1\n", "[max_drop.5] is not a bit budget; allowed are [max_drop.2], "),
     ("[floor]\npope_random.accuracy = 0.9\n", "[floor.pope_random] names a task, but [floor.NAME] sections are "
                                               'per model; quote task keys: "pope_random.METRIC" = ... under [floor]'),

@@ -84,6 +84,9 @@ def unfit_reason(setting: Setting, shape: TextShape) -> str | None:
     if vtok is not None and vtok.method == "pool" and shape.model_type in UNPOOLED_TYPES:
         return (f"{vtok.id}: {shape.model_type}'s anyres layout (tiles with newline tokens) is not one square grid of "
                 "image tokens per image; pool needs one (use vtok-fastv-... or vtok-random-...)")
+    if vtok is not None and vtok.method == "visionzip" and shape.model_type != "llava":
+        return (f"{vtok.id}: VisionZip reads the CLS attention of LLaVA's CLIP tower; {shape.model_type or 'this model'} "
+                "is not a LLaVA model (use vtok-fastv-..., vtok-random-... or vtok-pool...)")
     for selection in (setting.kv_layers, setting.weight_layers):
         if selection is not None:
             try:
