@@ -520,6 +520,7 @@ class QuantizedKVLayer(DynamicLayer):
         self.layer_count = 1
         self.awaiting_selection = False
         self.key_valid: torch.Tensor | None = None   # AdaKV: [b, Hkv, slots] real prompt entries
+        self.kept_positions: torch.Tensor | None = None   # [b, Hkv, slots] prompt positions kept (eviction)
         self.seen = 0            # tokens this layer was given (a float cache would hold them all)
         self.prompt_tokens = 0   # prompt entries before eviction, and kept (mean over sequences and heads)
         self.kept_tokens = 0.0
@@ -636,7 +637,7 @@ class QuantizedKVLayer(DynamicLayer):
         real, AdaKV's padding aside) and store them as the prompt, compressed by the layer's spec."""
         index = positions[..., None].expand(-1, -1, -1, self.keys.shape[-1])
         keys, values = self.keys.gather(2, index), self.values.gather(2, index)
-        self.awaiting_selection, self.key_valid = False, valid
+        self.awaiting_selection, self.key_valid, self.kept_positions = False, valid, positions
         self.kept_tokens = positions.shape[-1] if valid is None else valid.sum().item() / valid[..., 0].numel()
         self.keys = self.values = None
         self.is_initialized, self.cumulative_length, self.update_calls = False, 0, 0
