@@ -56,7 +56,8 @@ class Record:
     weight_bytes_by_part: dict[str, list[int]] = field(default_factory=dict)
     roofline: dict | None = None   # decode steps timed now: bytes per step, GB/s, share of copy (engine.roofline)
     # the prefill, as measured when the answers were generated (engine.roofline.DecodeClock.prefill):
-    # {"ttft_seconds": mean time to first token per prompt, "prompts": prompts timed,
+    # {"ttft_seconds": the batches' mean time to first token, "prefill_seconds_per_prompt": their
+    #  times to first token over their prompts, "prompts", "batches": what was timed,
     #  "kept_by_layer": per decoder layer, the mean share of the prompt's KV entries it kept}
     prefill: dict | None = None
 

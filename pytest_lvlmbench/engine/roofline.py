@@ -86,7 +86,8 @@ class DecodeClock(LogitsProcessor):
         self.seconds = 0.0
         self.kv_byte_steps = 0   # sum over steps of the KV bytes read
         self.prompts = 0
-        self.prefill_seconds = 0.0          # sum over prompts of their batch's time to first token
+        self.batches = 0
+        self.prefill_seconds = 0.0          # sum over batches of their time to first token
         self.kept_sums: list[float] = []    # per layer, sum over prompts of the share of prompt entries kept
         self._previous: float | None = None
         self._start = 0.0
@@ -113,17 +114,21 @@ class DecodeClock(LogitsProcessor):
         self.steps += self._batch_steps
         self.kv_byte_steps += kv_bytes * self._batch_steps
         self.prompts += prompts
-        self.prefill_seconds += self._first * prompts
+        self.batches += 1 if prompts else 0
+        self.prefill_seconds += self._first if prompts else 0.0
         if kept:
             self.kept_sums = [a + b * prompts for a, b in zip(self.kept_sums or [0.0] * len(kept), kept)]
         self._previous, self._batch_steps = None, 0
 
     def prefill(self) -> dict | None:
-        """The prefill summary of the batches timed: mean time to first token per prompt and, per layer,
-        the mean share of prompt entries kept; None before any batch."""
+        """The prefill summary of the batches timed: their mean time to first token, the prefill time per
+        prompt (the batches' times to first token over their prompts: comparable across settings whose
+        batches differ in size, e.g. eviction's, split by prompt length) and, per layer, the mean share of
+        prompt entries kept; None before any batch."""
         if not self.prompts:
             return None
-        return {"ttft_seconds": self.prefill_seconds / self.prompts, "prompts": self.prompts,
+        return {"ttft_seconds": self.prefill_seconds / self.batches, "prompts": self.prompts, "batches": self.batches,
+                "prefill_seconds_per_prompt": self.prefill_seconds / self.prompts,
                 "kept_by_layer": [round(k / self.prompts, 6) for k in self.kept_sums]}
 
 

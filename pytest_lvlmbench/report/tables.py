@@ -160,8 +160,8 @@ def _mark(record: Record, metric: str, base: Record, adjusted: dict, verdict: st
 def _compact_table(records: list[Record], width: int, adjusted: dict, verdict: dict) -> str:
     """Settings as rows, datasets as columns (primary metric), with the setting's KV and weight
     bytes over float, its agreement with fp16 (the share of answers identical to fp16's, EffiVLM-Bench's
-    "loyalty"), the share of the prompt's KV entries kept and the time to first token, each the mean
-    over the datasets; dataset columns wrap into blocks that fit ``width``."""
+    "loyalty"), the share of the prompt's KV entries kept and the prefill time per prompt (time to first
+    token over the batch's prompts), each the mean over the datasets; dataset columns wrap into blocks that fit ``width``."""
     settings, tasks = _settings(records), list(dict.fromkeys(r.task for r in records))
     by_key = {(r.setting, r.task): r for r in records}
 
@@ -183,22 +183,22 @@ def _compact_table(records: list[Record], width: int, adjusted: dict, verdict: d
         record, base = by_key.get((setting, task)), by_key.get((BASELINE.id, task))
         return None if record is None or base is None or record is base else 1 - flips(record, base)
 
-    def ttft(setting: str, task: str) -> float | None:
-        prefill = by_key[(setting, task)].prefill if (setting, task) in by_key else None
-        return prefill["ttft_seconds"] * 1000 if prefill else None
+    def prefill(setting: str, task: str) -> float | None:
+        measured = by_key[(setting, task)].prefill if (setting, task) in by_key else None
+        return measured["prefill_seconds_per_prompt"] * 1000 if measured else None
 
     sizes = {s: [mean(by_key[(s, t)].kv_ratio for t in tasks if (s, t) in by_key),
                  mean(by_key[(s, t)].weight_ratio for t in tasks if (s, t) in by_key),
                  mean(agreement(s, t) for t in tasks),
                  mean(by_key[(s, t)].kv_kept for t in tasks if (s, t) in by_key),
-                 mean((ttft(s, t) for t in tasks), 1)] for s in settings}
+                 mean((prefill(s, t) for t in tasks), 2)] for s in settings}
     primary = {r.task: r.primary for r in records}
     flagged = {r.task for r in records if few_clusters(r)}
     columns = [(f"{t}{'†' * (t in flagged)}\n{primary[t]}{direction_mark(primary[t])}", [cell(s, t) for s in settings])
                for t in tasks]
     def render(block: list[tuple[str, list[str]]]) -> str:
         rows = [[s, *sizes[s], *(cells[i] for _, cells in block)] for i, s in enumerate(settings)]
-        return tabulate(rows, headers=["setting", "KV/float", "W/float", "agree", "kept", "TTFT ms",
+        return tabulate(rows, headers=["setting", "KV/float", "W/float", "agree", "kept", "prefill ms",
                                        *(h for h, _ in block)], disable_numparse=True)
 
     rendered, block = [], []
@@ -283,22 +283,26 @@ def power_lines(summary: list[dict]) -> list[str]:
 
 def token_drop_lines(records: list[Record]) -> list[str]:
     """Per eviction/pruning setting: the share of the prompt's KV entries each decoder layer kept and the
-    time to first token, beside fp16's (means over the datasets, as measured when the answers were
-    generated)."""
+    time to first token (per batch and per prompt), beside fp16's (means over the datasets, as measured
+    when the answers were generated)."""
     def mean(values: list[float]) -> float | None:
         return sum(values) / len(values) if values else None
 
-    baseline_ttft = mean([r.prefill["ttft_seconds"] for r in records if r.is_baseline and r.prefill])
+    def timed(rows: list[Record], key: str) -> float | None:
+        return mean([r.prefill[key] * 1000 for r in rows if r.prefill])
+
+    base = [r for r in records if r.is_baseline]
     lines = []
     for setting in dict.fromkeys(r.setting for r in records):
         mine = [r for r in records if r.setting == setting and r.prefill and r.prefill.get("kept_by_layer")]
         if not mine or not mine[0].parsed_setting.drops_tokens:
             continue
         layers = [mean([r.prefill["kept_by_layer"][i] for r in mine]) for i in range(len(mine[0].prefill["kept_by_layer"]))]
-        ttft = mean([r.prefill["ttft_seconds"] for r in mine])
         lines.append(f"  {setting}: kept per layer " + " ".join(f"{k:.2f}" for k in layers)
-                     + f" (mean {mean(layers):.3f}); TTFT {ttft * 1000:.1f} ms"
-                     + (f" (fp16 {baseline_ttft * 1000:.1f} ms)" if baseline_ttft else ""))
+                     + f" (mean {mean(layers):.3f}); TTFT {timed(mine, 'ttft_seconds'):.1f} ms per batch, prefill "
+                     f"{timed(mine, 'prefill_seconds_per_prompt'):.2f} ms per prompt"
+                     + (f" (fp16: {timed(base, 'ttft_seconds'):.1f}, {timed(base, 'prefill_seconds_per_prompt'):.2f})"
+                        if timed(base, "ttft_seconds") is not None else ""))
     return lines
 
 
@@ -328,8 +332,8 @@ def _footer(records: list[Record], verdict: dict) -> str:
             + ("\nweights + KV: does the drop add up? (drops as worsening; 95% paired bootstrap interval of the "
                "interaction;\n  additive: inside ±margin, an equivalence test)\n" + "\n".join(interactions)
                if interactions else "")
-            + ("\ntokens dropped (share of the prompt's KV entries each decoder layer kept; time to first token, "
-               "mean over prompts of their batch's):\n" + "\n".join(dropped) if dropped else "")
+            + ("\ntokens dropped (share of the prompt's KV entries each decoder layer kept; time to first token "
+               "of a batch, and over its prompts):\n" + "\n".join(dropped) if dropped else "")
             + ("\npower (primary metric; 80% power, two-sided 0.05, at each setting's churn; items: if the "
                "estimate held):\n" + "\n".join(power) if power else "")
             + ("\nlayer sensitivity (drop of the primary metric vs fp16 with one block of layers compressed, "
