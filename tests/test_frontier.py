@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_lvlmbench.analysis.frontier import Point, families, family_of, pareto, search
+from pytest_lvlmbench.analysis.frontier import Point, families, family_of, ladder_of, pareto, search
 from pytest_lvlmbench.core.settings import Setting
 
 
@@ -51,9 +51,50 @@ def test_the_pareto_front_keeps_undominated_points_per_kind():
     assert [q.setting for q in pareto(points)] == ["a", "b", "d"]   # c: b is cheaper and better
 
 
+def test_eviction_and_pruning_families_climb_their_own_ladders_cheapest_last():
+    """Budgets 80 > 60 > 40 > 20 > 10 percent kept, pruning 25 > 50 > 75 > 90 percent removed, pooling
+    2 > 3 > 4: the same fixed sequence as bits, so the same guarantee; all on the KV front."""
+    grid = [Setting.from_id(s) for s in ("fp16", "evict-snapkv-b40-w4", "kv4-uniform+evict-h2o-b20", "vtok-pool2",
+                                         "vtok-fastv-k2-r50", "kv4-group-g32-r128+vtok-random-r12")]
+    assert set(families(grid)) == {"evict-snapkv-b{b}-w4", "kv4-uniform+evict-h2o-b{b}", "vtok-pool{b}",
+                                   "vtok-fastv-k2-r{b}", "kv4-group-g32-r128+vtok-random-r{b}"}
+    safe_while = {"evict-snapkv-b{b}-w4": lambda b: b >= 40, "kv4-uniform+evict-h2o-b{b}": lambda b: b >= 90,
+                  "vtok-pool{b}": lambda f: f <= 3, "vtok-fastv-k2-r{b}": lambda r: r <= 50,
+                  "kv4-group-g32-r128+vtok-random-r{b}": lambda r: True}
+    calls = []
+
+    def evaluate(setting):
+        calls.append(setting.id)
+        ladder = ladder_of(setting)
+        rung = ladder.rung_of(setting)
+        return Point(setting.id, ladder.kind, ladder.family, rung, rung / 100, 0.0, 0.0, 0.0,
+                     safe_while[ladder.family](rung), {})
+
+    points, cheapest = search(grid, evaluate)
+    assert {f: p and p.setting for f, p in cheapest.items()} == {
+        "evict-snapkv-b{b}-w4": "evict-snapkv-b40-w4", "kv4-uniform+evict-h2o-b{b}": None, "vtok-pool{b}": "vtok-pool3",
+        "vtok-fastv-k2-r{b}": "vtok-fastv-k2-r50", "kv4-group-g32-r128+vtok-random-r{b}": "kv4-group-g32-r128+vtok-random-r90"}
+    assert calls[:4] == ["evict-snapkv-b80-w4", "evict-snapkv-b60-w4", "evict-snapkv-b40-w4", "evict-snapkv-b20-w4"]
+    assert "evict-snapkv-b10-w4" not in calls and "kv4-uniform+evict-h2o-b60" not in calls
+    assert {p.kind for p in points} == {"kv"}
+
+
+def test_the_frontier_searches_eviction_budgets_from_the_command_line(pytester):
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--lvlm-cache", str(pytester.path / "c"),
+                                           "--lvlm-frontier", "visual_reasoning", "--lvlm-limit", "10",
+                                           "--kv-evict", "snapkv-b40-w4")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*evict-snapkv-b80-w4 *no*", "*evict-snapkv-b{b}-w4: none (not even evict-snapkv-b80-w4)*",
+                                 "*evaluated 1 of the 5 settings of 1 families (80/60/40/20/10*"])
+
+
 def test_combined_settings_are_refused():
     with pytest.raises(ValueError, match=r"'w4-rtn\+kv4-uniform': the frontier searches KV or weight settings"):
         family_of(Setting.from_id("w4-rtn+kv4-uniform"))
+    with pytest.raises(ValueError, match=r"'w4-rtn\+evict-snapkv-b40': the frontier searches KV or weight settings"):
+        family_of(Setting.from_id("w4-rtn+evict-snapkv-b40"))
+    with pytest.raises(ValueError, match=r"searches eviction or pruning, not both at once"):
+        family_of(Setting.from_id("evict-snapkv-b40+vtok-pool2"))
 
 
 def test_the_frontier_runs_from_the_command_line(pytester):

@@ -338,3 +338,44 @@ def test_check_invariance_regenerates_alone_and_shuffled_and_reports_it(pytester
     data = json.loads(report.read_text())
     assert data["machine"]["quant_kernels"] == "torch" and data["machine"]["dtype"] == "float32"
     assert all(r["invariance"]["samples"] == 4 and r["invariance"]["changed_batch_1"] == [] for r in data["records"])
+
+
+def test_eviction_and_pruning_settings_run_with_agreement_tokens_kept_and_prefill_time(pytester):
+    """--kv-evict adds each method alone and on each KV setting asked; --vtok adds each pruning method;
+    the report shows agreement, the prompt's KV kept and the prefill time, and per layer what was kept."""
+    report = pytester.path / "r.json"
+    result = run(pytester, "-k", "shapes_pope_random", "--kv-bits", "4", "--kv-method", "uniform", "--kv-evict",
+                 "pyramidkv-b40-w4", "--vtok", "pool2", "--lvlm-limit", "10", "--lvlm-report", str(report))
+    result.assert_outcomes(passed=5)   # fp16, kv4, evict, kv4+evict, pool
+    out = result.stdout.str()
+    for header in ("agree", "kept", "prefill ms"):
+        assert header in out
+    # POPE prompts of 20 tokens: 8 kept, window 4, PyramidKV's B = 4 spread 8, 6, 4, 2 (+ the window)
+    result.stdout.fnmatch_lines(["*kv4-uniform+evict-pyramidkv-b40-w4 *0.06* *1.000 *0.450 *",
+                                 "tokens dropped (share of the prompt's KV entries each decoder layer kept*",
+                                 "  evict-pyramidkv-b40-w4: kept per layer 0.60 0.50 0.40 0.30 (mean 0.450); TTFT * ms "
+                                 "per batch, prefill * ms per prompt (fp16: *",
+                                 "  vtok-pool2: kept per layer 0.75 0.75 0.75 0.75 (mean 0.750)*"])   # 9 image tokens -> 4
+    records = records_of(report)
+    pyramid = records[("kv4-uniform+evict-pyramidkv-b40-w4", "shapes_pope_random")]
+    assert pyramid["prefill"]["kept_by_layer"] == pytest.approx([0.6, 0.5, 0.4, 0.3])
+    assert pyramid["kv_ratio"] < records[("evict-pyramidkv-b40-w4", "shapes_pope_random")]["kv_ratio"] / 4
+    assert records[("fp16", "shapes_pope_random")]["prefill"]["kept_by_layer"] == [1.0] * 4
+
+
+def test_eviction_and_pruning_marks_select_them(pytester):
+    result = run(pytester, "--collect-only", "-q", "-k", "shapes_pope_random", "-m", "kv_evict or vtok_prune",
+                 "-W", "error::pytest.PytestUnknownMarkWarning")
+    ids = [line for line in result.stdout.lines if "test_hallucination[" in line]
+    assert [i.split("[tiny-")[1] for i in ids] == ["evict-snapkv-b40-w4-shapes_pope_random]",
+                                                   "vtok-fastv-k2-r50-shapes_pope_random]"]
+
+
+def test_a_bad_eviction_or_pruning_option_is_a_usage_error_naming_it(pytester):
+    result = run(pytester, "--kv-evict", "snapkv-b140")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--kv-evict 'snapkv-b140': invalid budget=140: must be an integer in 1..99*"])
+    result = run(pytester, "--vtok", "visionzip-r50", "--model", "tiny-qwen")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*vtok-visionzip-r50 on model 'tiny-qwen': vtok-visionzip-r50: VisionZip reads the CLS "
+                                 "attention of LLaVA's CLIP tower*"])

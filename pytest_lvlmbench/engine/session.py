@@ -77,6 +77,7 @@ class Session:
         self._processors: dict[str, object] = {}
         self._families: dict[str, Family] = {}
         self._fingerprints: dict[str, str] = {}
+        self._warm: set[tuple[str, str]] = set()   # model copies that generated once (engine.session.warm_up)
         self.cache = GenerationCache(options.generations_path)
         self.scorers = scorers_from_options(options.judge_url, options.judge_model, options.toxicity_model,
                                             options.cache_dir)
@@ -214,6 +215,8 @@ class Session:
         answers = self.cache.get_many(keys)
         cache_rejected = self.cache.rejected - rejected_before   # corrupt entries: regenerated below
         todo = [i for i, k in enumerate(keys) if k not in answers]
+        if todo:
+            self.warm_up(name, setting, items[todo[0]], prompts[todo[0]])
         if self.options.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(self.options.device)
         clock = DecodeClock()
@@ -288,6 +291,15 @@ class Session:
                               prompts, setting.kv, max_new_tokens, self.options.device, self.dtype,
                               kv_layers=setting.kv_layers, kv_rest=setting.kv_rest, clock=clock,
                               evict=setting.evict, vtok=setting.vtok)
+
+    def warm_up(self, name: str, setting: Setting, item, prompt: str) -> None:
+        """One untimed one-token answer the first time a model copy generates (its first forward pays
+        one-off costs: allocator growth, kernel selection, lazy initialisation), so that the first setting
+        timed is not charged for them and prefill times compare across settings."""
+        key = (name, setting.weights_id)
+        if key not in self._warm:
+            self._warm.add(key)
+            self.generate(name, setting, [item], [prompt], 1)
 
     def prefill_summary(self, name: str, setting: Setting, task: Task, clock: DecodeClock) -> dict | None:
         """Time to first token and tokens kept, as measured when this record's answers were generated:
