@@ -792,6 +792,9 @@ class QuantizedKVCache(Cache):
         super().__init__(layers=[QuantizedKVLayer(spec if i in chosen else rest, i) for i in range(count)])
         if eviction is not None and not isinstance(eviction, EvictSpec):
             raise TypeError(f"invalid eviction={eviction!r}: expected an EvictSpec (e.g. EvictSpec.from_id('evict-snapkv-b40'))")
+        if eviction is not None and "sliding_attention" in layer_types:
+            raise ValueError(f"{eviction.id}: this model has sliding-window layers, whose mask counts cache slots, not "
+                             "positions; after eviction the two differ, so KV eviction is not supported for it")
         if eviction is not None and eviction.method == "adakv" and not (spec.is_float and rest.is_float):
             raise ValueError(f"{eviction.id} with {spec.id}: AdaKV's heads keep different numbers of entries, which "
                              "this cache holds padded to the widest head; its bytes are exact only for a float cache "

@@ -214,6 +214,9 @@ def pruning_visual_tokens(model, spec: VTokSpec, input_ids: torch.Tensor, image_
     other attention observers to run alongside (KV eviction)."""
     if image_token is None:
         raise ValueError(f"{spec.id}: the model config names no image token id (image_token_id / image_token_index)")
+    if "sliding_attention" in (getattr(model.config.get_text_config(decoder=True), "layer_types", None) or ()):
+        raise ValueError(f"{spec.id}: this model has sliding-window layers, whose mask counts tokens, not positions; "
+                         "after pruning the two differ, so visual-token pruning is not supported for it")
     pruner = VisualTokenPruner(spec, input_ids, image_token)
     with ExitStack() as stack:
         stack.enter_context(observing_attention(model, [pruner.observe, *(prefill or [])], key_bias))

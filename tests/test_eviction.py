@@ -238,3 +238,13 @@ def test_the_eviction_module_cites_each_reference():
                       "SnapKVCluster.update_kv", "PyramidKVCluster.update_kv", "AdaptiveSnapKVCluster"):
         assert reference in module.__doc__
     assert math.isclose(EvictSpec("snapkv", 40).keep_count(100) / 100, 0.40)
+
+
+def test_eviction_is_refused_for_sliding_window_layers_with_the_reason():
+    from transformers import Gemma3TextConfig
+
+    windowed = Gemma3TextConfig(num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"],
+                                hidden_size=32, num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    with pytest.raises(ValueError, match="evict-snapkv-b40: this model has sliding-window layers"):
+        QuantizedKVCache(KVQuantSpec(), windowed, eviction=EvictSpec.from_id("evict-snapkv-b40"))
+    QuantizedKVCache(KVQuantSpec(), windowed)   # without eviction they are supported

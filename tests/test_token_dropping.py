@@ -261,3 +261,19 @@ def test_the_pruner_leaves_text_only_prompts_alone(tiny):
     assert pruned == plain
     assert isinstance(VisualTokenPruner(VTokSpec.from_id("vtok-pool2"), torch.tensor([[4] * 9 + [1]]), 4).kept,
                       torch.Tensor)
+
+
+def test_settings_that_cannot_drop_tokens_on_a_model_say_why_before_any_test_runs():
+    from pytest_lvlmbench.core.settings import Setting
+    from pytest_lvlmbench.engine.fit import TextShape, unfit_reason
+
+    llava = TextShape(4, 32, (128, 256), "llava")
+    assert unfit_reason(Setting.from_id("vtok-fastv-k2-r50"), llava) is None
+    assert unfit_reason(Setting.from_id("vtok-fastv-k4-r50"), llava).startswith(
+        "vtok-fastv-k4-r50: FastV prunes from layer K=4 on, and the model has 4 decoder layers; use k1..k3")
+    assert "anyres layout" in unfit_reason(Setting.from_id("vtok-pool2"), TextShape(4, 32, (128,), "llava_next"))
+    assert "VisionZip reads the CLS attention" in unfit_reason(Setting.from_id("vtok-visionzip-r50"),
+                                                               TextShape(4, 32, (128,), "qwen2_vl"))
+    gemma = TextShape(4, 32, (128,), "gemma3", windowed=True)
+    assert "sliding-window layers" in unfit_reason(Setting.from_id("evict-snapkv-b40"), gemma)
+    assert unfit_reason(Setting.from_id("kv4-uniform"), gemma) is None

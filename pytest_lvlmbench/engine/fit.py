@@ -24,6 +24,7 @@ class TextShape:
     head_dim: int
     in_features: tuple[int, ...]   # input widths of the decoder's linears: q/k/v/gate/up, o_proj, down_proj
     model_type: str = ""           # the checkpoint's top-level model_type (llava, llava_next, qwen2_vl, ...)
+    windowed: bool = False         # some decoder layers attend a sliding window (Gemma 3)
 
 
 # families whose image tokens are not one square grid per image (anyres tiles with newline tokens)
@@ -43,7 +44,8 @@ def text_shape(source: str, is_local: bool) -> TextShape:
         text, model_type = loaded.get_text_config(decoder=True).to_dict(), loaded.model_type
     head_dim = text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
     widths = (text["hidden_size"], text["num_attention_heads"] * head_dim, text["intermediate_size"])
-    return TextShape(text["num_hidden_layers"], head_dim, tuple(sorted(set(widths))), model_type)
+    windowed = "sliding_attention" in (text.get("layer_types") or ())
+    return TextShape(text["num_hidden_layers"], head_dim, tuple(sorted(set(widths))), model_type, windowed)
 
 
 def _config_json(source: str, is_local: bool) -> dict | None:
@@ -78,6 +80,9 @@ def unfit_reason(setting: Setting, shape: TextShape) -> str | None:
                         f"width, and {bad[0]} (of {', '.join(map(str, shape.in_features))}) is not a multiple; "
                         f"use --group-size {_divisors(math.gcd(*shape.in_features), 128)}")
     vtok = setting.vtok
+    if setting.drops_tokens and shape.windowed:
+        return (f"{(setting.evict or vtok).id}: the model's sliding-window layers mask by cache slot, not position; "
+                "after tokens are dropped the two differ, so eviction and pruning are not supported for it")
     if vtok is not None and vtok.method == "fastv" and vtok.layer >= shape.layers:
         return (f"{vtok.id}: FastV prunes from layer K={vtok.layer} on, and the model has {shape.layers} decoder layers; "
                 f"use k1..k{shape.layers - 1}")
