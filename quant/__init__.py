@@ -1,4 +1,5 @@
-"""Compression library for LVLMs: affine quantization, bit-packing, quantized weights and KV caches.
+"""Compression library for LVLMs: affine quantization, bit-packing, quantized weights and KV caches,
+KV eviction and visual-token pruning.
 
 Names resolve on first use (PEP 562), so ``import quant.spec`` or ``quant.layers`` — all that option
 parsing needs — does not import torch and transformers."""
@@ -14,6 +15,7 @@ _HOMES = {
     "packed_attention": ["enable_packed_attention"],
     "packing": ["PackedCodes", "pack", "unpack"],
     "spec": ["KVQuantSpec", "WeightQuantSpec"],
+    "token_spec": ["EvictSpec", "VTokSpec"],
     "weights": ["QuantizationSummary", "QuantizedLinear", "quantize_model"],
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}

@@ -132,17 +132,21 @@ class VisualTokenPruner:
         self.spec = spec
         self.length = input_ids.shape[1]
         self.images = image_positions(input_ids, image_token)
-        self.blocks: list[list[list[int]]] = []   # pool: per prompt, blocks of positions (first kept)
+        self.owner: torch.Tensor | None = None    # pool: [b, L] the position each token is averaged into
         self.kept: torch.Tensor | None = None     # [b, L'] positions the pruned layers see
         if spec.method == "random":
             self._keep_images(random_keep(input_ids, self.images, spec))
         elif spec.method == "visionzip" and len(image_runs(self.images[0].tolist())) != 1:
             raise ValueError(f"{spec.id}: VisionZip takes one image per prompt (one run of image tokens)")
         elif spec.method == "pool":
-            self.blocks = [[[run[i] for i in block] for run in image_runs(row) for block in pool_blocks(len(run), spec.pool)]
-                           for row in self.images.tolist()]
-            self._keep_images(torch.tensor([[block[0] for block in row] for row in self.blocks],
-                                           device=input_ids.device))
+            blocks = [[[run[i] for i in block] for run in image_runs(row) for block in pool_blocks(len(run), spec.pool)]
+                      for row in self.images.tolist()]
+            owner = torch.arange(self.length).repeat(len(blocks), 1)
+            for row, row_blocks in enumerate(blocks):
+                for block in row_blocks:
+                    owner[row, block] = block[0]
+            self.owner = owner.to(input_ids.device)
+            self._keep_images(torch.tensor([[block[0] for block in row] for row in blocks], device=input_ids.device))
 
     def _keep_images(self, images: torch.Tensor) -> None:
         text = torch.ones(self.images.shape[0], self.length, dtype=torch.bool, device=images.device)
@@ -179,11 +183,12 @@ class VisualTokenPruner:
         if layer < self.spec.first_pruned_layer or hidden.shape[1] == 1 or self.kept is None:
             return None
         if hidden.shape[1] == self.length:   # the first pruned layer: the full prompt arrives
-            if self.blocks:
-                hidden = hidden.clone()
-                for b, row in enumerate(self.blocks):
-                    for block in row:
-                        hidden[b, block[0]] = hidden[b, block].mean(dim=0)
+            if self.owner is not None:   # each block's mean into its first position (others are dropped below)
+                index = self.owner[..., None].expand(-1, -1, hidden.shape[-1])
+                sums = torch.zeros_like(hidden, dtype=torch.float32).scatter_add_(1, index, hidden.float())
+                counts = torch.zeros(self.owner.shape, device=hidden.device).scatter_add_(
+                    1, self.owner, torch.ones(self.owner.shape, device=hidden.device))
+                hidden = (sums / counts.clamp(min=1)[..., None]).to(hidden.dtype)
             hidden = hidden.gather(1, self.kept[..., None].expand(-1, -1, hidden.shape[-1]))
         kwargs = {**kwargs, **{name: _gather_positions(kwargs[name], self.kept, self.length)
                                for name in ("position_embeddings", "position_ids", "attention_mask")

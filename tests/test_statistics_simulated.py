@@ -195,3 +195,27 @@ def test_additivity_can_be_shown_with_enough_items():
     runs; at n = 1,000 about 5 carry it, too few for any verdict ("no interaction detected")."""
     assert np.mean([v == "additive" for v in interaction_verdicts(4000, 0.0, 100)]) > 0.5
     assert np.mean([v == "no interaction detected" for v in interaction_verdicts(1000, 0.0, 50)]) > 0.5
+
+
+def test_the_eviction_budget_ladder_keeps_the_same_guarantee():
+    """The frontier's eviction ladder (80 > 60 > 40 > 20 > 10 percent kept) is the same fixed sequence:
+    the reported cheapest budget is truly unsafe at most α of the time, over all 32 truths."""
+    runs = 1000
+    rng = np.random.default_rng(27)
+    budgets = frontier.BUDGETS
+    at_margin = rng.random((runs, len(budgets)))
+    powerful = 1 - np.vectorize(NORMAL.cdf)(rng.normal(4.0, 1.0, (runs, len(budgets))))
+    grid = [Setting.from_id("evict-snapkv-b40-w4")]
+    worst = 0.0
+    for truth in itertools.product((True, False), repeat=len(budgets)):
+        truly_safe = dict(zip(budgets, truth))
+        wrong = 0
+        for run in range(runs):
+            p = {b: (powerful if truly_safe[b] else at_margin)[run, i] for i, b in enumerate(budgets)}
+            _, cheapest = frontier.search(grid, lambda s: frontier.Point(
+                s.id, "kv", "evict-snapkv-b{b}-w4", s.evict.budget, s.evict.budget / 100, 0.0, 0.0, 0.0,
+                p[s.evict.budget] < ALPHA, {}))
+            point = cheapest["evict-snapkv-b{b}-w4"]
+            wrong += point is not None and not truly_safe[point.level]
+        worst = max(worst, wrong / runs)
+    assert worst <= ALPHA + 3 * mcse(ALPHA, runs)

@@ -9,9 +9,9 @@ the measured KV bytes over float, the share of the prompt's KV entries kept, the
 (share of identical answers, EffiVLM-Bench's "loyalty"), the prefill time per prompt (time to first
 token over the batch's prompts), and per capability
 the change of its tasks' primary metric vs fp16 (the mean over hallucination's three POPE splits),
-marked as the report marks cells: ▼ significantly worse (paired, clustered, Benjamini-Hochberg over
-the table), ≈ non-inferior at the default margin (any ▼ among a capability's tasks shows ▼; ≈ only
-when all of them are ≈).
+marked as the report marks cells: ▼/▲ significantly worse/better (paired, clustered, Benjamini-Hochberg
+over the table; direction-aware: less toxic is better), ≈ non-inferior at the default margin (any ▼
+among a capability's tasks shows ▼; ≈ only when all of them are ≈).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from pytest_lvlmbench.analysis.noninferiority import verdicts
+from pytest_lvlmbench.metrics import higher_is_better
 from pytest_lvlmbench.core.capabilities import CAPABILITIES
 from pytest_lvlmbench.core.options import Options
 from pytest_lvlmbench.core.records import flips
@@ -72,10 +73,11 @@ def table(model: str, items: int, settings: list[str], cache_dir: Path) -> str:
                 cells.append(" / ".join(f"{r.metrics[r.primary]:.3f}" for r in tasks[:1]))
                 continue
             delta = mean([r.metrics[r.primary] - base[r.task].metrics[r.primary] for r in tasks])
-            worse = any(adjusted.get((r.setting, r.task, r.primary), 1.0) < SIGNIFICANCE
-                        and r.metrics[r.primary] != base[r.task].metrics[r.primary] for r in tasks)
+            changed = [(r.metrics[r.primary] - base[r.task].metrics[r.primary]) * (1 if higher_is_better(r.primary) else -1)
+                       for r in tasks if adjusted.get((r.setting, r.task, r.primary), 1.0) < SIGNIFICANCE]
             safe = all(verdict.get((r.setting, r.task, r.primary)) == "non-inferior" for r in tasks)
-            cells.append(f"{delta:+.3f}" + ("▼" if worse else "≈" if safe else ""))
+            mark = "▼" if any(c < 0 for c in changed) else "▲" if any(c > 0 for c in changed) else "≈" if safe else ""
+            cells.append(f"{delta:+.3f}{mark}")
         prefill = [r.prefill for r in mine if r.prefill]
         ttft = mean([p["prefill_seconds_per_prompt"] for p in prefill]) * 1000 if prefill else float("nan")
         kept = mean([r.kv_kept for r in mine if r.kv_kept is not None])

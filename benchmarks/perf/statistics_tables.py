@@ -168,7 +168,7 @@ def frontier_cell(rng, alpha: float, runs: int) -> dict:
             _, cheapest = frontier.search(grid, lambda s: frontier.Point(
                 s.id, "kv", "kv{b}-uniform", s.kv.bits, s.kv.bits / 16, 0.0, 0.0, 0.0, p[s.kv.bits] < alpha, {}))
             reported = cheapest["kv{b}-uniform"]
-            errors += reported is not None and not truly_safe[reported.bits]
+            errors += reported is not None and not truly_safe[reported.level]
             old = adaptive_search(lambda b: p[b] < alpha)
             old_errors += old is not None and not truly_safe[old]
         out[truth] = (errors / runs, old_errors / runs)
