@@ -39,8 +39,8 @@ LIST_OPTIONS = [  # (flag, ini name, type, help): repeatable or comma lists
     ("--weight-method", "lvlm_weight_method", str, "weight method: rtn, group, awq, outlier, gptq"),
     ("--kv-evict", "lvlm_kv_evict", str, "KV eviction, alone and on each KV setting asked: <method>-b<percent kept>"
      "[-w<window>-k<kernel>...], methods streaming, h2o, snapkv, pyramidkv, adakv (e.g. snapkv-b40)"),
-    ("--vtok", "lvlm_vtok", str, "visual-token pruning: fastv-k<layer>-r<percent removed>, random-r<percent "
-     "removed>, pool<factor> (e.g. fastv-k2-r50)"),
+    ("--vtok", "lvlm_vtok", str, "visual-token pruning: fastv-k<layer>-r<percent removed>, visionzip-r<percent "
+     "removed>, random-r<percent removed>, pool<factor> (e.g. fastv-k2-r50)"),
     ("--lvlm-include", "lvlm_include", str, "module name or .py file that registers extra tasks (repeatable)"),
     ("--lvlm-data-dir", "lvlm_data_dir", str, "directory with local copies of hub datasets as DIR/<org>/<name> "
      "(repeatable; searched before the Hugging Face cache)"),

@@ -19,7 +19,8 @@ these commits (notes in docs/dev/eviction-references.md):
   ``B = n - w`` spread linearly from ``2B - B//beta`` (layer 0) down to ``B//beta`` (last layer),
   capped at ``L - w``; prompts shorter than ``2B`` get SnapKV's ``B`` everywhere.
 - AdaKV: FFY0/AdaKV efe4e2e ``adaptive_snapkv/monkeypatch/snapkv_utils.py``
-  ``AdaptiveSnapKVCluster.calcul_attn_sore`` / ``update_kv_gqa``: the window's mean attention,
+  ``AdaptiveSnapKVCluster.calcul_attn_sore`` / ``update_kv_gqa``: the window's mean attention (ours
+  sums, as SnapKV does: every head shares the window, so the ranking and the competition are the same),
   ``max_pool1d(kernel)``, then a layer-wide competition: the top ``Hkv·B`` entries over all heads
   give head h ``c_h`` of them, and its budget is ``round(c_h·(1 - alpha) + int(B·alpha))``.
 
@@ -104,11 +105,19 @@ def window_vote(query: torch.Tensor, key: torch.Tensor, scaling: float, window: 
     return group_mean(probs.sum(dim=2), kv_heads)
 
 
+H2O_QUERY_CHUNK = 256   # query rows per step of H2O's column sums: memory b·H·256·L, not b·H·L·L
+
+
 def h2o_scores(query: torch.Tensor, key: torch.Tensor, scaling: float, window: int, kv_heads: int) -> torch.Tensor:
     """H2O (KVCache-Factory ``H2OKVCluster``): every prompt query's causal attention to each key
-    before the recent window, summed: ``[b, Hkv, L - window]``."""
-    probs = attention_probs(query, key, scaling, key.shape[2])[..., :key.shape[2] - window]
-    return group_mean(probs.sum(dim=2), kv_heads)
+    before the recent window, summed: ``[b, Hkv, L - window]``. The reference builds the whole
+    ``(b, H, L, L)`` matrix; here the sums go over chunks of query rows (the same numbers)."""
+    length = key.shape[2]
+    total = torch.zeros(*query.shape[:2], length, device=key.device)
+    for end in range(length, 0, -H2O_QUERY_CHUNK):   # rows end - chunk .. end - 1 see keys 0 .. end - 1
+        rows = min(H2O_QUERY_CHUNK, end)
+        total[..., :end] += attention_probs(query[:, :, :end], key[:, :, :end], scaling, rows).sum(dim=2)
+    return group_mean(total[..., :length - window], kv_heads)
 
 
 def pyramid_budget(length: int, kept: int, window: int, layer: int, layers: int, beta: int) -> int:

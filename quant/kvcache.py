@@ -517,10 +517,9 @@ class QuantizedKVLayer(DynamicLayer):
         # positions arrive from the prefill's attention (quant.scored_attention), then what is kept
         # is stored as this layer's prompt, compressed by its spec
         self.eviction: EvictSpec | None = None
-        self.layer_count = 1
         self.awaiting_selection = False
         self.key_valid: torch.Tensor | None = None   # AdaKV: [b, Hkv, slots] real prompt entries
-        self.kept_positions: torch.Tensor | None = None   # [b, Hkv, slots] prompt positions kept (eviction)
+        self.kept_positions: torch.Tensor | None = None   # [b, Hkv, slots] prompt positions kept (eviction; to inspect)
         self.seen = 0            # tokens this layer was given (a float cache would hold them all)
         self.prompt_tokens = 0   # prompt entries before eviction, and kept (mean over sequences and heads)
         self.kept_tokens = 0.0
@@ -708,7 +707,8 @@ class QuantizedKVLayer(DynamicLayer):
         self.cumulative_length = 0
         self.update_calls = 0
         self._deferred = []
-        self.seen, self.awaiting_selection, self.key_valid = 0, False, None
+        self.seen, self.awaiting_selection, self.key_valid, self.kept_positions = 0, False, None, None
+        self.prompt_tokens, self.kept_tokens = 0, 0.0
         for stream in (self.key_stream, self.value_stream):
             if stream is not None:
                 stream.segments = []
@@ -806,7 +806,7 @@ class QuantizedKVCache(Cache):
             layer.packed_attention = (eviction is None
                                       and getattr(text_config, "_attn_implementation", None) == PACKED_ATTENTION)
             layer.defer_checks = defer_checks
-            layer.eviction, layer.layer_count = eviction, count
+            layer.eviction = eviction
 
     def set_padding(self, attention_mask: torch.Tensor | None) -> None:
         """The batch's left padding, from the generate call's ``attention_mask`` ``[batch, tokens]``

@@ -55,12 +55,15 @@ def observing_attention(model, prefill: list[PrefillObserver], key_bias: list[Ke
     """Route the language model's attention through :func:`scored_attention` for the duration."""
     AttentionInterface.register(SCORED_ATTENTION, scored_attention)
     AttentionMaskInterface.register(SCORED_ATTENTION, sdpa_mask)
+    from .packed_attention import PACKED_ATTENTION
+
     config = model.get_decoder().config
     previous = config._attn_implementation
-    delegate = ALL_ATTENTION_FUNCTIONS.get(previous, sdpa_attention_forward) if previous != "eager" else None
-    if delegate is None:
-        raise ValueError("KV eviction and FastV need the model's attention through transformers' AttentionInterface "
-                         f"(sdpa or a registered function); this model runs attn_implementation={previous!r}")
+    if previous not in ("sdpa", PACKED_ATTENTION):   # both build SDPA's masks, which the scored attention keeps
+        raise ValueError("KV eviction and visual-token pruning run on SDPA attention (or quant's packed decode "
+                         f"attention, which uses SDPA's masks); this model runs attn_implementation={previous!r}: "
+                         "load it with attn_implementation='sdpa'")
+    delegate = ALL_ATTENTION_FUNCTIONS[previous]
     token = _active.set(Observers(decoder_attention_modules(model), prefill, key_bias or [], delegate))
     config._attn_implementation = SCORED_ATTENTION
     try:
@@ -78,6 +81,12 @@ def scored_attention(module, query, key, value, attention_mask, dropout: float =
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     if layer is not None and query.shape[2] == 1:
+        if attention_mask is not None and attention_mask.shape[-1] != key.shape[-2]:
+            # layers keep different numbers of entries after dropping: a decode mask sized for another
+            # layer's cache would pick the wrong columns (the generation runs these batches unpadded,
+            # so SDPA needs no decode mask at all)
+            raise ValueError(f"decoder layer {layer}: a decode attention mask over {attention_mask.shape[-1]} keys "
+                             f"for a cache of {key.shape[-2]} entries; run batches with token dropping unpadded")
         biases = [b for b in (bias(layer, key) for bias in state.key_bias) if b is not None]
         if biases:
             attention_mask = _with_bias(attention_mask, sum(biases).to(query.dtype), query.shape[1])

@@ -69,6 +69,7 @@ class EvictSpec:
 
     method: str
     budget: int                  # percent of the prompt's KV entries kept per layer and head, window included
+                                 # (PyramidKV's layers and AdaKV's heads: on average)
     window: int = 32             # SnapKV's observation window / H2O's recent window (SnapKV repo default)
     kernel: int | None = None    # pooling kernel: 5 (SnapKV, PyramidKV, avg-pool), 7 (AdaKV, max-pool)
     sinks: int = 4               # StreamingLLM's attention sinks (kvpress n_sink)
@@ -86,9 +87,10 @@ class EvictSpec:
         if self.method not in EVICT_METHODS:
             raise _bad("method", self.method, f"allowed eviction methods are {EVICT_METHODS}")
         _int_in("budget", self.budget, 1, 99)
-        if self.kernel is None and self.method in POOLED:
-            object.__setattr__(self, "kernel", 7 if self.method == "adakv" else 5)
-        for name, default in (("window", 32), ("sinks", 4), ("beta", 20), ("alpha", 20), ("kernel", None)):
+        if self.kernel is None:
+            object.__setattr__(self, "kernel", self.default_kernel(self.method))
+        for name, default in (("window", 32), ("sinks", 4), ("beta", 20), ("alpha", 20),
+                              ("kernel", self.default_kernel(self.method))):
             value = getattr(self, name)
             if name not in self.USES[self.method]:
                 if value != default:
@@ -98,13 +100,10 @@ class EvictSpec:
         if self.kernel is not None and self.kernel % 2 == 0:
             raise _bad("kernel", self.kernel, "must be odd (the pooling is centred: padding kernel // 2)")
 
-    @property
-    def default_kernel(self) -> int | None:
-        return None if self.method not in POOLED else 7 if self.method == "adakv" else 5
 
     @property
     def id(self) -> str:
-        defaults = {"window": 32, "kernel": self.default_kernel, "sinks": 4, "beta": 20, "alpha": 20}
+        defaults = {"window": 32, "kernel": self.default_kernel(self.method), "sinks": 4, "beta": 20, "alpha": 20}
         options = "".join(f"-{self.OPTION_PREFIX[name]}{getattr(self, name)}" for name in self.USES[self.method]
                           if getattr(self, name) != defaults[name])
         return f"evict-{self.method}-b{self.budget}{options}"
@@ -120,6 +119,11 @@ class EvictSpec:
             raise _bad("method", method, f"allowed eviction methods are {EVICT_METHODS}")
         allowed = {cls.OPTION_PREFIX[name]: name for name in cls.USES[method]}
         return cls(method, int(match.group(2)), **_options(text, match.group(3), allowed))
+
+    @staticmethod
+    def default_kernel(method: str) -> int | None:
+        """The pooling kernel a method uses by default: SnapKV's 5 (avg), AdaKV's 7 (max); None unpooled."""
+        return None if method not in POOLED else 7 if method == "adakv" else 5
 
     def keep_count(self, tokens: int) -> int:
         """Prompt entries kept of ``tokens``: ``tokens * budget // 100`` in integers (kvpress's

@@ -14,7 +14,8 @@ as FastV does.
   stay). FastV ranks batch element 0's row for the whole batch; ours ranks each prompt by its own row.
   Ties: a stable sort (the earlier token wins); FastV's ``topk`` leaves them unspecified.
 - random: the same share of image tokens dropped before layer 0, chosen uniformly by a generator
-  seeded from the prompt's token ids (the baseline UniPruneBench finds strong).
+  seeded per question (the generation seeds it from the prompt and the picture; the baseline
+  UniPruneBench finds strong).
 - pool: each ``f×f`` block of an image's square token grid (row-major, edge blocks partial) becomes
   one token, the mean of the block's input embeddings, placed at the block's first position (the
   spatial-pooling baseline VTC-Bench finds strong). It needs a square grid per image (LLaVA-1.5's
@@ -41,7 +42,6 @@ batch keeps the same number of tokens in every prompt.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -114,12 +114,12 @@ def visionzip_choice(cls_attention: torch.Tensor, keys: torch.Tensor, dominant: 
     return chosen, [(int(remaining[t]), group) for t, group in zip(targets.tolist(), members)]
 
 
-def random_keep(input_ids: torch.Tensor, images: torch.Tensor, spec: VTokSpec) -> torch.Tensor:
-    """``[b, k]`` image positions kept at random, seeded by each prompt's token ids (so a prompt's
-    choice never depends on its batch mates), in positional order."""
+def random_keep(images: torch.Tensor, spec: VTokSpec, seeds: list[int]) -> torch.Tensor:
+    """``[b, k]`` image positions kept at random, each row by its own seed (the generation seeds it from
+    the question's prompt and picture, so a choice never depends on its batch mates), in positional order."""
     rows = []
-    for ids, row in zip(input_ids, images):
-        generator = torch.Generator().manual_seed(zlib.crc32(ids.cpu().numpy().tobytes()))
+    for seed, row in zip(seeds, images):
+        generator = torch.Generator().manual_seed(seed)
         pick = torch.randperm(row.numel(), generator=generator)[:spec.keep_count(row.numel())]
         rows.append(row[pick.to(row.device)].sort().values)
     return torch.stack(rows)
@@ -128,14 +128,14 @@ def random_keep(input_ids: torch.Tensor, images: torch.Tensor, spec: VTokSpec) -
 class VisualTokenPruner:
     """For one generate call: which prompt positions the pruned layers see, and the hooks that apply it."""
 
-    def __init__(self, spec: VTokSpec, input_ids: torch.Tensor, image_token: int) -> None:
+    def __init__(self, spec: VTokSpec, input_ids: torch.Tensor, image_token: int, seeds: list[int] | None = None) -> None:
         self.spec = spec
         self.length = input_ids.shape[1]
         self.images = image_positions(input_ids, image_token)
         self.owner: torch.Tensor | None = None    # pool: [b, L] the position each token is averaged into
         self.kept: torch.Tensor | None = None     # [b, L'] positions the pruned layers see
         if spec.method == "random":
-            self._keep_images(random_keep(input_ids, self.images, spec))
+            self._keep_images(random_keep(self.images, spec, seeds or [0] * len(input_ids)))
         elif spec.method == "visionzip" and len(image_runs(self.images[0].tolist())) != 1:
             raise ValueError(f"{spec.id}: VisionZip takes one image per prompt (one run of image tokens)")
         elif spec.method == "pool":
@@ -214,15 +214,16 @@ def _gather_positions(value, kept: torch.Tensor, length: int):
 
 @contextmanager
 def pruning_visual_tokens(model, spec: VTokSpec, input_ids: torch.Tensor, image_token: int | None,
-                          prefill: list | None = None, key_bias: list | None = None) -> Iterator[VisualTokenPruner]:
+                          prefill: list | None = None, key_bias: list | None = None,
+                          seeds: list[int] | None = None) -> Iterator[VisualTokenPruner]:
     """Prune the image tokens of this generate call's prompts by ``spec``; ``prefill``/``key_bias``:
-    other attention observers to run alongside (KV eviction)."""
+    other attention observers to run alongside (KV eviction); ``seeds``: random pruning's, per prompt."""
     if image_token is None:
         raise ValueError(f"{spec.id}: the model config names no image token id (image_token_id / image_token_index)")
     if "sliding_attention" in (getattr(model.config.get_text_config(decoder=True), "layer_types", None) or ()):
         raise ValueError(f"{spec.id}: this model has sliding-window layers, whose mask counts tokens, not positions; "
                          "after pruning the two differ, so visual-token pruning is not supported for it")
-    pruner = VisualTokenPruner(spec, input_ids, image_token)
+    pruner = VisualTokenPruner(spec, input_ids, image_token, seeds)
     with ExitStack() as stack:
         stack.enter_context(observing_attention(model, [pruner.observe, *(prefill or [])], key_bias))
         if spec.method == "visionzip":

@@ -134,7 +134,9 @@ def naive_probs(query, key, scaling):
     return out
 
 
-def test_the_window_vote_and_h2o_scores_match_a_naive_computation_under_gqa():
+@pytest.mark.parametrize("chunk", [256, 4])   # H2O's column sums over chunks of query rows: the same numbers
+def test_the_window_vote_and_h2o_scores_match_a_naive_computation_under_gqa(chunk, monkeypatch):
+    monkeypatch.setattr("quant.eviction.H2O_QUERY_CHUNK", chunk)
     torch.manual_seed(0)
     query, key = torch.randn(2, 4, 9, 8), torch.randn(2, 2, 9, 8)   # 4 query heads over 2 KV heads
     probs = naive_probs(query, key, 8 ** -0.5)

@@ -20,7 +20,7 @@ def test_the_table_names_the_judge_and_every_metric_undefined_by_the_official_fo
 
 
 def test_the_default_table_fits_120_columns_with_settings_as_rows():
-    """The default grid (20 settings x 12 datasets) prints primary metrics wrapped to 120 columns;
+    """The default grid (22 settings x 12 datasets) prints primary metrics wrapped to 120 columns;
     the full table (pytest -v) keeps every metric."""
     from pytest_lvlmbench.core.settings import default_grid
     from pytest_lvlmbench.tasks.shapes.tasks import SHAPES_TASKS

@@ -354,13 +354,15 @@ def test_eviction_and_pruning_settings_run_with_agreement_tokens_kept_and_prefil
     result.stdout.fnmatch_lines(["*kv4-uniform+evict-pyramidkv-b40-w4 *0.06* *1.000 *0.450 *",
                                  "tokens dropped (share of the prompt's KV entries each decoder layer kept*",
                                  "  evict-pyramidkv-b40-w4: kept per layer 0.60 0.50 0.40 0.30 (mean 0.450); TTFT * ms "
-                                 "per batch, prefill * ms per prompt (fp16: *",
+                                 "per batch, prefill * ms per prompt, *x the same batches' without dropping (fp16: *",
                                  "  vtok-pool2: kept per layer 0.75 0.75 0.75 0.75 (mean 0.750)*"])   # 9 image tokens -> 4
     records = records_of(report)
     pyramid = records[("kv4-uniform+evict-pyramidkv-b40-w4", "shapes_pope_random")]
     assert pyramid["prefill"]["kept_by_layer"] == pytest.approx([0.6, 0.5, 0.4, 0.3])
     assert pyramid["kv_ratio"] < records[("evict-pyramidkv-b40-w4", "shapes_pope_random")]["kv_ratio"] / 4
     assert records[("fp16", "shapes_pope_random")]["prefill"]["kept_by_layer"] == [1.0] * 4
+    assert "prefill_vs_undropped" not in records[("fp16", "shapes_pope_random")]["prefill"]
+    assert pyramid["prefill"]["prefill_vs_undropped"] > 0   # timed beside the same batches without dropping
 
 
 def test_eviction_and_pruning_marks_select_them(pytester):

@@ -15,7 +15,7 @@ from quant.token_spec import EvictSpec, VTokSpec
 from quant.vtokens import (VisualTokenPruner, fastv_keep, image_positions, pool_blocks, pruning_visual_tokens,
                            random_keep, visionzip_choice)
 from pytest_lvlmbench.engine.families import load_processor, render_prompt
-from pytest_lvlmbench.engine.generation import generate_batch, image_token_id, model_inputs
+from pytest_lvlmbench.engine.generation import generate_batch, image_token_id, model_inputs, pruning_seed
 from pytest_lvlmbench.engine.models import model_family, resolve_model
 
 
@@ -56,14 +56,21 @@ def test_pooling_blocks_a_square_grid_and_refuses_any_other():
         pool_blocks(10, 2)
 
 
-def test_random_pruning_depends_on_the_prompt_alone():
+def test_random_pruning_depends_on_the_question_alone():
+    """Each row by its own seed (from its prompt and picture), so batch mates never change a choice and two
+    pictures asked the same question get different draws."""
     ids = torch.tensor([[5, 4, 4, 4, 4, 4, 4, 7], [6, 4, 4, 4, 4, 4, 4, 7]])
     images = image_positions(ids, 4)
     spec = VTokSpec("random", 50)
-    both = random_keep(ids, images, spec)
-    assert random_keep(ids[1:], images[1:], spec).tolist() == both[1:].tolist()   # batch mates do not matter
+    red, blue = Image.new("RGB", (8, 8), (200, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 200))
+    seeds = [pruning_seed("What color?", red), pruning_seed("What color?", blue)]
+    assert seeds[0] != seeds[1] and pruning_seed("What color?", red) == seeds[0]
+    both = random_keep(images, spec, seeds)
+    assert random_keep(images[1:], spec, seeds[1:]).tolist() == both[1:].tolist()   # batch mates do not matter
     assert both.shape == (2, 3) and (both.diff(dim=1) > 0).all()
-    assert random_keep(ids, images, spec).tolist() == both.tolist()
+    draws = {tuple(random_keep(images[:1], spec, [pruning_seed("What color?", Image.new("RGB", (8, 8), (c, 0, 0)))])
+                   [0].tolist()) for c in range(40)}
+    assert len(draws) > 5   # not one fixed mask for every picture asked the same question
 
 
 def test_visionzip_keeps_the_dominant_patches_and_merges_the_rest_into_spaced_targets():

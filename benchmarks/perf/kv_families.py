@@ -6,8 +6,8 @@ Every setting runs through the suite's Session (same prompts, batching, generati
 tests as ``pytest benchmarks/``) on the first ``--items`` items of each embedded shapes task. Rows are
 sorted by the KV bytes they store over float (so settings of similar bytes sit together); columns are
 the measured KV bytes over float, the share of the prompt's KV entries kept, the agreement with fp16
-(share of identical answers, EffiVLM-Bench's "loyalty"), the prefill time per prompt (time to first
-token over the batch's prompts), and per capability
+(share of identical answers, EffiVLM-Bench's "loyalty"), for settings that drop tokens the prefill
+time over the same batches' without dropping (timed beside them in the run), and per capability
 the change of its tasks' primary metric vs fp16 (the mean over hallucination's three POPE splits),
 marked as the report marks cells: ▼/▲ significantly worse/better (paired, clustered, Benjamini-Hochberg
 over the table; direction-aware: less toxic is better), ≈ non-inferior at the default margin (any ▼
@@ -59,8 +59,8 @@ def table(model: str, items: int, settings: list[str], cache_dir: Path) -> str:
             record = session.evaluate(model, setting, task)
             records.append(record if setting.is_baseline else attach_noninferiority(
                 session, record, {task.primary: session.options.margin}))
-    verdict = verdicts(records, adjusted_p_values(records), SIGNIFICANCE)
     adjusted = adjusted_p_values(records)
+    verdict = verdicts(records, adjusted, SIGNIFICANCE)
     base = {r.task: r for r in records if r.is_baseline}
     rows = []
     for setting in chosen:
@@ -78,15 +78,15 @@ def table(model: str, items: int, settings: list[str], cache_dir: Path) -> str:
             safe = all(verdict.get((r.setting, r.task, r.primary)) == "non-inferior" for r in tasks)
             mark = "▼" if any(c < 0 for c in changed) else "▲" if any(c > 0 for c in changed) else "≈" if safe else ""
             cells.append(f"{delta:+.3f}{mark}")
-        prefill = [r.prefill for r in mine if r.prefill]
-        ttft = mean([p["prefill_seconds_per_prompt"] for p in prefill]) * 1000 if prefill else float("nan")
-        kept = mean([r.kv_kept for r in mine if r.kv_kept is not None])
+        ratios = [r.prefill["prefill_vs_undropped"] for r in mine if r.prefill and "prefill_vs_undropped" in r.prefill]
+        kept = [r.kv_kept for r in mine if r.kv_kept is not None]
         agreement = "" if setting.is_baseline else f"{mean([1 - flips(r, base[r.task]) for r in mine]):.3f}"
         rows.append((mean([r.kv_ratio for r in mine]), [f"`{setting.id}`", family(setting),
-                                                       f"{mean([r.kv_ratio for r in mine]):.3f}", f"{kept:.2f}",
-                                                       agreement, f"{ttft:.2f}", *cells]))
+                                                       f"{mean([r.kv_ratio for r in mine]):.3f}",
+                                                       f"{mean(kept):.2f}" if kept else "", agreement,
+                                                       f"{mean(ratios):.2f}" if ratios else "", *cells]))
     rows.sort(key=lambda row: -row[0])
-    header = ["setting", "family", "KV/float", "kept", "agree", "prefill ms", *(c.replace("_", " ") for c in CAPABILITIES)]
+    header = ["setting", "family", "KV/float", "kept", "agree", "prefill ×", *(c.replace("_", " ") for c in CAPABILITIES)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(cells) + " |" for _, cells in rows])
 

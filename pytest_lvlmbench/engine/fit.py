@@ -80,6 +80,11 @@ def unfit_reason(setting: Setting, shape: TextShape) -> str | None:
                         f"width, and {bad[0]} (of {', '.join(map(str, shape.in_features))}) is not a multiple; "
                         f"use --group-size {_divisors(math.gcd(*shape.in_features), 128)}")
     vtok = setting.vtok
+    if setting.evict is not None and setting.evict.method == "adakv" and not (setting.kv.is_float
+                                                                           and setting.kv_rest.is_float):
+        return (f"{setting.evict.id}: AdaKV's heads keep different numbers of entries, stored padded; its bytes are "
+                "exact for a float cache only, so it does not compose with KV quantization (snapkv, pyramidkv, h2o "
+                "and streaming do)")
     if setting.drops_tokens and shape.windowed:
         return (f"{(setting.evict or vtok).id}: the model's sliding-window layers mask by cache slot, not position; "
                 "after tokens are dropped the two differ, so eviction and pruning are not supported for it")

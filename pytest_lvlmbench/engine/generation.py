@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
+from contextlib import nullcontext
+
 import torch
 from transformers import LogitsProcessorList
-
-from contextlib import nullcontext
 
 from quant import KVQuantSpec, QuantizedKVCache
 from quant.layers import LayerSelection
@@ -33,12 +34,18 @@ def token_anchored(*specs: KVQuantSpec | None) -> bool:
                for spec in specs)
 
 
-def equal_length_rows(attention_mask: torch.Tensor) -> list[list[int]]:
-    """The batch's rows grouped by their number of real tokens, in order of first appearance."""
-    groups: dict[int, list[int]] = {}
+def equal_length_rows(attention_mask: torch.Tensor, image_tokens: list[int] | None = None) -> list[list[int]]:
+    """The batch's rows grouped by their number of real tokens (and, given, of image tokens: visual-token
+    pruning keeps the same number in every row), in order of first appearance."""
+    groups: dict[tuple[int, int], list[int]] = {}
     for row, length in enumerate(attention_mask.sum(dim=1).tolist()):
-        groups.setdefault(length, []).append(row)
+        groups.setdefault((length, image_tokens[row] if image_tokens else 0), []).append(row)
     return list(groups.values())
+
+
+def pruning_seed(prompt: str, image) -> int:
+    """Random pruning's seed for one question: its prompt and picture (never its batch mates)."""
+    return zlib.crc32(prompt.encode()) ^ (zlib.crc32(image.tobytes()) if image is not None else 0)
 
 
 def image_token_id(config) -> int | None:
@@ -117,19 +124,24 @@ def generate_batch(model, processor, images, prompts: list[str], kv_spec: KVQuan
         raise ValueError("generate_batch: a batch mixes questions with and without an image; group them")
     inputs = model_inputs(processor, None if images and images[0] is None else images, prompts, device, dtype)
     mask = inputs.get("attention_mask")
-    unpadded = token_anchored(kv_spec, kv_rest) or evict is not None or vtok is not None
-    run = lambda part: _generate(model, processor, part, kv_spec, max_new_tokens, kv_layers, kv_rest, clock,  # noqa: E731
-                                 evict, vtok)
-    if mask is not None and unpadded and not bool(mask.all()):
-        answers: list[Generated | None] = [None] * mask.shape[0]
-        for rows in equal_length_rows(mask):
-            for row, generated in zip(rows, run(without_padding(inputs, rows, image_token_id(model.config)))):
-                answers[row] = generated
-        return answers
-    return run(inputs)
+    seeds = [pruning_seed(prompt, image) for prompt, image in zip(prompts, images)]
+    run = lambda part, rows: _generate(model, processor, part, kv_spec, max_new_tokens, kv_layers, kv_rest,  # noqa: E731
+                                       clock, evict, vtok, [seeds[row] for row in rows])
+    if mask is not None and (token_anchored(kv_spec, kv_rest) or evict is not None or vtok is not None):
+        token = image_token_id(model.config)
+        counts = (inputs["input_ids"] == token).sum(dim=1).tolist() if vtok is not None and token is not None else None
+        groups = equal_length_rows(mask, counts)
+        if len(groups) > 1 or not bool(mask.all()):
+            answers: list[Generated | None] = [None] * mask.shape[0]
+            for rows in groups:
+                for row, generated in zip(rows, run(without_padding(inputs, rows, token), rows)):
+                    answers[row] = generated
+            return answers
+    return run(inputs, range(len(prompts)))
 
 
-def _dropping(model, inputs, cache: QuantizedKVCache, evict: EvictSpec | None, vtok: VTokSpec | None):
+def _dropping(model, inputs, cache: QuantizedKVCache, evict: EvictSpec | None, vtok: VTokSpec | None,
+              seeds: list[int]):
     """The context a generate call with eviction and/or pruning runs in (prompts without an image
     token are not pruned)."""
     observers = ([cache.select], [cache.key_bias]) if evict is not None else ([], [])
@@ -137,24 +149,36 @@ def _dropping(model, inputs, cache: QuantizedKVCache, evict: EvictSpec | None, v
     if vtok is not None and image_token is not None and bool((inputs["input_ids"] == image_token).any()):
         from quant.vtokens import pruning_visual_tokens
 
-        return pruning_visual_tokens(model, vtok, inputs["input_ids"], image_token, *observers)
+        return pruning_visual_tokens(model, vtok, inputs["input_ids"], image_token, *observers, seeds=seeds)
     return observing_attention(model, *observers) if evict is not None else nullcontext()
 
 
 def _generate(model, processor, inputs, kv_spec: KVQuantSpec, max_new_tokens: int, kv_layers: LayerSelection | None,
               kv_rest: KVQuantSpec | None, clock: DecodeClock | None, evict: EvictSpec | None = None,
-              vtok: VTokSpec | None = None) -> list[Generated]:
+              vtok: VTokSpec | None = None, seeds: list[int] | None = None) -> list[Generated]:
+    def greedy(cache, tokens: int, timer: DecodeClock | None):
+        return model.generate(**inputs, max_new_tokens=tokens, do_sample=False, cache=cache,
+                              pad_token_id=processor.tokenizer.pad_token_id,
+                              logits_processor=None if timer is None else LogitsProcessorList([timer]))
+
     cache = QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest, eviction=evict)
     cache.set_padding(inputs.get("attention_mask"))   # padded positions enter no compression statistic
-    if clock is not None:
-        clock.begin()
-    with torch.inference_mode(), _dropping(model, inputs, cache, evict, vtok):
-        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, cache=cache,
-                                pad_token_id=processor.tokenizer.pad_token_id,
-                                logits_processor=None if clock is None else LogitsProcessorList([clock]))
+    reference = DecodeClock() if clock is not None and (evict is not None or vtok is not None) else None
+    with torch.inference_mode():
+        if reference is not None and clock.batches % 2:   # the same batch without dropping: its prefill, timed
+            reference.begin()                             # side by side (first on every other batch)
+            greedy(QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest), 1, reference)
+        if clock is not None:
+            clock.begin()
+        with _dropping(model, inputs, cache, evict, vtok, seeds or [0] * inputs["input_ids"].shape[0]):
+            output = greedy(cache, max_new_tokens, clock)
+        if reference is not None and not clock.batches % 2:
+            reference.begin()
+            greedy(QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest), 1, reference)
     prompt = inputs["input_ids"].shape[1]
     if clock is not None:
-        clock.end(cache.nbytes(), output.shape[0], [kept / prompt for kept in cache.kept_by_layer()])
+        clock.end(cache.nbytes(), output.shape[0], [kept / prompt for kept in cache.kept_by_layer()],
+                  reference=reference)
     cache.check_finite()   # NaN/inf recorded on the device during generation (CUDA): raised here, named
     texts = processor.batch_decode(output[:, prompt:], skip_special_tokens=True)
     # what a float cache holds for the same tokens: the whole prompt (before any eviction or pruning)

@@ -88,6 +88,7 @@ class DecodeClock(LogitsProcessor):
         self.prompts = 0
         self.batches = 0
         self.prefill_seconds = 0.0          # sum over batches of their time to first token
+        self.reference_seconds = 0.0        # ... of the same batches without token dropping (when timed)
         self.kept_sums: list[float] = []    # per layer, sum over prompts of the share of prompt entries kept
         self._previous: float | None = None
         self._start = 0.0
@@ -109,13 +110,17 @@ class DecodeClock(LogitsProcessor):
         self._previous = now
         return scores
 
-    def end(self, kv_bytes: int, prompts: int = 0, kept: list[float] | None = None) -> None:
-        """After a batch of ``prompts``; ``kept``: per layer, the share of the prompt's entries it stored."""
+    def end(self, kv_bytes: int, prompts: int = 0, kept: list[float] | None = None,
+            reference: DecodeClock | None = None) -> None:
+        """After a batch of ``prompts``; ``kept``: per layer, the share of the prompt's entries it stored;
+        ``reference``: the clock of the same batch's prefill without token dropping, timed beside it."""
         self.steps += self._batch_steps
         self.kv_byte_steps += kv_bytes * self._batch_steps
         self.prompts += prompts
         self.batches += 1 if prompts else 0
         self.prefill_seconds += self._first if prompts else 0.0
+        if reference is not None:
+            self.reference_seconds += reference._first
         if kept:
             self.kept_sums = [a + b * prompts for a, b in zip(self.kept_sums or [0.0] * len(kept), kept)]
         self._previous, self._batch_steps = None, 0
@@ -124,12 +129,18 @@ class DecodeClock(LogitsProcessor):
         """The prefill summary of the batches timed: their mean time to first token, the prefill time per
         prompt (the batches' times to first token over their prompts: comparable across settings whose
         batches differ in size, e.g. eviction's, split by prompt length) and, per layer, the mean share of
-        prompt entries kept; None before any batch."""
+        prompt entries kept; with token dropping, ``prefill_vs_undropped``: the batches' time to first token
+        over the same batches' without dropping (same model copy, KV spec and batching, timed beside
+        them in the run, alternating which goes first), the prefill cost the dropping changed. None
+        before any batch."""
         if not self.prompts:
             return None
-        return {"ttft_seconds": self.prefill_seconds / self.batches, "prompts": self.prompts, "batches": self.batches,
-                "prefill_seconds_per_prompt": self.prefill_seconds / self.prompts,
-                "kept_by_layer": [round(k / self.prompts, 6) for k in self.kept_sums]}
+        summary = {"ttft_seconds": self.prefill_seconds / self.batches, "prompts": self.prompts,
+                   "batches": self.batches, "prefill_seconds_per_prompt": self.prefill_seconds / self.prompts,
+                   "kept_by_layer": [round(k / self.prompts, 6) for k in self.kept_sums]}
+        if self.reference_seconds:
+            summary["prefill_vs_undropped"] = self.prefill_seconds / self.reference_seconds
+        return summary
 
 
 def roofline(weight_bytes: int, kv_byte_steps: int, steps: int, seconds: float, copy_gbps: float) -> dict | None:

@@ -266,7 +266,7 @@ class Session:
             weight_bytes_expected=summary.bytes_expected if summary else 0,
             weight_ratio=summary.ratio if summary else None,
             weight_bytes_by_part=dict(summary.bytes_by_part) if summary else {}, roofline=line,
-            prefill=self.prefill_summary(name, setting, task, clock)))
+            prefill=self.prefill_summary(name, setting, task, clock, whole=len(todo) == len(items))))
 
     def interval(self, task: str, stats: SampleStats) -> tuple[float, float]:
         """95% interval of a metric: Wilson on the clusters' effective sample size for a share of 0/1
@@ -299,15 +299,21 @@ class Session:
         key = (name, setting.weights_id)
         if key not in self._warm:
             self._warm.add(key)
-            self.generate(name, setting, [item], [prompt], 1)
+            generate_batch(self.model(name, setting), self.processor(name), [item.image()], [prompt], setting.kv, 1,
+                           self.options.device, self.dtype, kv_layers=setting.kv_layers, kv_rest=setting.kv_rest)
 
-    def prefill_summary(self, name: str, setting: Setting, task: Task, clock: DecodeClock) -> dict | None:
+    def prefill_summary(self, name: str, setting: Setting, task: Task, clock: DecodeClock, whole: bool
+                        ) -> dict | None:
         """Time to first token and tokens kept, as measured when this record's answers were generated:
-        in this run (then stored beside the answers), else as stored by the run that generated them."""
+        in this run (then stored beside the answers, when ``whole``: every item was generated now), else as
+        stored by the run that generated them all; a run that regenerated a few answers (a corrupt or
+        interrupted cache) keeps the stored measurement of the whole set where there is one."""
         key = "prefill:" + "\0".join([self.fingerprint(name), setting.id, task.name, str(self.dtype),
                                        device_kind(self.options.device), str(self.options.batch_size)])
         measured = clock.prefill()
-        if measured is None:
-            return self.cache.get_measurement(key)
-        self.cache.put_measurement(key, measured)
+        stored = None if whole and measured is not None else self.cache.get_measurement(key)
+        if stored is not None:
+            return stored
+        if measured is not None:
+            self.cache.put_measurement(key, measured)
         return measured

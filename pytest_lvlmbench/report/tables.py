@@ -298,9 +298,11 @@ def token_drop_lines(records: list[Record]) -> list[str]:
         if not mine or not mine[0].parsed_setting.drops_tokens:
             continue
         layers = [mean([r.prefill["kept_by_layer"][i] for r in mine]) for i in range(len(mine[0].prefill["kept_by_layer"]))]
+        beside = [r.prefill["prefill_vs_undropped"] for r in mine if "prefill_vs_undropped" in r.prefill]
         lines.append(f"  {setting}: kept per layer " + " ".join(f"{k:.2f}" for k in layers)
                      + f" (mean {mean(layers):.3f}); TTFT {timed(mine, 'ttft_seconds'):.1f} ms per batch, prefill "
                      f"{timed(mine, 'prefill_seconds_per_prompt'):.2f} ms per prompt"
+                     + (f", {mean(beside):.2f}x the same batches' without dropping" if beside else "")
                      + (f" (fp16: {timed(base, 'ttft_seconds'):.1f}, {timed(base, 'prefill_seconds_per_prompt'):.2f})"
                         if timed(base, "ttft_seconds") is not None else ""))
     return lines
