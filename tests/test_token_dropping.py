@@ -9,7 +9,7 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, DynamicCache
 
 from quant import KVQuantSpec, QuantizedKVCache
-from quant.eviction import pool, stable_top
+from quant.eviction import adakv_budgets, pool, stable_top
 from quant.scored_attention import observing_attention
 from quant.token_spec import EvictSpec, VTokSpec
 from quant.vtokens import (VisualTokenPruner, fastv_keep, image_positions, pool_blocks, pruning_visual_tokens,
@@ -103,14 +103,19 @@ def tiny():
 
 
 def decoder_inputs(model, inputs):
-    """The language model's input embeddings of a normal forward pass (image features scattered in)."""
+    """The language model's input embeddings and position ids of a normal forward pass (image features
+    scattered in; Qwen2-VL's multimodal positions ``[3 or 4, b, L]``, else ``[1 or b, L]``)."""
     seen = {}
     handle = model.get_decoder().register_forward_pre_hook(
-        lambda module, args, kwargs: seen.update(embeds=kwargs["inputs_embeds"]), with_kwargs=True)
+        lambda module, args, kwargs: seen.update(embeds=kwargs["inputs_embeds"], positions=kwargs.get("position_ids")),
+        with_kwargs=True)
     with torch.inference_mode():
         model(**inputs)
     handle.remove()
-    return seen["embeds"]
+    positions = seen["positions"]
+    if positions is None:
+        positions = torch.arange(seen["embeds"].shape[1])[None]
+    return seen["embeds"], positions.expand(*positions.shape[:-2], seen["embeds"].shape[0], -1)
 
 
 def last_logits(model, embeds, positions):
@@ -118,6 +123,12 @@ def last_logits(model, embeds, positions):
     with torch.inference_mode():
         hidden = model.get_decoder()(inputs_embeds=embeds, position_ids=positions).last_hidden_state
         return model.get_output_embeddings()(hidden[:, -1])
+
+
+def kept_rows(embeds, positions, kept):
+    """The reference's inputs: the kept rows of the embeddings and of every position-id plane."""
+    return (embeds.gather(1, kept[..., None].expand(-1, -1, embeds.shape[-1])),
+            positions.gather(-1, kept.expand(*positions.shape[:-2], -1, -1)))
 
 
 def pruned_logits(model, inputs, spec):
@@ -130,12 +141,13 @@ def pruned_logits(model, inputs, spec):
 def test_pruning_before_layer_zero_equals_removing_the_tokens_with_their_positions_kept(tiny, text):
     model, _, inputs = tiny
     got, kept = pruned_logits(model, inputs, VTokSpec.from_id(text))
-    embeds = decoder_inputs(model, inputs).clone()
+    embeds, positions = decoder_inputs(model, inputs)
+    embeds = embeds.clone()
     if text == "vtok-pool2":   # each block's mean at its first position
         for row, images in enumerate(image_positions(inputs["input_ids"], image_token_id(model.config)).tolist()):
             for block in pool_blocks(len(images), 2):
                 embeds[row, images[block[0]]] = embeds[row, [images[i] for i in block]].mean(dim=0)
-    want = last_logits(model, embeds.gather(1, kept[..., None].expand(-1, -1, embeds.shape[-1])), kept)
+    want = last_logits(model, *kept_rows(embeds, positions, kept))
     assert kept.shape == (2, 16 - 9 + 4)   # random: round(9 * 0.5) = round(4.5) = 4 kept; pool2: 4 blocks
     assert torch.allclose(got, want, atol=1e-4)
 
@@ -213,6 +225,109 @@ def test_eviction_keeps_what_eager_attention_says_and_decodes_like_a_cropped_flo
         stop = (generated[row] == eos).nonzero()
         end = int(stop[0]) + 1 if len(stop) else generated.shape[1]
         assert generated[row, :end].tolist() == reference_tokens[row, :end].tolist(), text
+
+
+def test_pruning_on_qwen2_vl_keeps_each_token_s_multimodal_rope_positions():
+    """Qwen2-VL's positions are [3, b, L] (temporal, height, width of each image token): the pruned
+    prefill equals the decoder run on the kept embeddings with those three planes gathered."""
+    ref = resolve_model("tiny-qwen")
+    model = AutoModelForImageTextToText.from_pretrained(ref.source).eval()
+    processor = load_processor(ref.source, model_family(ref))
+    images = [Image.new("RGB", (48, 48), c) for c in ((200, 10, 10), (10, 200, 10))]
+    inputs = model_inputs(processor, images, [render_prompt(processor, "What color is the shape?", True)] * 2,
+                          "cpu", None)
+    for text in ("vtok-random-r50", "vtok-pool2"):
+        got, kept = pruned_logits(model, inputs, VTokSpec.from_id(text))
+        embeds, positions = decoder_inputs(model, inputs)
+        assert positions.dim() == 3 and positions.shape[0] >= 3   # the multimodal planes
+        embeds = embeds.clone()
+        if text == "vtok-pool2":
+            images_at = image_positions(inputs["input_ids"], image_token_id(model.config)).tolist()
+            for row, at in enumerate(images_at):
+                for block in pool_blocks(len(at), 2):
+                    embeds[row, at[block[0]]] = embeds[row, [at[i] for i in block]].mean(dim=0)
+        assert torch.allclose(got, last_logits(model, *kept_rows(embeds, positions, kept)), atol=1e-4), text
+
+
+def test_visionzip_equals_merging_the_eager_tower_s_choice_by_hand(tiny):
+    """Reference from the eager CLIP tower's own attentions: the CLS row of the layer producing the selected
+    features picks the dominant patches, the rest merge into the contextual targets (keys of that layer,
+    mean over heads), the projector maps them, and the decoder runs on the kept tokens."""
+    model, _, inputs = tiny
+    spec = VTokSpec.from_id("vtok-visionzip-r50")
+    got, kept = pruned_logits(model, inputs, spec)
+    eager = AutoModelForImageTextToText.from_pretrained(resolve_model("tiny").source, attn_implementation="eager").eval()
+    tower = eager.model.vision_tower
+    layer = eager.config.vision_feature_layer % (len(tower.encoder.layers) + 1)   # hidden_states index
+    with torch.inference_mode():
+        out = tower(inputs["pixel_values"], output_attentions=True, output_hidden_states=True)
+        cls = out.attentions[layer - 1][:, :, 0, 1:].sum(dim=1)
+        attention = tower.encoder.layers[layer - 1].self_attn
+        normed = tower.encoder.layers[layer - 1].layer_norm1(out.hidden_states[layer - 1])
+        keys = attention.k_proj(normed).view(*normed.shape[:2], attention.num_heads, -1).mean(dim=2)[:, 1:]
+        features = out.hidden_states[layer][:, 1:].clone()
+        dominant, contextual = spec.visionzip_split(features.shape[1])
+        chosen = []
+        for image in range(features.shape[0]):
+            top, groups = visionzip_choice(cls[image], keys[image], dominant, contextual)
+            merged = features[image].clone()
+            for target, group in groups:
+                merged[target] = features[image, target] + features[image, group].mean(dim=0)
+            features[image] = merged
+            chosen.append(sorted(top.tolist() + [t for t, _ in groups]))
+        image_features = eager.model.multi_modal_projector(features)
+        embeds = eager.get_input_embeddings()(inputs["input_ids"]).clone()
+        at = image_positions(inputs["input_ids"], image_token_id(model.config))
+        embeds[torch.arange(2)[:, None], at] = image_features
+    assert kept.tolist() == [sorted(set(range(16)) - set(at[r].tolist()) | set(at[r, chosen[r]].tolist()))
+                             for r in range(2)]
+    want = last_logits(model, *kept_rows(embeds, torch.arange(16)[None].expand(2, -1), kept))
+    assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_adakv_keeps_what_eager_attention_says_and_with_equal_heads_decodes_like_a_cropped_cache(tiny):
+    """AdaKV's choice from the eager model's own window attention (max-pooled, heads competing); with the
+    floor at 100% every head keeps the same count, so a float DynamicCache cut by hand is the reference."""
+    model, processor, inputs = tiny
+    eager = AutoModelForImageTextToText.from_pretrained(resolve_model("tiny").source, attn_implementation="eager").eval()
+    reference = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        out = eager(**inputs, output_attentions=True, use_cache=True, cache=reference)
+    length = inputs["input_ids"].shape[1]
+    for text in ("evict-adakv-b40-w4", "evict-adakv-b40-w4-a100"):
+        spec = EvictSpec.from_id(text)
+        cache = QuantizedKVCache(KVQuantSpec(), model.config, eviction=spec)
+        with torch.inference_mode(), observing_attention(model, [cache.select], [cache.key_bias]):
+            output = model.generate(**inputs, max_new_tokens=4, do_sample=False, cache=cache,
+                                    pad_token_id=processor.tokenizer.pad_token_id)
+        for layer, probs in zip(cache.layers, out.attentions):
+            scores = pool(probs[:, :, -4:, :length - 4].sum(dim=2), spec.kernel, "max")
+            budgets = adakv_budgets(scores, spec.keep_count(length) - 4, spec.alpha)
+            for row in range(2):
+                for head in range(4):
+                    real = layer.key_valid[row, head]
+                    top = sorted(torch.sort(scores[row, head], descending=True, stable=True).indices[
+                        :budgets[row][head]].tolist())
+                    assert layer.kept_positions[row, head][real].tolist() == top + list(range(length - 4, length))
+        if spec.alpha == 100:   # every head keeps 2 + the window: crop a float cache by hand and decode
+            crop = DynamicCache(config=model.config)
+            for index, layer in enumerate(cache.layers):
+                source = reference.layers[index]
+                gather = layer.kept_positions[..., None].expand(-1, -1, -1, source.keys.shape[-1])
+                crop.update(source.keys.gather(2, gather), source.values.gather(2, gather), index)
+            tokens, answer = out.logits[:, -1].argmax(-1, keepdim=True), []
+            with torch.inference_mode():
+                for step in range(3):
+                    answer.append(tokens)
+                    logits = model(input_ids=tokens, cache=crop, position_ids=torch.full_like(tokens, length + step),
+                                   use_cache=True).logits
+                    tokens = logits[:, -1].argmax(-1, keepdim=True)
+            answer.append(tokens)
+            generated, eos = output[:, length:], processor.tokenizer.eos_token_id
+            for row in range(2):
+                stop = (generated[row] == eos).nonzero()
+                end = int(stop[0]) + 1 if len(stop) else generated.shape[1]
+                assert generated[row, :end].tolist() == torch.cat(answer, dim=1)[row, :end].tolist()
 
 
 def test_eviction_and_pruning_run_through_the_generation_path_on_qwen2_vl_with_m_rope():
