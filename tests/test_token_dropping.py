@@ -399,3 +399,30 @@ def test_settings_that_cannot_drop_tokens_on_a_model_say_why_before_any_test_run
     gemma = TextShape(4, 32, (128,), "gemma3", windowed=True)
     assert "sliding-window layers" in unfit_reason(Setting.from_id("evict-snapkv-b40"), gemma)
     assert unfit_reason(Setting.from_id("kv4-uniform"), gemma) is None
+
+
+def test_adakv_s_pad_slots_get_no_attention_at_decode(tiny):
+    """The decode attention (through the scored attention) over an AdaKV layer equals a softmax over each
+    head's real entries alone: the pad slots, which repeat a kept entry, get zero weight."""
+    from quant.scored_attention import scored_attention
+
+    model = tiny[0]
+    torch.manual_seed(5)
+    config = model.config.get_text_config()
+    heads, kv_heads, dim = config.num_attention_heads, config.num_key_value_heads, config.head_dim
+    cache = QuantizedKVCache(KVQuantSpec(), model.config, eviction=EvictSpec.from_id("evict-adakv-b40-w4-a0"))
+    query, key = torch.randn(2, heads, 24, dim), torch.randn(2, kv_heads, 24, dim)
+    cache.update(key, key.clone(), 0)
+    cache.select(0, query, key, dim ** -0.5)
+    valid = cache.layers[0].key_valid
+    assert not bool(valid.all())   # some head keeps fewer entries than the widest
+    new = torch.randn(2, kv_heads, 1, dim)
+    keys, values = cache.update(new, new.clone(), 0)
+    step = torch.randn(2, heads, 1, dim)
+    with observing_attention(model, [cache.select], [cache.key_bias]):
+        got, _ = scored_attention(model.get_decoder().layers[0].self_attn, step, keys, values, None,
+                                  scaling=dim ** -0.5)
+    real = torch.cat([valid, torch.ones(2, kv_heads, 1, dtype=torch.bool)], dim=-1)
+    logits = (step @ keys.transpose(-1, -2) * dim ** -0.5).masked_fill(~real[:, :, None, :], float("-inf"))
+    want = (logits.softmax(dim=-1) @ values).transpose(1, 2)
+    assert torch.allclose(got, want, atol=1e-5)
