@@ -178,6 +178,23 @@ def test_fastv_equals_running_the_later_layers_on_the_tokens_eager_attention_cho
     assert torch.allclose(got, want, atol=1e-4)
 
 
+def assert_decodes_like(model, processor, output, prefill_logits, cache, length: int, steps: int = 3) -> None:
+    """``generate``'s answers (``output``) equal greedy steps by hand over ``cache`` (a float cache cut to
+    the kept entries) from the prefill's logits, each row up to its first end of sequence."""
+    tokens, answer = prefill_logits[:, -1].argmax(-1, keepdim=True), []
+    with torch.inference_mode():
+        for step in range(steps):
+            answer.append(tokens)
+            logits = model(input_ids=tokens, cache=cache, position_ids=torch.full_like(tokens, length + step),
+                           use_cache=True).logits
+            tokens = logits[:, -1].argmax(-1, keepdim=True)
+    reference, generated = torch.cat(answer + [tokens], dim=1), output[:, length:]
+    for row in range(generated.shape[0]):   # generate pads after the end of sequence
+        stop = (generated[row] == processor.tokenizer.eos_token_id).nonzero()
+        end = int(stop[0]) + 1 if len(stop) else generated.shape[1]
+        assert generated[row, :end].tolist() == reference[row, :end].tolist()
+
+
 @pytest.mark.parametrize("text", ["evict-snapkv-b40-w4", "evict-h2o-b40-w4", "evict-streaming-b40",
                                   "evict-pyramidkv-b40-w4"])
 def test_eviction_keeps_what_eager_attention_says_and_decodes_like_a_cropped_float_cache(tiny, text):
@@ -209,22 +226,7 @@ def test_eviction_keeps_what_eager_attention_says_and_decodes_like_a_cropped_flo
         kv = reference.layers[index]
         gather = want[..., None].expand(-1, -1, -1, kv.keys.shape[-1])
         kv.keys, kv.values = kv.keys.gather(2, gather), kv.values.gather(2, gather)
-    tokens, mask = out.logits[:, -1].argmax(-1, keepdim=True), inputs["attention_mask"]
-    answer = [tokens]
-    with torch.inference_mode():
-        for step in range(3):
-            mask = torch.cat([mask, torch.ones_like(tokens)], dim=1)
-            positions = torch.full_like(tokens, length + step)
-            logits = model(input_ids=tokens, cache=reference, position_ids=positions, use_cache=True).logits
-            tokens = logits[:, -1].argmax(-1, keepdim=True)
-            answer.append(tokens)
-    generated = output[:, length:]
-    reference_tokens = torch.cat(answer, dim=1)
-    eos = processor.tokenizer.eos_token_id
-    for row in range(2):   # up to the first end of sequence (generate pads after it)
-        stop = (generated[row] == eos).nonzero()
-        end = int(stop[0]) + 1 if len(stop) else generated.shape[1]
-        assert generated[row, :end].tolist() == reference_tokens[row, :end].tolist(), text
+    assert_decodes_like(model, processor, output, out.logits, reference, length)
 
 
 def test_pruning_on_qwen2_vl_keeps_each_token_s_multimodal_rope_positions():
@@ -315,19 +317,7 @@ def test_adakv_keeps_what_eager_attention_says_and_with_equal_heads_decodes_like
                 source = reference.layers[index]
                 gather = layer.kept_positions[..., None].expand(-1, -1, -1, source.keys.shape[-1])
                 crop.update(source.keys.gather(2, gather), source.values.gather(2, gather), index)
-            tokens, answer = out.logits[:, -1].argmax(-1, keepdim=True), []
-            with torch.inference_mode():
-                for step in range(3):
-                    answer.append(tokens)
-                    logits = model(input_ids=tokens, cache=crop, position_ids=torch.full_like(tokens, length + step),
-                                   use_cache=True).logits
-                    tokens = logits[:, -1].argmax(-1, keepdim=True)
-            answer.append(tokens)
-            generated, eos = output[:, length:], processor.tokenizer.eos_token_id
-            for row in range(2):
-                stop = (generated[row] == eos).nonzero()
-                end = int(stop[0]) + 1 if len(stop) else generated.shape[1]
-                assert generated[row, :end].tolist() == torch.cat(answer, dim=1)[row, :end].tolist()
+            assert_decodes_like(model, processor, output, out.logits, crop, length)
 
 
 def test_eviction_and_pruning_run_through_the_generation_path_on_qwen2_vl_with_m_rope():
