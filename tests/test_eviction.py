@@ -12,6 +12,8 @@ from quant import KVQuantSpec, QuantizedKVCache
 from quant.eviction import (adakv_budgets, h2o_scores, keep_from_scores, pool, pyramid_budget, select_kept,
                             stable_top, streaming_keep, window_vote)
 from quant.token_spec import EvictSpec
+from pytest_lvlmbench.core.settings import Setting
+from tiny_models import closed_form_bytes
 
 
 # ---------------------------------------------------------------- specs
@@ -168,7 +170,7 @@ def config(layers=2, heads=4, kv_heads=2, head_dim=8):
 
 def prefill(cache, query, key, value, layer=0):
     cache.update(key, value, layer)
-    cache.select(layer, query, key, 8 ** -0.5)
+    cache.select(layer, query, key, key.shape[-1] ** -0.5)
 
 
 def test_the_cache_stores_the_kept_entries_quantized_and_counts_bytes_as_if_they_were_the_prompt():
@@ -190,6 +192,22 @@ def test_the_cache_stores_the_kept_entries_quantized_and_counts_bytes_as_if_they
         want, _ = plain.update(new, new, 0)
         assert torch.equal(got, want), kv
         assert cache.get_seq_length() == 9 and cache.decoded_tokens() == 1 and cache.kept_by_layer() == [8.0]
+
+
+@pytest.mark.parametrize("kv", ["kv4-uniform", "kv4-uniform-token", "kv2-group-g32-r128", "kv2-outlier-s2-lr4"])
+def test_evict_then_quantize_stores_the_closed_form_of_the_entries_kept(kv):
+    """kv + evict-snapkv-b25 on a 1,024-token fp16 prompt: each layer stores exactly what the KV spec's
+    closed form gives for the 256 entries kept (tests/test_kvcache.py's storage formula)."""
+    layers, heads, tokens, dim = 2, 4, 1024, 64
+    spec = KVQuantSpec.from_id(kv)
+    cache = QuantizedKVCache(spec, config(layers, heads, heads, dim), eviction=EvictSpec.from_id("evict-snapkv-b25"))
+    generator = torch.Generator().manual_seed(6)
+    for layer in range(layers):
+        query, key, value = (torch.randn(1, heads, tokens, dim, generator=generator).half() for _ in range(3))
+        prefill(cache, query, key, value, layer)
+    assert cache.kept_by_layer() == [256.0] * layers
+    assert cache.nbytes() == pytest.approx(closed_form_bytes(spec, layers, heads, 256, dim), rel=0.01)
+    assert Setting.from_id(f"{kv}+evict-snapkv-b25").id == f"{kv}+evict-snapkv-b25"   # the id round-trips
 
 
 def test_float_eviction_bytes_are_the_closed_form_of_the_entries_kept():

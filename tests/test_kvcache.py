@@ -7,7 +7,7 @@ from transformers import DynamicCache, LlamaForCausalLM
 
 from quant import KVQuantSpec
 from quant.kvcache import QuantizedKVCache, QuantizedKVLayer, compress
-from tiny_models import llama_config
+from tiny_models import closed_form_bytes, llama_config
 
 
 # ---------------------------------------------------------------- float64 references
@@ -195,28 +195,6 @@ def test_uniform_with_no_residual_compresses_every_decode_token_after_its_step()
 HEADS, HEAD_DIM, TOKENS, LAYERS = 8, 128, 4096, 8
 
 
-def closed_form_bytes(spec: KVQuantSpec) -> int:
-    """Bytes the spec must store for LAYERS x HEADS x TOKENS x HEAD_DIM keys and values, fp16."""
-    n = HEADS * TOKENS * HEAD_DIM
-    if spec.method == "group":
-        total = 0
-        for residual in (TOKENS % spec.residual_length, spec.residual_length):  # keys l mod R, values R
-            quantized = (TOKENS - residual) * HEADS * HEAD_DIM
-            total += quantized * spec.bits // 8 + 2 * 2 * quantized // spec.group_size
-            total += 2 * residual * HEADS * HEAD_DIM
-        return LAYERS * total
-    codes = n * spec.bits // 8
-    if spec.method == "uniform" and spec.granularity == "token":
-        return LAYERS * 2 * (codes + 2 * 2 * TOKENS)
-    if spec.method == "uniform" and spec.granularity == "headrow":
-        return LAYERS * 2 * (codes + 2 * 2 * HEADS * TOKENS)
-    per_stream = codes + 2 * 2
-    if spec.method == "outlier":
-        per_stream += 2 * int(n * spec.outlier_ratio / 2) * (2 + 4)  # fp16 value + int32 position
-        per_stream += spec.rank * (TOKENS + HEADS * HEAD_DIM) * 2
-    return LAYERS * 2 * per_stream
-
-
 STORAGE_SPECS = [f"kv{bits}-{method}" for bits in (2, 4, 8)
                  for method in ("uniform", "uniform-token", "uniform-headrow", "group-g32-r128", "outlier-s2", "outlier-s2-lr4")]
 
@@ -230,7 +208,7 @@ def test_cache_bytes_match_the_closed_form(spec_id):
     for layer in range(LAYERS):
         cache.update(x, x, layer)
     measured = cache.nbytes()
-    assert measured == pytest.approx(closed_form_bytes(spec), rel=0.01)
+    assert measured == pytest.approx(closed_form_bytes(spec, LAYERS, HEADS, TOKENS, HEAD_DIM), rel=0.01)
     fp16 = LAYERS * 2 * x.numel() * 2
     limit = {"kv4-group-g32-r128": 0.36, "kv2-group-g32-r128": 0.24}.get(spec.id)
     if limit is not None:

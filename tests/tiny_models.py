@@ -9,6 +9,28 @@ def llama_config(**overrides):
     return LlamaConfig(**{**settings, **overrides})
 
 
+def closed_form_bytes(spec, layers: int, heads: int, tokens: int, head_dim: int) -> int:
+    """Bytes a KV spec must store for ``layers x heads x tokens x head_dim`` fp16 keys and values."""
+    n = heads * tokens * head_dim
+    if spec.method == "group":
+        total = 0
+        for residual in (tokens % spec.residual_length, spec.residual_length):  # keys l mod R, values R
+            quantized = (tokens - residual) * heads * head_dim
+            total += quantized * spec.bits // 8 + 2 * 2 * quantized // spec.group_size
+            total += 2 * residual * heads * head_dim
+        return layers * total
+    codes = n * spec.bits // 8
+    if spec.method == "uniform" and spec.granularity == "token":
+        return layers * 2 * (codes + 2 * 2 * tokens)
+    if spec.method == "uniform" and spec.granularity == "headrow":
+        return layers * 2 * (codes + 2 * 2 * heads * tokens)
+    per_stream = codes + 2 * 2
+    if spec.method == "outlier":
+        per_stream += 2 * int(n * spec.outlier_ratio / 2) * (2 + 4)  # fp16 value + int32 position
+        per_stream += spec.rank * (tokens + heads * head_dim) * 2
+    return layers * 2 * per_stream
+
+
 def reference_step(query, layer, new_keys, new_values, mask, scaling):
     """A decode step by the dequantizing path: the whole history read back (Segment.dequantize_into,
     GEAR's parts included), then attention in float32."""
