@@ -164,17 +164,21 @@ def _generate(model, processor, inputs, kv_spec: KVQuantSpec, max_new_tokens: in
     cache = QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest, eviction=evict)
     cache.set_padding(inputs.get("attention_mask"))   # padded positions enter no compression statistic
     reference = DecodeClock() if clock is not None and (evict is not None or vtok is not None) else None
+
+    def undropped() -> None:   # the same batch without dropping: its prefill, timed beside the dropped one
+        reference.begin()
+        greedy(QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest), 1, reference)
+
+    first = reference is not None and clock.batches % 2 == 1   # which goes first alternates by batch
     with torch.inference_mode():
-        if reference is not None and clock.batches % 2:   # the same batch without dropping: its prefill, timed
-            reference.begin()                             # side by side (first on every other batch)
-            greedy(QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest), 1, reference)
+        if first:
+            undropped()
         if clock is not None:
             clock.begin()
         with _dropping(model, inputs, cache, evict, vtok, seeds or [0] * inputs["input_ids"].shape[0]):
             output = greedy(cache, max_new_tokens, clock)
-        if reference is not None and not clock.batches % 2:
-            reference.begin()
-            greedy(QuantizedKVCache(kv_spec, model.config, kv_layers, kv_rest), 1, reference)
+        if reference is not None and not first:
+            undropped()
     prompt = inputs["input_ids"].shape[1]
     if clock is not None:
         clock.end(cache.nbytes(), output.shape[0], [kept / prompt for kept in cache.kept_by_layer()],
