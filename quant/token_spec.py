@@ -28,7 +28,7 @@ Ids (options at their default are left out, so an id names one configuration):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 EVICT_METHODS = ("streaming", "h2o", "snapkv", "pyramidkv", "adakv")
@@ -89,8 +89,7 @@ class EvictSpec:
         _int_in("budget", self.budget, 1, 99)
         if self.kernel is None:
             object.__setattr__(self, "kernel", self.default_kernel(self.method))
-        for name, default in (("window", 32), ("sinks", 4), ("beta", 20), ("alpha", 20),
-                              ("kernel", self.default_kernel(self.method))):
+        for name, default in self.option_defaults(self.method).items():
             value = getattr(self, name)
             if name not in self.USES[self.method]:
                 if value != default:
@@ -103,7 +102,7 @@ class EvictSpec:
 
     @property
     def id(self) -> str:
-        defaults = {"window": 32, "kernel": self.default_kernel(self.method), "sinks": 4, "beta": 20, "alpha": 20}
+        defaults = self.option_defaults(self.method)
         options = "".join(f"-{self.OPTION_PREFIX[name]}{getattr(self, name)}" for name in self.USES[self.method]
                           if getattr(self, name) != defaults[name])
         return f"evict-{self.method}-b{self.budget}{options}"
@@ -124,6 +123,12 @@ class EvictSpec:
     def default_kernel(method: str) -> int | None:
         """The pooling kernel a method uses by default: SnapKV's 5 (avg), AdaKV's 7 (max); None unpooled."""
         return None if method not in POOLED else 7 if method == "adakv" else 5
+
+    @classmethod
+    def option_defaults(cls, method: str) -> dict[str, int | None]:
+        """Each option's default for ``method`` (the fields' defaults; the kernel by method)."""
+        values = {f.name: f.default for f in fields(cls) if f.name in cls.OPTION_PREFIX}
+        return {**values, "kernel": cls.default_kernel(method)}
 
     def keep_count(self, tokens: int) -> int:
         """Prompt entries kept of ``tokens``: ``tokens * budget // 100`` in integers (kvpress's
