@@ -31,14 +31,12 @@ import re
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
+from .spec import _bad
+
 EVICT_METHODS = ("streaming", "h2o", "snapkv", "pyramidkv", "adakv")
 VTOK_METHODS = ("fastv", "random", "pool", "visionzip")
 WINDOWED = ("h2o", "snapkv", "pyramidkv", "adakv")   # keep the last w prompt tokens
 POOLED = ("snapkv", "pyramidkv", "adakv")             # pool the window's vote along tokens
-
-
-def _bad(field: str, value: object, allowed: str) -> ValueError:
-    return ValueError(f"invalid {field}={value!r}: {allowed}")
 
 
 def _int_in(name: str, value: object, low: int, high: int | None = None) -> int:
